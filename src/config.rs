@@ -1,0 +1,265 @@
+//! Ring geometry and creation options.
+
+use crate::error::Error;
+use crate::layout::{self, Ident, Kind};
+
+/// How to create a ring: its size, largest frame, and file mode.
+///
+/// ```
+/// use mmring::Config;
+/// let cfg = Config::new(1 << 16).max_frame(1024).mode(0o640);
+/// assert_eq!(cfg.capacity(), 65536);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Config {
+    capacity: u64,
+    max_frame: Option<u64>,
+    mode: u32,
+}
+
+impl Config {
+    /// A framed ring whose data area holds `capacity_bytes` bytes (a power of
+    /// two, at least 64). Frame headers and padding count against it, so a
+    /// ring of `n` bytes holds `n / 16` empty frames or one frame of about
+    /// `n / 2`. The file or memfd is `4096 + capacity_bytes` long.
+    pub const fn new(capacity_bytes: u64) -> Config {
+        Config {
+            capacity: capacity_bytes,
+            max_frame: None,
+            mode: 0o600,
+        }
+    }
+
+    /// Limits frames to `bytes` of payload. The default and the upper bound
+    /// is `capacity / 2 - 8`, which guarantees that a frame of the maximum
+    /// size always fits once the ring has drained.
+    pub const fn max_frame(mut self, bytes: u64) -> Config {
+        self.max_frame = Some(bytes);
+        self
+    }
+
+    /// Permission bits for a created file (default `0o600`: owner only).
+    /// Ignored for anonymous rings.
+    pub const fn mode(mut self, mode: u32) -> Config {
+        self.mode = mode;
+        self
+    }
+
+    /// The data area size.
+    pub const fn capacity(&self) -> u64 {
+        self.capacity
+    }
+
+    /// The file mode used at creation.
+    pub const fn file_mode(&self) -> u32 {
+        self.mode
+    }
+
+    /// The identity block this configuration creates, after range checks.
+    pub(crate) fn ident(&self, kind: Kind) -> Result<Ident, Error> {
+        let cap = self.capacity;
+        if !cap.is_power_of_two() || !(layout::MIN_CAPACITY..=layout::MAX_CAPACITY).contains(&cap)
+        {
+            return Err(Error::InvalidConfig(
+                "capacity must be a power of two between 64 bytes and 64 GiB",
+            ));
+        }
+        let limit = layout::default_max_frame(cap);
+        let max_frame = self.max_frame.unwrap_or(limit);
+        if max_frame > limit {
+            return Err(Error::InvalidConfig(
+                "max_frame must be at most capacity / 2 - 8",
+            ));
+        }
+        if self.mode & !0o7777 != 0 {
+            return Err(Error::InvalidConfig("mode has bits outside 0o7777"));
+        }
+        Ok(Ident {
+            magic: layout::MAGIC,
+            version: layout::LAYOUT_VERSION,
+            kind: kind as u32,
+            flags: layout::NATIVE_FLAGS,
+            data_offset: layout::DATA_OFFSET as u32,
+            capacity: cap,
+            max_frame,
+            slot_size: 0,
+            reserved: [0; 2],
+        })
+    }
+}
+
+/// A validated, process-local copy of a ring's geometry. Taken once when the
+/// ring is opened; never re-read from shared memory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Geometry {
+    pub kind: Kind,
+    pub capacity: u64,
+    pub max_frame: u64,
+}
+
+impl Geometry {
+    /// Bytes the file or memfd must have.
+    pub fn file_len(&self) -> u64 {
+        layout::DATA_OFFSET + self.capacity
+    }
+
+    /// Validates an identity block read from a file, in the order that gives
+    /// the most specific error first.
+    pub fn from_ident(id: &Ident, expected: Kind) -> Result<Geometry, Error> {
+        if id.magic != layout::MAGIC {
+            return Err(Error::BadMagic { found: id.magic });
+        }
+        if id.version != layout::LAYOUT_VERSION {
+            return Err(Error::UnsupportedVersion {
+                found: id.version,
+                supported: layout::LAYOUT_VERSION,
+            });
+        }
+        if id.flags != layout::NATIVE_FLAGS {
+            return Err(Error::ForeignPlatform {
+                found: id.flags,
+                expected: layout::NATIVE_FLAGS,
+            });
+        }
+        match Kind::from_raw(id.kind) {
+            Some(k) if k == expected => {}
+            Some(k) => {
+                return Err(Error::WrongKind {
+                    found: crate::error::KindName::Known(k),
+                    expected,
+                });
+            }
+            None => {
+                return Err(Error::WrongKind {
+                    found: crate::error::KindName::Unknown(id.kind),
+                    expected,
+                });
+            }
+        }
+        if u64::from(id.data_offset) != layout::DATA_OFFSET {
+            return Err(Error::BadGeometry {
+                what: "data offset",
+                value: id.data_offset.into(),
+            });
+        }
+        let cap = id.capacity;
+        if !cap.is_power_of_two() || !(layout::MIN_CAPACITY..=layout::MAX_CAPACITY).contains(&cap)
+        {
+            return Err(Error::BadGeometry {
+                what: "capacity",
+                value: cap,
+            });
+        }
+        if id.max_frame > layout::default_max_frame(cap) {
+            return Err(Error::BadGeometry {
+                what: "max frame",
+                value: id.max_frame,
+            });
+        }
+        if id.slot_size != 0 {
+            return Err(Error::BadGeometry {
+                what: "slot size",
+                value: id.slot_size,
+            });
+        }
+        Ok(Geometry {
+            kind: expected,
+            capacity: cap,
+            max_frame: id.max_frame,
+        })
+    }
+
+    /// Checks that an existing ring matches what `open_or_create` asked for.
+    pub fn matches(&self, requested: &Ident) -> Result<(), Error> {
+        for (what, existing, requested) in [
+            ("capacity", self.capacity, requested.capacity),
+            ("max frame", self.max_frame, requested.max_frame),
+        ] {
+            if existing != requested {
+                return Err(Error::GeometryMismatch {
+                    what,
+                    existing,
+                    requested,
+                });
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn config_bounds() {
+        assert!(Config::new(64).ident(Kind::Spsc).is_ok());
+        assert!(Config::new(1 << 36).ident(Kind::Spsc).is_ok());
+        for bad in [0, 32, 100, 1 << 37] {
+            assert!(matches!(
+                Config::new(bad).ident(Kind::Spsc),
+                Err(Error::InvalidConfig(_))
+            ));
+        }
+        assert!(Config::new(64).max_frame(24).ident(Kind::Spsc).is_ok());
+        assert!(matches!(
+            Config::new(64).max_frame(25).ident(Kind::Spsc),
+            Err(Error::InvalidConfig(_))
+        ));
+        assert!(matches!(
+            Config::new(64).mode(0o10000).ident(Kind::Spsc),
+            Err(Error::InvalidConfig(_))
+        ));
+    }
+
+    #[test]
+    fn ident_validation_order() {
+        let good = Config::new(4096).ident(Kind::Spsc).unwrap();
+        assert!(Geometry::from_ident(&good, Kind::Spsc).is_ok());
+
+        let mut id = good;
+        id.magic[0] = b'X';
+        id.version = 99;
+        assert!(matches!(
+            Geometry::from_ident(&id, Kind::Spsc),
+            Err(Error::BadMagic { .. })
+        ));
+        let mut id = good;
+        id.version = 2;
+        assert!(matches!(
+            Geometry::from_ident(&id, Kind::Spsc),
+            Err(Error::UnsupportedVersion {
+                found: 2,
+                supported: 1
+            })
+        ));
+        let mut id = good;
+        id.flags ^= layout::FLAG_LITTLE_ENDIAN;
+        assert!(matches!(
+            Geometry::from_ident(&id, Kind::Spsc),
+            Err(Error::ForeignPlatform { .. })
+        ));
+        assert!(matches!(
+            Geometry::from_ident(&good, Kind::Mpmc),
+            Err(Error::WrongKind { .. })
+        ));
+        let mut id = good;
+        id.capacity = 4095;
+        assert!(matches!(
+            Geometry::from_ident(&id, Kind::Spsc),
+            Err(Error::BadGeometry {
+                what: "capacity",
+                ..
+            })
+        ));
+        let mut id = good;
+        id.max_frame = 4096;
+        assert!(matches!(
+            Geometry::from_ident(&id, Kind::Spsc),
+            Err(Error::BadGeometry {
+                what: "max frame",
+                ..
+            })
+        ));
+    }
+}

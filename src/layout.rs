@@ -1,0 +1,447 @@
+//! The shared-memory ABI: the header at offset 0 of every mapping and the
+//! frame word that starts every record in the data area.
+//!
+//! Everything another process (or another language) needs to read a ring is
+//! fixed here, byte by byte, and frozen with compile-time offset asserts.
+//! `docs/FORMAT.md` describes the same layout in prose. Only fixed-width
+//! integers appear; no `usize`, no pointers.
+//!
+//! ```text
+//! offset  size  block 0: identity (written once by the creator)
+//!      0     8  magic            b"MMRING\0\x01"
+//!      8     4  version          LAYOUT_VERSION
+//!     12     4  kind             1 = spsc, 2 = mpsc, 3 = mpmc
+//!     16     4  flags            FLAG_LITTLE_ENDIAN | FLAG_64BIT (must equal ours)
+//!     20     4  data_offset      DATA_OFFSET (4096)
+//!     24     8  capacity         data area bytes, a power of two
+//!     32     8  max_frame        largest payload in bytes
+//!     40     8  slot_size        0 for framed rings (reserved for mpmc)
+//!     48    16  reserved         zero
+//!     64     4  init             INIT_READY once the header is complete
+//!     68     4  creator_pid      diagnostics only
+//!     72    56  reserved         zero
+//!         block 1: consumer side (128-byte aligned)
+//!    128     8  head             bytes released by the consumer (free-running)
+//!    136     4  space_futex      bumped by the consumer to wake producers
+//!    140     4  space_waiters    producers asleep on space_futex
+//!         block 2: producer side (128-byte aligned)
+//!    256     8  tail             bytes committed by the producer (free-running)
+//!    264     4  data_futex       bumped by the producer to wake consumers
+//!    268     4  data_waiters     consumers asleep on data_futex
+//!         block 3: role records (diagnostics; liveness lives in OFD locks)
+//!    384    16  roles[0]         producer: pid, attaches, reserved
+//!    400    16  roles[1]         consumer: pid, attaches, reserved
+//!    416    96  reserved         zero
+//!    512        end of header; the data area starts at DATA_OFFSET (4096)
+//! ```
+
+use std::sync::atomic::{AtomicU32, AtomicU64};
+
+use bytemuck::{Pod, Zeroable};
+
+/// The eight bytes every mmring file starts with.
+pub const MAGIC: [u8; 8] = *b"MMRING\0\x01";
+
+/// Version of the layout described in this module. Bumped on any change to
+/// the header or the frame format; older or newer files are refused.
+pub const LAYOUT_VERSION: u32 = 1;
+
+/// Value of the `init` word once the creator has written the whole header.
+/// It is stored last, with Release, so a reader that sees it sees the rest.
+pub const INIT_READY: u32 = 0x5944_5952; // "RYDY" little-endian
+
+/// Header flag: the creator is little-endian.
+pub const FLAG_LITTLE_ENDIAN: u32 = 1 << 0;
+/// Header flag: the creator uses 64-bit words (all cursors are `u64`
+/// regardless; the flag records the writer for diagnostics and refusal).
+pub const FLAG_64BIT: u32 = 1 << 1;
+
+/// The flags this build writes and accepts.
+pub const NATIVE_FLAGS: u32 = (if cfg!(target_endian = "little") {
+    FLAG_LITTLE_ENDIAN
+} else {
+    0
+}) | (if cfg!(target_pointer_width = "64") {
+    FLAG_64BIT
+} else {
+    0
+});
+
+/// Size of the header structure in bytes.
+pub const HEADER_LEN: u64 = 512;
+
+/// Byte offset of the data area from the start of the mapping. One page, so
+/// the data area is page-aligned and every 8-byte offset inside it is
+/// 8-byte aligned in memory.
+pub const DATA_OFFSET: u64 = 4096;
+
+/// Smallest data area a ring may have.
+pub const MIN_CAPACITY: u64 = 64;
+
+/// Largest data area a ring may have (64 GiB).
+pub const MAX_CAPACITY: u64 = 1 << 36;
+
+/// Frame payloads are padded so every frame starts 8-byte aligned.
+pub const FRAME_ALIGN: u64 = 8;
+
+/// Size of the frame word that precedes every payload.
+pub const FRAME_HEADER: u64 = 8;
+
+/// Largest payload a frame word can describe (the length field is 31 bits).
+pub const MAX_FRAME_LIMIT: u64 = (1 << 31) - 1;
+
+/// Which flavour of ring a file holds. A file of one kind is refused when
+/// opened as another.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[repr(u32)]
+pub enum Kind {
+    /// One producer, one consumer, variable-length frames.
+    Spsc = 1,
+    /// Many producers, one consumer, variable-length frames.
+    Mpsc = 2,
+    /// Many producers, many consumers, fixed slots.
+    Mpmc = 3,
+}
+
+impl Kind {
+    /// Decodes the header's `kind` field.
+    pub fn from_raw(raw: u32) -> Option<Kind> {
+        match raw {
+            1 => Some(Kind::Spsc),
+            2 => Some(Kind::Mpsc),
+            3 => Some(Kind::Mpmc),
+            _ => None,
+        }
+    }
+
+    /// Lower-case name, as used in messages and the CLI.
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::Spsc => "spsc",
+            Kind::Mpsc => "mpsc",
+            Kind::Mpmc => "mpmc",
+        }
+    }
+}
+
+impl std::fmt::Display for Kind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// Block 0's immutable part: written once by the creator before `init`
+/// becomes [`INIT_READY`], then only ever read, and read as a volatile copy so
+/// that later writes by a misbehaving peer cannot change what we validated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Pod, Zeroable)]
+#[repr(C)]
+pub struct Ident {
+    /// [`MAGIC`].
+    pub magic: [u8; 8],
+    /// [`LAYOUT_VERSION`].
+    pub version: u32,
+    /// [`Kind`] as `u32`.
+    pub kind: u32,
+    /// [`NATIVE_FLAGS`] of the creator.
+    pub flags: u32,
+    /// [`DATA_OFFSET`].
+    pub data_offset: u32,
+    /// Bytes in the data area; a power of two.
+    pub capacity: u64,
+    /// Largest payload in bytes.
+    pub max_frame: u64,
+    /// Slot size for slot rings; 0 for framed rings.
+    pub slot_size: u64,
+    /// Zero.
+    pub reserved: [u64; 2],
+}
+
+/// Block 0 as laid out in memory: the identity, then the init-state word.
+#[repr(C, align(128))]
+pub struct IdentBlock {
+    /// The immutable identity.
+    pub ident: Ident,
+    /// Init-state word. Truth table:
+    ///
+    /// | value         | meaning                                          |
+    /// |---------------|--------------------------------------------------|
+    /// | `0`           | header not (fully) written: the file is refused  |
+    /// | `INIT_READY`  | every other header field is valid                |
+    /// | anything else | corrupt: the file is refused                     |
+    pub init: AtomicU32,
+    /// Pid of the process that created the ring (diagnostics only).
+    pub creator_pid: AtomicU32,
+}
+
+/// Block 1: written by the consumer.
+#[repr(C, align(128))]
+pub struct ConsumerBlock {
+    /// Free-running count of bytes the consumer has released. Only the
+    /// consumer writes it; `head <= tail <= head + capacity` always.
+    pub head: AtomicU64,
+    /// Futex word producers sleep on while the ring is full. The consumer
+    /// adds one to it (and wakes) after releasing space when
+    /// `space_waiters != 0`, and whenever the consumer role detaches.
+    pub space_futex: AtomicU32,
+    /// Number of producers between "about to sleep" and "awake" on
+    /// `space_futex`.
+    pub space_waiters: AtomicU32,
+}
+
+/// Block 2: written by the producer.
+#[repr(C, align(128))]
+pub struct ProducerBlock {
+    /// Free-running count of bytes the producer has committed. Only the
+    /// producer writes it.
+    pub tail: AtomicU64,
+    /// Futex word consumers sleep on while the ring is empty. The producer
+    /// adds one to it (and wakes) after committing when `data_waiters != 0`,
+    /// and whenever the producer role attaches or detaches.
+    pub data_futex: AtomicU32,
+    /// Number of consumers between "about to sleep" and "awake" on
+    /// `data_futex`.
+    pub data_waiters: AtomicU32,
+}
+
+/// One attachment record. Liveness is *not* read from here (a pid can be
+/// reused); it comes from an OFD lock on the record's first byte, which the
+/// kernel drops when the holder dies. See `roles.rs`.
+#[repr(C)]
+pub struct RoleRecord {
+    /// Pid of the current holder, 0 when detached cleanly. A holder killed
+    /// with SIGKILL leaves its pid here; the lock tells it is gone.
+    pub pid: AtomicU32,
+    /// Number of times this role has been claimed since the ring was created.
+    pub attaches: AtomicU32,
+    /// Zero.
+    pub reserved: AtomicU64,
+}
+
+/// Block 3: role records.
+#[repr(C, align(128))]
+pub struct RoleBlock {
+    /// `[producer, consumer]`.
+    pub roles: [RoleRecord; 2],
+}
+
+/// The whole header. Lives at offset 0 of the mapping; never constructed as
+/// a Rust value, only viewed through a pointer into shared memory.
+#[repr(C)]
+pub struct Header {
+    /// Block 0.
+    pub id: IdentBlock,
+    /// Block 1.
+    pub consumer: ConsumerBlock,
+    /// Block 2.
+    pub producer: ProducerBlock,
+    /// Block 3.
+    pub roles: RoleBlock,
+}
+
+// The frozen layout. Changing any of these is a LAYOUT_VERSION bump.
+const _: () = {
+    use std::mem::{align_of, offset_of, size_of};
+    assert!(size_of::<Ident>() == 64);
+    assert!(offset_of!(Ident, version) == 8);
+    assert!(offset_of!(Ident, kind) == 12);
+    assert!(offset_of!(Ident, flags) == 16);
+    assert!(offset_of!(Ident, data_offset) == 20);
+    assert!(offset_of!(Ident, capacity) == 24);
+    assert!(offset_of!(Ident, max_frame) == 32);
+    assert!(offset_of!(Ident, slot_size) == 40);
+    assert!(offset_of!(IdentBlock, init) == 64);
+    assert!(offset_of!(IdentBlock, creator_pid) == 68);
+    assert!(offset_of!(Header, consumer) == 128);
+    assert!(offset_of!(Header, consumer) + offset_of!(ConsumerBlock, space_futex) == 136);
+    assert!(offset_of!(Header, consumer) + offset_of!(ConsumerBlock, space_waiters) == 140);
+    assert!(offset_of!(Header, producer) == 256);
+    assert!(offset_of!(Header, producer) + offset_of!(ProducerBlock, data_futex) == 264);
+    assert!(offset_of!(Header, producer) + offset_of!(ProducerBlock, data_waiters) == 268);
+    assert!(offset_of!(Header, roles) == 384);
+    assert!(size_of::<RoleRecord>() == 16);
+    assert!(size_of::<Header>() as u64 == HEADER_LEN);
+    assert!(align_of::<Header>() == 128);
+    assert!(HEADER_LEN <= DATA_OFFSET);
+    assert!(DATA_OFFSET % 4096 == 0);
+};
+
+/// Index of a role record in [`RoleBlock::roles`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Role {
+    /// The writing side.
+    Producer,
+    /// The reading side.
+    Consumer,
+}
+
+impl Role {
+    /// Position in the role block.
+    pub fn index(self) -> usize {
+        match self {
+            Role::Producer => 0,
+            Role::Consumer => 1,
+        }
+    }
+
+    /// File offset of the byte whose OFD lock marks this role as held: the
+    /// first byte of its role record.
+    pub fn lock_offset(self) -> u64 {
+        std::mem::offset_of!(Header, roles) as u64
+            + (self.index() * std::mem::size_of::<RoleRecord>()) as u64
+    }
+
+    /// Lower-case name for messages.
+    pub fn name(self) -> &'static str {
+        match self {
+            Role::Producer => "producer",
+            Role::Consumer => "consumer",
+        }
+    }
+}
+
+impl std::fmt::Display for Role {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// Rounds `n` up to the next multiple of [`FRAME_ALIGN`].
+#[inline]
+pub const fn align_up(n: u64) -> u64 {
+    (n + (FRAME_ALIGN - 1)) & !(FRAME_ALIGN - 1)
+}
+
+/// Bytes a frame with `len` payload bytes occupies in the data area.
+#[inline]
+pub const fn frame_size(len: u64) -> u64 {
+    FRAME_HEADER + align_up(len)
+}
+
+/// The largest payload a framed ring of `capacity` bytes can carry.
+///
+/// A frame never wraps: when it does not fit before the end of the data area
+/// the producer writes a padding record and starts again at offset 0. With
+/// frames of at most half the capacity, an empty ring always has room for
+/// the largest frame on one side or the other of its current position.
+#[inline]
+pub const fn default_max_frame(capacity: u64) -> u64 {
+    let half = capacity / 2 - FRAME_HEADER;
+    if half > MAX_FRAME_LIMIT {
+        MAX_FRAME_LIMIT
+    } else {
+        half
+    }
+}
+
+/// The frame word: the 8 bytes in front of every record, read and written as
+/// one `u64`.
+///
+/// | bits   | data frame          | padding record     | not yet written |
+/// |--------|---------------------|--------------------|-----------------|
+/// | 0..32  | payload length `n`  | `0xFFFF_FFFF`      | 0               |
+/// | 32..64 | `!n` (bit 63 set)   | `PAD_CHECK`        | 0               |
+///
+/// The check half makes a tampered length detectable, and no valid word is
+/// zero, so an MPSC consumer can tell "not published yet" from any frame.
+/// Lengths are below 2^31, so `!n` always has bit 31 set.
+pub mod frame_word {
+    /// High half of a padding record.
+    pub const PAD_CHECK: u32 = 0x2144_4150; // "PAD!" little-endian
+    /// A padding record: the rest of the data area up to its end is unused.
+    pub const PAD: u64 = ((PAD_CHECK as u64) << 32) | 0xFFFF_FFFF;
+
+    /// Encodes a data frame of `len` payload bytes (`len` < 2^31).
+    #[inline]
+    pub const fn data(len: u32) -> u64 {
+        ((!len as u64) << 32) | len as u64
+    }
+
+    /// What a frame word says.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub enum Decoded {
+        /// A data frame with this payload length.
+        Data(u32),
+        /// A padding record.
+        Pad,
+        /// Zero: nothing written yet.
+        Empty,
+        /// Anything else.
+        Invalid,
+    }
+
+    /// Decodes a frame word. Never trusts it: an unknown pattern is `Invalid`.
+    #[inline]
+    pub const fn decode(word: u64) -> Decoded {
+        let len = word as u32;
+        let check = (word >> 32) as u32;
+        if word == PAD {
+            Decoded::Pad
+        } else if word == 0 {
+            Decoded::Empty
+        } else if check == !len && len < (1 << 31) {
+            Decoded::Data(len)
+        } else {
+            Decoded::Invalid
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::frame_word::{self, Decoded};
+    use super::*;
+
+    #[test]
+    fn frame_math() {
+        assert_eq!(align_up(0), 0);
+        assert_eq!(align_up(1), 8);
+        assert_eq!(align_up(8), 8);
+        assert_eq!(align_up(9), 16);
+        assert_eq!(frame_size(0), 8);
+        assert_eq!(frame_size(5), 16);
+        assert_eq!(frame_size(16), 24);
+        assert_eq!(default_max_frame(64), 24);
+        assert_eq!(default_max_frame(1 << 20), (1 << 19) - 8);
+        assert_eq!(default_max_frame(MAX_CAPACITY), MAX_FRAME_LIMIT);
+    }
+
+    #[test]
+    fn largest_frame_fits_an_empty_ring_at_any_position() {
+        for cap in [64u64, 128, 4096] {
+            let max = frame_size(default_max_frame(cap));
+            for pos in (0..cap).step_by(8) {
+                let contiguous = cap - pos;
+                assert!(contiguous >= max || pos >= max, "cap {cap} pos {pos}");
+            }
+        }
+    }
+
+    #[test]
+    fn frame_words_round_trip_and_reject_tampering() {
+        for len in [0u32, 1, 7, 8, 4096, (1 << 31) - 1] {
+            assert_eq!(frame_word::decode(frame_word::data(len)), Decoded::Data(len));
+            // A length changed without its check is refused.
+            let tampered = frame_word::data(len) ^ 1;
+            assert_eq!(frame_word::decode(tampered), Decoded::Invalid);
+        }
+        assert_eq!(frame_word::decode(frame_word::PAD), Decoded::Pad);
+        assert_eq!(frame_word::decode(0), Decoded::Empty);
+        assert_eq!(frame_word::decode(u64::MAX), Decoded::Invalid);
+        assert_eq!(frame_word::decode(1 << 31), Decoded::Invalid);
+    }
+
+    #[test]
+    fn role_lock_bytes_are_their_records() {
+        assert_eq!(Role::Producer.lock_offset(), 384);
+        assert_eq!(Role::Consumer.lock_offset(), 400);
+    }
+
+    #[test]
+    fn kinds_round_trip() {
+        for k in [Kind::Spsc, Kind::Mpsc, Kind::Mpmc] {
+            assert_eq!(Kind::from_raw(k as u32), Some(k));
+        }
+        assert_eq!(Kind::from_raw(0), None);
+        assert_eq!(Kind::from_raw(4), None);
+    }
+}

@@ -1,0 +1,75 @@
+//! Lock-free inter-process ring buffers over shared memory.
+//!
+//! mmring moves frames between processes on one machine at memory speed:
+//! a producer writes a frame straight into a shared mapping, a consumer
+//! reads it in place, and neither copies through the kernel, takes a lock,
+//! or sleeps on a timer. Blocking calls sleep on a futex and are woken by
+//! the other side; a dead peer is noticed instead of waited on forever.
+//!
+//! ```
+//! use mmring::{Config, spsc};
+//! # fn main() -> Result<(), mmring::Error> {
+//! let ring = spsc::Ring::anonymous(Config::new(1 << 16))?;
+//! let mut tx = ring.producer()?;
+//! let mut rx = ring.consumer()?;
+//!
+//! let writer = std::thread::spawn(move || -> Result<(), mmring::SendError> {
+//!     for i in 0..100u64 {
+//!         let mut g = tx.reserve(8)?;          // zero-copy: write in place
+//!         g.copy_from_slice(&i.to_le_bytes());
+//!         g.commit();
+//!     }
+//!     Ok(())
+//! });
+//! for i in 0..100u64 {
+//!     let frame = rx.recv()?;                  // zero-copy: read in place
+//!     assert_eq!(frame.as_pod::<u64>(), Ok(&i));
+//! }                                            // dropping a frame releases it
+//! writer.join().unwrap()?;
+//! # Ok(()) }
+//! ```
+//!
+//! # Flavours
+//!
+//! * [`spsc`]: one producer, one consumer, variable-length frames.
+//!
+//! # Memory
+//!
+//! A ring is a header (magic, version, geometry, cursors, futex words, role
+//! records; see `docs/FORMAT.md`) followed by a power-of-two data area. It
+//! lives in a named file (any path; `/dev/shm/...` keeps it in RAM) or in an
+//! anonymous memfd shared across `fork` or passed as an fd.
+//!
+//! # Trust
+//!
+//! Peers are expected to be cooperating processes, but nothing read from
+//! the mapping is trusted for memory safety: every cursor and frame length
+//! is range-checked, and an inconsistency is reported as
+//! [`Corruption`], never a panic or an out-of-bounds access.
+//!
+//! # Platform
+//!
+//! Linux (futex, memfd, open-file-description locks).
+
+#![deny(unsafe_op_in_unsafe_fn, missing_docs, missing_debug_implementations)]
+#![warn(
+    clippy::undocumented_unsafe_blocks,
+    clippy::unnecessary_safety_comment,
+    clippy::multiple_unsafe_ops_per_block
+)]
+
+#[cfg(not(target_os = "linux"))]
+compile_error!("mmring currently supports Linux only (futex, memfd and OFD locks)");
+
+mod config;
+mod error;
+mod layout;
+mod region;
+mod ring;
+mod roles;
+pub mod spsc;
+mod wait;
+
+pub use config::Config;
+pub use error::{Corruption, Error, KindName, RecvError, SendError};
+pub use layout::{Kind, Role};

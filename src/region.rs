@@ -1,0 +1,364 @@
+//! Where a ring's memory comes from: a named file or a memfd, mapped
+//! `MAP_SHARED`. The only module that creates, sizes or maps files.
+//!
+//! A [`Region`] hands out raw pointers to the header and the data area and
+//! never a reference to shared memory, because another process may write
+//! any byte of it at any time.
+//!
+//! # Creation is atomic
+//!
+//! A named ring is built completely in an unnamed file (`O_TMPFILE`) in the
+//! target directory, then linked to its name with `linkat`, which fails if
+//! the name exists. No process can ever open a half-written ring under its
+//! name, and of many processes racing in `open_or_create` exactly one link
+//! succeeds; the others open the winner's file. Where `O_TMPFILE` is not
+//! supported the same is done with a uniquely named temporary file that is
+//! hard-linked, then unlinked.
+
+use std::fs::{File, OpenOptions};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+use std::ptr::NonNull;
+use std::sync::atomic::Ordering;
+
+use memmap2::{MmapOptions, MmapRaw};
+
+use crate::config::{Config, Geometry};
+use crate::error::Error;
+use crate::layout::{self, Header, Ident, Kind};
+
+/// A mapped ring: the file (or memfd) and a shared mapping of its first
+/// `DATA_OFFSET + capacity` bytes.
+#[derive(Debug)]
+pub(crate) struct Region {
+    map: MmapRaw,
+    file: File,
+    geo: Geometry,
+    path: Option<PathBuf>,
+}
+
+// SAFETY: a Region owns an fd and a MAP_SHARED mapping; neither is tied to a
+// thread. All access to the mapped bytes goes through atomics or through
+// raw-pointer copies whose ranges the ring protocol hands to one side at a
+// time, so sharing the Region between threads adds nothing that sharing it
+// between processes does not already require.
+unsafe impl Send for Region {}
+// SAFETY: as above; `&Region` only exposes raw pointers and the fd.
+unsafe impl Sync for Region {}
+
+impl Region {
+    /// Creates a new named ring; fails with `AlreadyExists` if `path` exists.
+    pub fn create(path: &Path, cfg: &Config, kind: Kind) -> Result<Region, Error> {
+        let ident = cfg.ident(kind)?;
+        let geo = Geometry::from_ident(&ident, kind)?;
+        let dir = match path.parent() {
+            Some(d) if !d.as_os_str().is_empty() => d,
+            _ => Path::new("."),
+        };
+        match OpenOptions::new()
+            .read(true)
+            .write(true)
+            .mode(cfg.file_mode())
+            .custom_flags(libc::O_TMPFILE | libc::O_CLOEXEC)
+            .open(dir)
+        {
+            Ok(file) => {
+                let region = Region::initialise(file, ident, geo, Some(path.to_owned()))?;
+                let proc_path = format!("/proc/self/fd/{}", region.file.as_raw_fd());
+                rustix::fs::linkat(
+                    rustix::fs::CWD,
+                    proc_path.as_str(),
+                    rustix::fs::CWD,
+                    path,
+                    rustix::fs::AtFlags::SYMLINK_FOLLOW,
+                )
+                .map_err(Error::errno("link the new ring into place"))?;
+                Ok(region)
+            }
+            Err(e)
+                if matches!(
+                    e.raw_os_error(),
+                    Some(libc::EOPNOTSUPP) | Some(libc::EISDIR) | Some(libc::EINVAL)
+                ) =>
+            {
+                Region::create_via_temp_name(path, dir, cfg, ident, geo)
+            }
+            Err(e) => Err(Error::Io {
+                op: "create the ring file",
+                source: e,
+            }),
+        }
+    }
+
+    /// Fallback for file systems without `O_TMPFILE`.
+    fn create_via_temp_name(
+        path: &Path,
+        dir: &Path,
+        cfg: &Config,
+        ident: Ident,
+        geo: Geometry,
+    ) -> Result<Region, Error> {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.subsec_nanos())
+            .unwrap_or(0);
+        let name = path.file_name().map(|n| n.to_string_lossy()).unwrap_or_default();
+        let tmp = dir.join(format!(".{name}.mmring-{}-{nanos}", std::process::id()));
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .mode(cfg.file_mode())
+            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+            .open(&tmp)
+            .map_err(Error::io("create a temporary ring file"))?;
+        let result = Region::initialise(file, ident, geo, Some(path.to_owned())).and_then(|r| {
+            std::fs::hard_link(&tmp, path).map_err(Error::io("link the new ring into place"))?;
+            Ok(r)
+        });
+        let _ = std::fs::remove_file(&tmp);
+        result
+    }
+
+    /// Opens an existing named ring of `kind`.
+    pub fn open(path: &Path, kind: Kind) -> Result<Region, Error> {
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .custom_flags(libc::O_CLOEXEC | libc::O_NOCTTY | libc::O_NONBLOCK)
+            .open(path)
+            .map_err(Error::io("open the ring file"))?;
+        Region::attach(file, kind, Some(path.to_owned()))
+    }
+
+    /// Opens `path` if it exists, else creates it; when it exists its
+    /// geometry must equal `cfg`'s.
+    pub fn open_or_create(path: &Path, cfg: &Config, kind: Kind) -> Result<Region, Error> {
+        let ident = cfg.ident(kind)?;
+        // Each round either opens, creates, or observes that a concurrent
+        // creator won the link (then the next open succeeds). A file that is
+        // deleted between our failed create and our open makes us go round
+        // again; a bounded number of rounds turns a pathological churn into
+        // the last error rather than a hang.
+        let mut last = None;
+        for _ in 0..16 {
+            match Region::open(path, kind) {
+                Ok(r) => {
+                    r.geo.matches(&ident)?;
+                    return Ok(r);
+                }
+                Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(e),
+            }
+            match Region::create(path, cfg, kind) {
+                Ok(r) => return Ok(r),
+                Err(Error::Io { source, op })
+                    if source.kind() == std::io::ErrorKind::AlreadyExists =>
+                {
+                    last = Some(Error::Io { source, op });
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Err(last.unwrap_or(Error::InvalidConfig("open_or_create did not converge")))
+    }
+
+    /// Creates an anonymous ring in a memfd, sealed against resizing.
+    pub fn anonymous(cfg: &Config, kind: Kind) -> Result<Region, Error> {
+        use rustix::fs::{MemfdFlags, SealFlags};
+        let ident = cfg.ident(kind)?;
+        let geo = Geometry::from_ident(&ident, kind)?;
+        let fd = rustix::fs::memfd_create("mmring", MemfdFlags::CLOEXEC | MemfdFlags::ALLOW_SEALING)
+            .map_err(Error::errno("create a memfd"))?;
+        let region = Region::initialise(File::from(fd), ident, geo, None)?;
+        // A peer holding the fd cannot shrink it under our mapping (which
+        // would turn our next access into SIGBUS), nor grow it.
+        rustix::fs::fcntl_add_seals(
+            &region.file,
+            SealFlags::SHRINK | SealFlags::GROW | SealFlags::SEAL,
+        )
+        .map_err(Error::errno("seal the memfd"))?;
+        Ok(region)
+    }
+
+    /// Attaches to a ring through an fd received from another process (or a
+    /// duplicate of [`Region::fd`]).
+    pub fn from_fd(fd: OwnedFd, kind: Kind) -> Result<Region, Error> {
+        Region::attach(File::from(fd), kind, None)
+    }
+
+    /// Sizes a fresh, empty file, reserves its pages, maps it, writes the
+    /// header and publishes it with the init word.
+    fn initialise(
+        file: File,
+        ident: Ident,
+        geo: Geometry,
+        path: Option<PathBuf>,
+    ) -> Result<Region, Error> {
+        let len = geo.file_len();
+        file.set_len(len).map_err(Error::io("size the ring file"))?;
+        // Reserve the pages now, so a full /dev/shm fails here rather than
+        // as SIGBUS on first touch. File systems without fallocate simply
+        // skip the reservation.
+        match rustix::fs::fallocate(&file, rustix::fs::FallocateFlags::empty(), 0, len) {
+            Ok(()) => {}
+            Err(e) if e == rustix::io::Errno::OPNOTSUPP || e == rustix::io::Errno::NOSYS => {}
+            Err(e) => {
+                return Err(Error::Io {
+                    op: "reserve the ring's pages",
+                    source: e.into(),
+                });
+            }
+        }
+        let region = Region::map(file, geo, path)?;
+        let hdr = region.header().as_ptr();
+        // SAFETY: `hdr` points into the live mapping, which covers the header.
+        let ident_ptr = unsafe { &raw mut (*hdr).id.ident };
+        // SAFETY: the mapping is at least HEADER_LEN bytes, page-aligned, and
+        // the file is not yet visible to any other process (unnamed or under
+        // a temporary name, or a fresh memfd), so this write races nothing.
+        unsafe { ident_ptr.write_volatile(ident) };
+        // SAFETY: as above; the header pointer is valid and aligned.
+        let id = unsafe { &(*hdr).id };
+        id.creator_pid.store(std::process::id(), Ordering::Relaxed);
+        // ORDERING(init-publish): Release; pairs with the Acquire load of
+        // `init` in `Region::attach`, so whoever sees INIT_READY sees the
+        // identity written above.
+        id.init.store(layout::INIT_READY, Ordering::Release);
+        Ok(region)
+    }
+
+    /// Validates an opened file and maps it.
+    fn attach(file: File, kind: Kind, path: Option<PathBuf>) -> Result<Region, Error> {
+        let meta = file.metadata().map_err(Error::io("stat the ring file"))?;
+        if !meta.file_type().is_file() {
+            return Err(Error::NotRegularFile);
+        }
+        let len = meta.len();
+        // Read block 0 with pread, not through a mapping: a short file must
+        // give an error, not SIGBUS.
+        let mut block = [0u8; 128];
+        let want = block.len().min(usize::try_from(len).unwrap_or(usize::MAX));
+        let mut got = 0;
+        while got < want {
+            match rustix::io::pread(&file, &mut block[got..want], got as u64) {
+                Ok(0) => break,
+                Ok(n) => got += n,
+                Err(rustix::io::Errno::INTR) => continue,
+                Err(e) => {
+                    return Err(Error::Io {
+                        op: "read the ring header",
+                        source: e.into(),
+                    });
+                }
+            }
+        }
+        let magic_len = got.min(layout::MAGIC.len());
+        if block[..magic_len] != layout::MAGIC[..magic_len] {
+            let mut found = [0u8; 8];
+            found[..magic_len].copy_from_slice(&block[..magic_len]);
+            return Err(Error::BadMagic { found });
+        }
+        if len < layout::DATA_OFFSET {
+            return Err(Error::Truncated {
+                len,
+                needed: layout::DATA_OFFSET,
+            });
+        }
+        let ident: Ident = bytemuck::pod_read_unaligned(&block[..size_of::<Ident>()]);
+        let init = u32::from_ne_bytes([block[64], block[65], block[66], block[67]]);
+        if ident.version == layout::LAYOUT_VERSION && init != layout::INIT_READY {
+            return Err(Error::Uninitialized { found: init });
+        }
+        let geo = Geometry::from_ident(&ident, kind)?;
+        if len < geo.file_len() {
+            return Err(Error::Truncated {
+                len,
+                needed: geo.file_len(),
+            });
+        }
+        let region = Region::map(file, geo, path)?;
+        // ORDERING(init-publish): Acquire; pairs with the Release store in
+        // `Region::initialise`.
+        let init = region.header_ref().id.init.load(Ordering::Acquire);
+        if init != layout::INIT_READY {
+            return Err(Error::Uninitialized { found: init });
+        }
+        // The mapped identity must still be the one validated above; a peer
+        // rewriting it between our read and our map is refused, not used.
+        let hdr = region.header().as_ptr();
+        // SAFETY: `hdr` points into the live mapping, which covers the header.
+        let ident_ptr = unsafe { &raw const (*hdr).id.ident };
+        // SAFETY: the pointer is valid and aligned; a volatile read of a Pod
+        // value tolerates concurrent writers (we only compare the copy).
+        let mapped = unsafe { ident_ptr.read_volatile() };
+        if mapped != ident {
+            return Err(Error::BadGeometry {
+                what: "header identity (changed while opening)",
+                value: 0,
+            });
+        }
+        Ok(region)
+    }
+
+    fn map(file: File, geo: Geometry, path: Option<PathBuf>) -> Result<Region, Error> {
+        let len = usize::try_from(geo.file_len())
+            .map_err(|_| Error::InvalidConfig("ring does not fit the address space"))?;
+        let map = MmapOptions::new()
+            .len(len)
+            .map_raw(&file)
+            .map_err(Error::io("map the ring"))?;
+        Ok(Region {
+            map,
+            file,
+            geo,
+            path,
+        })
+    }
+
+    /// The header at offset 0 of the mapping.
+    pub fn header(&self) -> NonNull<Header> {
+        // mmap never returns null for a successful non-empty mapping, and the
+        // page alignment covers Header's 128-byte alignment.
+        NonNull::new(self.map.as_mut_ptr().cast::<Header>()).expect("mmap returned null")
+    }
+
+    /// The header as a shared reference. Sound because every field of
+    /// `Header` that is ever written after initialisation is an atomic; the
+    /// identity block is only read through `read_volatile` copies.
+    pub fn header_ref(&self) -> &Header {
+        // SAFETY: the mapping is live for `&self`, aligned, and at least
+        // HEADER_LEN bytes; all fields we access through `&Header` are
+        // atomics, which tolerate concurrent writes by other processes.
+        unsafe { self.header().as_ref() }
+    }
+
+    /// Start of the data area (`capacity` bytes, page-aligned).
+    pub fn data(&self) -> NonNull<u8> {
+        // SAFETY: DATA_OFFSET < mapping length (the mapping is DATA_OFFSET +
+        // capacity bytes, capacity >= 64), so the result stays in bounds.
+        let p = unsafe { self.map.as_mut_ptr().add(layout::DATA_OFFSET as usize) };
+        NonNull::new(p).expect("data pointer is non-null")
+    }
+
+    /// The validated geometry.
+    pub fn geometry(&self) -> Geometry {
+        self.geo
+    }
+
+    /// The ring's file descriptor.
+    pub fn fd(&self) -> BorrowedFd<'_> {
+        self.file.as_fd()
+    }
+
+    /// The path the ring was created or opened at, if named.
+    pub fn path(&self) -> Option<&Path> {
+        self.path.as_deref()
+    }
+
+    /// `msync`s the whole mapping.
+    pub fn flush(&self) -> Result<(), Error> {
+        self.map.flush().map_err(Error::io("flush the ring"))
+    }
+}
