@@ -58,8 +58,7 @@ impl Config {
     /// The identity block this configuration creates, after range checks.
     pub(crate) fn ident(&self, kind: Kind) -> Result<Ident, Error> {
         let cap = self.capacity;
-        if !cap.is_power_of_two() || !(layout::MIN_CAPACITY..=layout::MAX_CAPACITY).contains(&cap)
-        {
+        if !cap.is_power_of_two() || !(layout::MIN_CAPACITY..=layout::MAX_CAPACITY).contains(&cap) {
             return Err(Error::InvalidConfig(
                 "capacity must be a power of two between 64 bytes and 64 GiB",
             ));
@@ -143,8 +142,7 @@ impl Geometry {
             });
         }
         let cap = id.capacity;
-        if !cap.is_power_of_two() || !(layout::MIN_CAPACITY..=layout::MAX_CAPACITY).contains(&cap)
-        {
+        if !cap.is_power_of_two() || !(layout::MIN_CAPACITY..=layout::MAX_CAPACITY).contains(&cap) {
             return Err(Error::BadGeometry {
                 what: "capacity",
                 value: cap,

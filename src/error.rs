@@ -354,13 +354,19 @@ mod tests {
             role: Role::Producer,
             pid: Some(42),
         };
-        assert_eq!(e.to_string(), "the producer role is already taken by pid 42");
+        assert_eq!(
+            e.to_string(),
+            "the producer role is already taken by pid 42"
+        );
         let e = Error::WrongKind {
             found: KindName::Known(Kind::Mpmc),
             expected: Kind::Spsc,
         };
         assert_eq!(e.to_string(), "ring is mpmc, opened as spsc");
         let e: Error = RecvError::Corrupt(Corruption::MisalignedCursor { cursor: 3 }).into();
-        assert_eq!(e.to_string(), "ring is corrupt: cursor 3 is not a multiple of 8");
+        assert_eq!(
+            e.to_string(),
+            "ring is corrupt: cursor 3 is not a multiple of 8"
+        );
     }
 }

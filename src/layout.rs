@@ -419,7 +419,10 @@ mod tests {
     #[test]
     fn frame_words_round_trip_and_reject_tampering() {
         for len in [0u32, 1, 7, 8, 4096, (1 << 31) - 1] {
-            assert_eq!(frame_word::decode(frame_word::data(len)), Decoded::Data(len));
+            assert_eq!(
+                frame_word::decode(frame_word::data(len)),
+                Decoded::Data(len)
+            );
             // A length changed without its check is refused.
             let tampered = frame_word::data(len) ^ 1;
             assert_eq!(frame_word::decode(tampered), Decoded::Invalid);

@@ -103,7 +103,10 @@ impl Region {
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.subsec_nanos())
             .unwrap_or(0);
-        let name = path.file_name().map(|n| n.to_string_lossy()).unwrap_or_default();
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy())
+            .unwrap_or_default();
         let tmp = dir.join(format!(".{name}.mmring-{}-{nanos}", std::process::id()));
         let file = OpenOptions::new()
             .read(true)
@@ -169,8 +172,9 @@ impl Region {
         use rustix::fs::{MemfdFlags, SealFlags};
         let ident = cfg.ident(kind)?;
         let geo = Geometry::from_ident(&ident, kind)?;
-        let fd = rustix::fs::memfd_create("mmring", MemfdFlags::CLOEXEC | MemfdFlags::ALLOW_SEALING)
-            .map_err(Error::errno("create a memfd"))?;
+        let fd =
+            rustix::fs::memfd_create("mmring", MemfdFlags::CLOEXEC | MemfdFlags::ALLOW_SEALING)
+                .map_err(Error::errno("create a memfd"))?;
         let region = Region::initialise(File::from(fd), ident, geo, None)?;
         // A peer holding the fd cannot shrink it under our mapping (which
         // would turn our next access into SIGBUS), nor grow it.

@@ -512,7 +512,10 @@ impl Producer {
         let shared = &*self.shared;
         let tail = self.tail;
         let cached_head = &mut self.cached_head;
-        let lock = self.lock.as_ref().expect("role lock held while the handle lives");
+        let lock = self
+            .lock
+            .as_ref()
+            .expect("role lock held while the handle lives");
         let placed = wait::block(
             shared.space_point(),
             deadline,
@@ -876,7 +879,10 @@ impl Consumer {
 
     fn wait_frame(&mut self, deadline: Option<Instant>) -> Result<Located, RecvError> {
         let shared = &*self.shared;
-        let lock = self.lock.as_ref().expect("role lock held while the handle lives");
+        let lock = self
+            .lock
+            .as_ref()
+            .expect("role lock held while the handle lives");
         let mut read = self.read;
         let cached_tail = &mut self.cached_tail;
         let released = self.released;
@@ -940,11 +946,7 @@ impl Consumer {
     /// assert_eq!((n, sum), (10, 45));
     /// # Ok::<(), mmring::Error>(())
     /// ```
-    pub fn try_recv_batch(
-        &mut self,
-        max: usize,
-        f: impl FnMut(&[u8]),
-    ) -> Result<usize, RecvError> {
+    pub fn try_recv_batch(&mut self, max: usize, f: impl FnMut(&[u8])) -> Result<usize, RecvError> {
         let first = match self.next_frame()? {
             Some(first) => first,
             None => return Err(RecvError::Empty),

@@ -176,7 +176,10 @@ fn futex_wait(word: &AtomicU32, seen: u32, timeout: Duration) {
     debug_assert!(
         matches!(
             r,
-            Ok(()) | Err(rustix::io::Errno::AGAIN | rustix::io::Errno::INTR | rustix::io::Errno::TIMEDOUT)
+            Ok(())
+                | Err(rustix::io::Errno::AGAIN
+                    | rustix::io::Errno::INTR
+                    | rustix::io::Errno::TIMEDOUT)
         ),
         "unexpected futex_wait result {r:?}"
     );
