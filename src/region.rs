@@ -131,7 +131,13 @@ impl Region {
             .write(true)
             .custom_flags(libc::O_CLOEXEC | libc::O_NOCTTY | libc::O_NONBLOCK)
             .open(path)
-            .map_err(Error::io("open the ring file"))?;
+            .map_err(|e| match e.raw_os_error() {
+                Some(libc::EISDIR) => Error::NotRegularFile,
+                _ => Error::Io {
+                    op: "open the ring file",
+                    source: e,
+                },
+            })?;
         Region::attach(file, kind, Some(path.to_owned()))
     }
 

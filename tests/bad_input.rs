@@ -1,0 +1,369 @@
+//! Every kind of bad file or tampered mapping gives its own specific error:
+//! never a panic, never an out-of-bounds access, never garbage frames.
+//!
+//! Offsets come from docs/FORMAT.md, so these tests also pin the format.
+
+mod common;
+
+use std::os::unix::fs::FileExt;
+use std::path::Path;
+
+use common::{TempFile, temp_path};
+use mmring::{Config, Corruption, Error, Kind, KindName, RecvError, SendError, spsc};
+
+const VERSION: u64 = 8;
+const KIND: u64 = 12;
+const FLAGS: u64 = 16;
+const CAPACITY: u64 = 24;
+const MAX_FRAME: u64 = 32;
+const INIT: u64 = 64;
+const HEAD: u64 = 128;
+const TAIL: u64 = 256;
+const DATA: u64 = 4096;
+
+fn ring_file(tag: &str) -> TempFile {
+    let path = temp_path(tag);
+    spsc::Ring::create(&path, Config::new(4096)).unwrap();
+    TempFile(path)
+}
+
+fn poke(path: &Path, offset: u64, bytes: &[u8]) {
+    let f = std::fs::OpenOptions::new().write(true).open(path).unwrap();
+    f.write_all_at(bytes, offset).unwrap();
+}
+
+fn poke_u32(path: &Path, offset: u64, v: u32) {
+    poke(path, offset, &v.to_ne_bytes());
+}
+
+fn poke_u64(path: &Path, offset: u64, v: u64) {
+    poke(path, offset, &v.to_ne_bytes());
+}
+
+fn open_err(path: &Path) -> Error {
+    spsc::Ring::open(path).expect_err("a bad file must be refused")
+}
+
+#[test]
+fn empty_file_is_truncated() {
+    let t = TempFile(temp_path("empty"));
+    std::fs::write(&t.0, b"").unwrap();
+    assert!(matches!(
+        open_err(&t.0),
+        Error::Truncated {
+            len: 0,
+            needed: 4096
+        }
+    ));
+}
+
+#[test]
+fn random_bytes_are_bad_magic() {
+    let t = TempFile(temp_path("random"));
+    let bytes: Vec<u8> = (0..10_000u64).map(|i| common::mix(i) as u8).collect();
+    std::fs::write(&t.0, &bytes).unwrap();
+    match open_err(&t.0) {
+        Error::BadMagic { found } => assert_eq!(&found[..], &bytes[..8]),
+        e => panic!("expected BadMagic, got {e:?}"),
+    }
+    // Shorter than the magic itself.
+    std::fs::write(&t.0, b"MM").unwrap();
+    assert!(matches!(open_err(&t.0), Error::Truncated { len: 2, .. }));
+    std::fs::write(&t.0, b"xy").unwrap();
+    assert!(matches!(open_err(&t.0), Error::BadMagic { .. }));
+}
+
+#[test]
+fn wrong_magic() {
+    let t = ring_file("magic");
+    poke(&t.0, 0, b"NOTARING");
+    assert!(matches!(
+        open_err(&t.0),
+        Error::BadMagic { found } if &found == b"NOTARING"
+    ));
+}
+
+#[test]
+fn wrong_version() {
+    let t = ring_file("version");
+    poke_u32(&t.0, VERSION, 2);
+    assert!(matches!(
+        open_err(&t.0),
+        Error::UnsupportedVersion {
+            found: 2,
+            supported: 1
+        }
+    ));
+}
+
+#[test]
+fn foreign_platform() {
+    let t = ring_file("flags");
+    poke_u32(&t.0, FLAGS, 0);
+    assert!(matches!(
+        open_err(&t.0),
+        Error::ForeignPlatform { found: 0, .. }
+    ));
+}
+
+#[test]
+fn uninitialised_header() {
+    let t = ring_file("init");
+    poke_u32(&t.0, INIT, 0);
+    assert!(matches!(open_err(&t.0), Error::Uninitialized { found: 0 }));
+}
+
+#[test]
+fn wrong_kind_and_unknown_kind() {
+    let t = ring_file("kind");
+    poke_u32(&t.0, KIND, Kind::Mpmc as u32);
+    assert!(matches!(
+        open_err(&t.0),
+        Error::WrongKind {
+            found: KindName::Known(Kind::Mpmc),
+            expected: Kind::Spsc
+        }
+    ));
+    poke_u32(&t.0, KIND, 77);
+    assert!(matches!(
+        open_err(&t.0),
+        Error::WrongKind {
+            found: KindName::Unknown(77),
+            ..
+        }
+    ));
+}
+
+#[test]
+fn truncated_file() {
+    let t = ring_file("trunc");
+    let f = std::fs::OpenOptions::new().write(true).open(&t.0).unwrap();
+    f.set_len(5000).unwrap();
+    assert!(matches!(
+        open_err(&t.0),
+        Error::Truncated {
+            len: 5000,
+            needed: 8192
+        }
+    ));
+    f.set_len(100).unwrap();
+    assert!(matches!(
+        open_err(&t.0),
+        Error::Truncated {
+            len: 100,
+            needed: 4096
+        }
+    ));
+}
+
+#[test]
+fn impossible_geometry() {
+    let t = ring_file("geom");
+    poke_u64(&t.0, CAPACITY, 3000);
+    assert!(matches!(
+        open_err(&t.0),
+        Error::BadGeometry {
+            what: "capacity",
+            value: 3000
+        }
+    ));
+    poke_u64(&t.0, CAPACITY, 4096);
+    poke_u64(&t.0, MAX_FRAME, 1 << 40);
+    assert!(matches!(
+        open_err(&t.0),
+        Error::BadGeometry {
+            what: "max frame",
+            ..
+        }
+    ));
+    // A capacity that claims more than the file holds.
+    poke_u64(&t.0, MAX_FRAME, 100);
+    poke_u64(&t.0, CAPACITY, 1 << 20);
+    assert!(matches!(
+        open_err(&t.0),
+        Error::Truncated {
+            len: 8192,
+            needed: 1052672
+        }
+    ));
+}
+
+#[test]
+fn not_a_regular_file() {
+    assert!(matches!(
+        spsc::Ring::open("/dev/null").unwrap_err(),
+        Error::NotRegularFile
+    ));
+    let fifo = TempFile(temp_path("fifo"));
+    rustix::fs::mknodat(
+        rustix::fs::CWD,
+        &fifo.0,
+        rustix::fs::FileType::Fifo,
+        rustix::fs::Mode::from_raw_mode(0o600),
+        0,
+    )
+    .unwrap();
+    assert!(matches!(open_err(&fifo.0), Error::NotRegularFile));
+}
+
+#[test]
+fn tampered_cursors() {
+    let t = ring_file("cursors");
+    // head > tail
+    poke_u64(&t.0, HEAD, 64);
+    poke_u64(&t.0, TAIL, 8);
+    assert!(matches!(
+        open_err(&t.0),
+        Error::Corrupt(Corruption::Cursors {
+            head: 64,
+            tail: 8,
+            ..
+        })
+    ));
+    // tail - head > capacity
+    poke_u64(&t.0, HEAD, 0);
+    poke_u64(&t.0, TAIL, 8192);
+    assert!(matches!(
+        open_err(&t.0),
+        Error::Corrupt(Corruption::Cursors { tail: 8192, .. })
+    ));
+    // misaligned
+    poke_u64(&t.0, TAIL, 13);
+    assert!(matches!(
+        open_err(&t.0),
+        Error::Corrupt(Corruption::MisalignedCursor { cursor: 13 })
+    ));
+}
+
+/// Cursors tampered after the ring was opened are caught when a handle
+/// next reads them, with the handle staying where it was.
+#[test]
+fn cursors_tampered_while_open() {
+    let t = ring_file("live-cursors");
+    let ring = spsc::Ring::open(&t.0).unwrap();
+    let mut tx = ring.producer().unwrap();
+    let mut rx = ring.consumer().unwrap();
+    tx.send(b"one").unwrap();
+    assert_eq!(&*rx.try_recv().unwrap(), b"one");
+    // A tail that runs past head + capacity.
+    poke_u64(&t.0, TAIL, 1 << 20);
+    assert!(matches!(
+        rx.try_recv(),
+        Err(RecvError::Corrupt(Corruption::Cursors { .. }))
+    ));
+    assert!(
+        matches!(rx.try_recv(), Err(RecvError::Corrupt(_))),
+        "the consumer stays at the corrupt spot"
+    );
+    // A head beyond the producer's tail, seen when the producer must look.
+    poke_u64(&t.0, HEAD, 1 << 21);
+    let big = vec![0u8; tx.max_frame()];
+    let mut sent = 0;
+    let err = loop {
+        match tx.try_send(&big) {
+            Ok(()) => sent += 1,
+            Err(e) => break e,
+        }
+    };
+    assert!(sent < 8, "the producer stops once it must trust the head");
+    assert!(matches!(err, SendError::Corrupt(_)), "got {err:?}");
+}
+
+#[test]
+fn tampered_frame_words() {
+    let t = ring_file("frames");
+    let ring = spsc::Ring::open(&t.0).unwrap();
+    let mut tx = ring.producer().unwrap();
+    let mut rx = ring.consumer().unwrap();
+    tx.send(&[7u8; 40]).unwrap();
+    let word = |len: u32| ((!len as u64) << 32) | len as u64;
+
+    // Length changed without its check half.
+    poke_u64(&t.0, DATA, word(40) ^ 0x8);
+    assert!(matches!(
+        rx.try_recv(),
+        Err(RecvError::Corrupt(Corruption::FrameWord { pos: 0, .. }))
+    ));
+    // A well-formed word claiming more than max_frame.
+    poke_u64(&t.0, DATA, word(4000));
+    assert!(matches!(
+        rx.try_recv(),
+        Err(RecvError::Corrupt(Corruption::FrameTooLong {
+            pos: 0,
+            len: 4000,
+            max: 2040
+        }))
+    ));
+    // A well-formed word claiming more than was committed.
+    poke_u64(&t.0, DATA, word(1000));
+    assert!(matches!(
+        rx.try_recv(),
+        Err(RecvError::Corrupt(Corruption::FrameOverrun { pos: 0, .. }))
+    ));
+    // Restored, the frame reads normally: nothing was lost.
+    poke_u64(&t.0, DATA, word(40));
+    assert_eq!(&*rx.try_recv().unwrap(), &[7u8; 40]);
+}
+
+#[test]
+fn oversize_frames_are_refused() {
+    let ring = spsc::Ring::anonymous(Config::new(4096).max_frame(100)).unwrap();
+    let mut tx = ring.producer().unwrap();
+    assert_eq!(
+        tx.try_reserve(101).unwrap_err(),
+        SendError::TooLarge { len: 101, max: 100 }
+    );
+    assert_eq!(
+        tx.send(&[0; 4096]).unwrap_err(),
+        SendError::TooLarge {
+            len: 4096,
+            max: 100
+        }
+    );
+    assert!(tx.try_send(&[0; 100]).is_ok());
+}
+
+#[test]
+fn geometry_mismatch_on_open_or_create() {
+    let t = ring_file("mismatch");
+    match spsc::Ring::open_or_create(&t.0, Config::new(8192)) {
+        Err(Error::GeometryMismatch {
+            what: "capacity",
+            existing: 4096,
+            requested: 8192,
+        }) => {}
+        other => panic!("expected GeometryMismatch, got {other:?}"),
+    }
+    assert!(spsc::Ring::open_or_create(&t.0, Config::new(4096)).is_ok());
+}
+
+#[test]
+fn invalid_configs() {
+    for cfg in [
+        Config::new(0),
+        Config::new(100),
+        Config::new(1 << 40),
+        Config::new(4096).max_frame(4096),
+    ] {
+        assert!(matches!(
+            spsc::Ring::anonymous(cfg),
+            Err(Error::InvalidConfig(_))
+        ));
+    }
+}
+
+#[test]
+fn create_refuses_existing_path() {
+    let t = ring_file("exists");
+    match spsc::Ring::create(&t.0, Config::new(4096)) {
+        Err(Error::Io { source, .. }) => {
+            assert_eq!(source.kind(), std::io::ErrorKind::AlreadyExists)
+        }
+        other => panic!("expected AlreadyExists, got {other:?}"),
+    }
+    // A non-ring file at the path is not clobbered either.
+    let other = TempFile(temp_path("plain"));
+    std::fs::write(&other.0, b"precious").unwrap();
+    assert!(spsc::Ring::create(&other.0, Config::new(4096)).is_err());
+    assert_eq!(std::fs::read(&other.0).unwrap(), b"precious");
+}
