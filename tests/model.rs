@@ -60,7 +60,7 @@ fn run(capacity: u64, ops: Vec<Op>) -> Result<(), TestCaseError> {
     let mut model: VecDeque<Vec<u8>> = VecDeque::new();
     let mut counter = 0u64;
 
-    let mut check_full = |model: &VecDeque<Vec<u8>>, err: SendError| -> Result<(), TestCaseError> {
+    let check_full = |model: &VecDeque<Vec<u8>>, err: SendError| -> Result<(), TestCaseError> {
         prop_assert_eq!(err, SendError::Full);
         prop_assert!(
             !model.is_empty(),
