@@ -150,7 +150,9 @@ fn uncommitted_reservation_is_never_seen() {
         tx.send(b"committed").unwrap();
         let mut g = tx.try_reserve(100).unwrap();
         g.fill(0xEE);
-        std::mem::forget(g); // as if the process died here
+        // Not committed: the bytes sit in free space, unpublished, as when
+        // a producer dies mid-write.
+        drop(g);
     }
     let mut rx = ring.consumer().unwrap();
     assert_eq!(&*rx.try_recv().unwrap(), b"committed");
