@@ -265,7 +265,8 @@ const _: () = {
     assert!(DATA_OFFSET % 4096 == 0);
 };
 
-/// Index of a role record in [`RoleBlock::roles`].
+/// One of the two roles of a ring. Each has a record in the header and an
+/// OFD lock byte that marks it as held (see `docs/FORMAT.md`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Role {
     /// The writing side.
@@ -275,7 +276,7 @@ pub enum Role {
 }
 
 impl Role {
-    /// Position in the role block.
+    /// Position of its record in the header's role block.
     pub fn index(self) -> usize {
         match self {
             Role::Producer => 0,

@@ -10,7 +10,7 @@ use mmring::{Config, spsc};
 
 #[test]
 fn anonymous_ring_across_fork() {
-    const N: u64 = 300_000;
+    const N: u64 = 1_000_000;
     const MAX: usize = 512;
     let ring = spsc::Ring::anonymous(Config::new(1 << 16).max_frame(MAX as u64)).unwrap();
     // SAFETY: the child only uses the ring (already mapped) and then
