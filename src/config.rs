@@ -14,6 +14,8 @@ use crate::layout::{self, Ident, Kind};
 pub struct Config {
     capacity: u64,
     max_frame: Option<u64>,
+    /// `(slot_count, slot_size)` for slot rings.
+    slots: Option<(u64, u64)>,
     mode: u32,
 }
 
@@ -26,6 +28,25 @@ impl Config {
         Config {
             capacity: capacity_bytes,
             max_frame: None,
+            slots: None,
+            mode: 0o600,
+        }
+    }
+
+    /// A slot ring ([`mpmc`](crate::mpmc)) of `slot_count` slots (a power of
+    /// two, at least 2) each carrying up to `slot_size` bytes. Each slot
+    /// takes `16 + slot_size` bytes rounded up to 8 in the data area.
+    ///
+    /// ```
+    /// let ring = mmring::mpmc::Ring::anonymous(mmring::Config::slots(1024, 64))?;
+    /// assert_eq!((ring.slot_count(), ring.max_frame()), (1024, 64));
+    /// # Ok::<(), mmring::Error>(())
+    /// ```
+    pub const fn slots(slot_count: u64, slot_size: u64) -> Config {
+        Config {
+            capacity: 0,
+            max_frame: None,
+            slots: Some((slot_count, slot_size)),
             mode: 0o600,
         }
     }
@@ -57,6 +78,23 @@ impl Config {
 
     /// The identity block this configuration creates, after range checks.
     pub(crate) fn ident(&self, kind: Kind) -> Result<Ident, Error> {
+        if self.mode & !0o7777 != 0 {
+            return Err(Error::InvalidConfig("mode has bits outside 0o7777"));
+        }
+        match (kind, self.slots) {
+            (Kind::Mpmc, Some((count, size))) => return slot_ident(count, size),
+            (Kind::Mpmc, None) => {
+                return Err(Error::InvalidConfig(
+                    "mpmc rings are sized with Config::slots(count, size)",
+                ));
+            }
+            (_, Some(_)) => {
+                return Err(Error::InvalidConfig(
+                    "framed rings are sized with Config::new(capacity_bytes)",
+                ));
+            }
+            (_, None) => {}
+        }
         let cap = self.capacity;
         if !cap.is_power_of_two() || !(layout::MIN_CAPACITY..=layout::MAX_CAPACITY).contains(&cap) {
             return Err(Error::InvalidConfig(
@@ -69,9 +107,6 @@ impl Config {
             return Err(Error::InvalidConfig(
                 "max_frame must be at most capacity / 2 - 8",
             ));
-        }
-        if self.mode & !0o7777 != 0 {
-            return Err(Error::InvalidConfig("mode has bits outside 0o7777"));
         }
         Ok(Ident {
             magic: layout::MAGIC,
@@ -87,13 +122,45 @@ impl Config {
     }
 }
 
+fn slot_ident(count: u64, size: u64) -> Result<Ident, Error> {
+    if !count.is_power_of_two() || count < 2 {
+        return Err(Error::InvalidConfig(
+            "slot count must be a power of two, at least 2",
+        ));
+    }
+    if size == 0 || size > layout::MAX_FRAME_LIMIT {
+        return Err(Error::InvalidConfig(
+            "slot size must be between 1 byte and 2 GiB",
+        ));
+    }
+    let capacity = count
+        .checked_mul(layout::slot_stride(size))
+        .filter(|&c| c <= layout::MAX_CAPACITY)
+        .ok_or(Error::InvalidConfig("slot ring larger than 64 GiB"))?;
+    Ok(Ident {
+        magic: layout::MAGIC,
+        version: layout::LAYOUT_VERSION,
+        kind: Kind::Mpmc as u32,
+        flags: layout::NATIVE_FLAGS,
+        data_offset: layout::DATA_OFFSET as u32,
+        capacity,
+        max_frame: size,
+        slot_size: size,
+        reserved: [0; 2],
+    })
+}
+
 /// A validated, process-local copy of a ring's geometry. Taken once when the
 /// ring is opened; never re-read from shared memory.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Geometry {
     pub kind: Kind,
+    /// Data area bytes.
     pub capacity: u64,
+    /// Largest payload.
     pub max_frame: u64,
+    /// Slots in a slot ring; 0 for framed rings.
+    pub slot_count: u64,
 }
 
 impl Geometry {
@@ -141,6 +208,9 @@ impl Geometry {
                 value: id.data_offset.into(),
             });
         }
+        if expected == Kind::Mpmc {
+            return Geometry::slots_from_ident(id);
+        }
         let cap = id.capacity;
         if !cap.is_power_of_two() || !(layout::MIN_CAPACITY..=layout::MAX_CAPACITY).contains(&cap) {
             return Err(Error::BadGeometry {
@@ -164,6 +234,39 @@ impl Geometry {
             kind: expected,
             capacity: cap,
             max_frame: id.max_frame,
+            slot_count: 0,
+        })
+    }
+
+    fn slots_from_ident(id: &Ident) -> Result<Geometry, Error> {
+        let size = id.slot_size;
+        if size == 0 || size > layout::MAX_FRAME_LIMIT {
+            return Err(Error::BadGeometry {
+                what: "slot size",
+                value: size,
+            });
+        }
+        if id.max_frame != size {
+            return Err(Error::BadGeometry {
+                what: "max frame",
+                value: id.max_frame,
+            });
+        }
+        let stride = layout::slot_stride(size);
+        let cap = id.capacity;
+        let count = cap / stride;
+        if cap > layout::MAX_CAPACITY || cap % stride != 0 || !count.is_power_of_two() || count < 2
+        {
+            return Err(Error::BadGeometry {
+                what: "capacity",
+                value: cap,
+            });
+        }
+        Ok(Geometry {
+            kind: Kind::Mpmc,
+            capacity: cap,
+            max_frame: size,
+            slot_count: count,
         })
     }
 
@@ -207,6 +310,39 @@ mod tests {
         assert!(matches!(
             Config::new(64).mode(0o10000).ident(Kind::Spsc),
             Err(Error::InvalidConfig(_))
+        ));
+    }
+
+    #[test]
+    fn slot_config_bounds() {
+        let id = Config::slots(1024, 64).ident(Kind::Mpmc).unwrap();
+        let geo = Geometry::from_ident(&id, Kind::Mpmc).unwrap();
+        assert_eq!(
+            (geo.slot_count, geo.max_frame, geo.capacity),
+            (1024, 64, 1024 * 80)
+        );
+        for (count, size) in [(0, 8), (1, 8), (3, 8), (4, 0), (1 << 40, 8)] {
+            assert!(matches!(
+                Config::slots(count, size).ident(Kind::Mpmc),
+                Err(Error::InvalidConfig(_))
+            ));
+        }
+        assert!(matches!(
+            Config::new(4096).ident(Kind::Mpmc),
+            Err(Error::InvalidConfig(_))
+        ));
+        assert!(matches!(
+            Config::slots(4, 8).ident(Kind::Spsc),
+            Err(Error::InvalidConfig(_))
+        ));
+        let mut bad = id;
+        bad.capacity += 8;
+        assert!(matches!(
+            Geometry::from_ident(&bad, Kind::Mpmc),
+            Err(Error::BadGeometry {
+                what: "capacity",
+                ..
+            })
         ));
     }
 

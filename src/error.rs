@@ -40,6 +40,23 @@ pub enum Corruption {
         /// What the header says now.
         found: u64,
     },
+    /// A slot's sequence stamp is one no correct party could have written
+    /// for that position (a slot ring).
+    Stamp {
+        /// The position (slot sequence number) being claimed.
+        pos: u64,
+        /// The stamp found.
+        stamp: u64,
+    },
+    /// A slot's flags or length are invalid (a slot ring).
+    Slot {
+        /// The position of the slot.
+        pos: u64,
+        /// Its length field.
+        len: u64,
+        /// Its flags field.
+        flags: u32,
+    },
     /// A frame word is neither a data frame nor a padding record.
     FrameWord {
         /// Ring position (free-running byte count) of the frame.
@@ -86,6 +103,13 @@ impl fmt::Display for Corruption {
             Corruption::CursorRegressed { seen, found } => {
                 write!(f, "cursor moved unexpectedly from {seen} to {found}")
             }
+            Corruption::Stamp { pos, stamp } => {
+                write!(f, "slot stamp {stamp} is impossible at position {pos}")
+            }
+            Corruption::Slot { pos, len, flags } => write!(
+                f,
+                "slot at position {pos} has length {len} and flags {flags:#x}"
+            ),
             Corruption::FrameWord { pos, word } => {
                 write!(f, "invalid frame word {word:#018x} at position {pos}")
             }
@@ -291,6 +315,12 @@ pub enum Error {
         role: Role,
         /// Pid recorded by the holder, if any.
         pid: Option<u32>,
+    },
+    /// Every record of a multi-party ring's attachment table is held.
+    #[error("too many handles attached (at most {max})")]
+    TooManyAttachments {
+        /// Size of the attachment table.
+        max: u32,
     },
     /// The mapping is inconsistent.
     #[error("ring is corrupt: {0}")]

@@ -291,6 +291,11 @@ impl Role {
             + (self.index() * std::mem::size_of::<RoleRecord>()) as u64
     }
 
+    /// The value of [`AttachRecord::role`] for this role.
+    pub fn code(self) -> u32 {
+        self.index() as u32 + 1
+    }
+
     /// Lower-case name for messages.
     pub fn name(self) -> &'static str {
         match self {
@@ -334,17 +339,58 @@ pub const fn default_max_frame(capacity: u64) -> u64 {
     }
 }
 
+/// Bytes of slot header (stamp, length, flags) in front of each slot's
+/// payload in a slot ring.
+pub const SLOT_HEADER: u64 = 16;
+
+/// Bytes one slot of `slot_size` payload bytes takes in the data area.
+#[inline]
+pub const fn slot_stride(slot_size: u64) -> u64 {
+    SLOT_HEADER + align_up(slot_size)
+}
+
+/// Slot flag: the producer aborted its reservation; consumers skip it.
+pub const SLOT_ABORTED: u32 = 1;
+
+/// One record of the attachment table (multi-party rings). Its first byte
+/// carries the OFD write lock of the handle that holds it; the fields are
+/// diagnostics.
+#[repr(C)]
+pub struct AttachRecord {
+    /// Pid of the holder; 0 when free or detached cleanly.
+    pub pid: AtomicU32,
+    /// `1` producer, `2` consumer.
+    pub role: AtomicU32,
+    /// Zero.
+    pub reserved: AtomicU64,
+}
+
+const _: () = assert!(std::mem::size_of::<AttachRecord>() as u64 == ATTACH_RECORD);
+
+/// First byte of the attachment table used by multi-party rings.
+pub const ATTACH_TABLE: u64 = 1024;
+/// Bytes per attachment record.
+pub const ATTACH_RECORD: u64 = 16;
+/// Attachment records: the most handles a multi-party ring can have
+/// attached at once, all processes together.
+pub const ATTACH_SLOTS: u64 = 128;
+
+const _: () = assert!(ATTACH_TABLE + ATTACH_SLOTS * ATTACH_RECORD <= DATA_OFFSET);
+const _: () = assert!(ATTACH_TABLE >= HEADER_LEN);
+
 /// The frame word: the 8 bytes in front of every record, read and written as
 /// one `u64`.
 ///
-/// | bits   | data frame          | padding record     | not yet written |
-/// |--------|---------------------|--------------------|-----------------|
-/// | 0..32  | payload length `n`  | `0xFFFF_FFFF`      | 0               |
-/// | 32..64 | `!n` (bit 63 set)   | `PAD_CHECK`        | 0               |
+/// | bits   | data frame         | skip record            | padding record | not yet written |
+/// |--------|--------------------|------------------------|----------------|-----------------|
+/// | 0..32  | payload length `n` | `s \| 0x8000_0000`     | `0xFFFF_FFFF`  | 0               |
+/// | 32..64 | `!n` (bit 63 set)  | `!(s \| 0x8000_0000)`  | `PAD_CHECK`    | 0               |
 ///
-/// The check half makes a tampered length detectable, and no valid word is
-/// zero, so an MPSC consumer can tell "not published yet" from any frame.
-/// Lengths are below 2^31, so `!n` always has bit 31 set.
+/// A skip record covers `8 + s` bytes (`s` a multiple of 8) that a producer
+/// claimed and gave back (an aborted or shortened MPSC reservation). The
+/// check half makes a tampered length detectable, and no valid word is
+/// zero, so an MPSC consumer can tell "not published yet" from any record.
+/// Lengths are below 2^31.
 pub mod frame_word {
     /// High half of a padding record.
     pub const PAD_CHECK: u32 = 0x2144_4150; // "PAD!" little-endian
@@ -357,11 +403,20 @@ pub mod frame_word {
         ((!len as u64) << 32) | len as u64
     }
 
+    /// Encodes a skip record whose body is `len` bytes (`len` < 2^31).
+    #[inline]
+    pub const fn skip(len: u32) -> u64 {
+        let lo = len | (1 << 31);
+        ((!lo as u64) << 32) | lo as u64
+    }
+
     /// What a frame word says.
     #[derive(Debug, Clone, Copy, PartialEq, Eq)]
     pub enum Decoded {
         /// A data frame with this payload length.
         Data(u32),
+        /// A skip record with this body length.
+        Skip(u32),
         /// A padding record.
         Pad,
         /// Zero: nothing written yet.
@@ -381,6 +436,8 @@ pub mod frame_word {
             Decoded::Empty
         } else if check == !len && len < (1 << 31) {
             Decoded::Data(len)
+        } else if check == !len {
+            Decoded::Skip(len & !(1 << 31))
         } else {
             Decoded::Invalid
         }
@@ -429,6 +486,13 @@ mod tests {
             assert_eq!(frame_word::decode(tampered), Decoded::Invalid);
         }
         assert_eq!(frame_word::decode(frame_word::PAD), Decoded::Pad);
+        for len in [0u32, 8, 4096] {
+            assert_eq!(
+                frame_word::decode(frame_word::skip(len)),
+                Decoded::Skip(len)
+            );
+            assert_ne!(frame_word::skip(len), frame_word::PAD);
+        }
         assert_eq!(frame_word::decode(0), Decoded::Empty);
         assert_eq!(frame_word::decode(u64::MAX), Decoded::Invalid);
         assert_eq!(frame_word::decode(1 << 31), Decoded::Invalid);

@@ -63,13 +63,18 @@ compile_error!("mmring currently supports Linux only (futex, memfd and OFD locks
 
 mod config;
 mod error;
+mod framed;
 mod layout;
+pub mod mpmc;
+pub mod mpsc;
 mod region;
 mod ring;
 mod roles;
+mod shared;
 pub mod spsc;
 mod wait;
 
 pub use config::Config;
 pub use error::{Corruption, Error, KindName, RecvError, SendError};
 pub use layout::{Kind, Role};
+pub use shared::{Holder, RoleStat, Stat};

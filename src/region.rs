@@ -229,6 +229,9 @@ impl Region {
         // the file is not yet visible to any other process (unnamed or under
         // a temporary name, or a fresh memfd), so this write races nothing.
         unsafe { ident_ptr.write_volatile(ident) };
+        if geo.kind == Kind::Mpmc {
+            region.init_slot_stamps();
+        }
         // SAFETY: as above; the header pointer is valid and aligned.
         let id = unsafe { &(*hdr).id };
         id.creator_pid.store(std::process::id(), Ordering::Relaxed);
@@ -237,6 +240,20 @@ impl Region {
         // identity written above.
         id.init.store(layout::INIT_READY, Ordering::Release);
         Ok(region)
+    }
+
+    /// Slot `i` starts with stamp `i`: free for the producer of position `i`.
+    fn init_slot_stamps(&self) {
+        let stride = layout::slot_stride(self.geo.max_frame);
+        for i in 0..self.geo.slot_count {
+            // SAFETY: `i * stride + 8 <= capacity` for every slot, so the
+            // stamp lies in the data area; 8 | stride keeps it aligned; the
+            // file is not yet visible to anyone else.
+            let p = unsafe { self.data().as_ptr().add((i * stride) as usize) };
+            // SAFETY: as above.
+            let stamp = unsafe { &*p.cast::<std::sync::atomic::AtomicU64>() };
+            stamp.store(i, Ordering::Relaxed);
+        }
     }
 
     /// Validates an opened file and maps it.
@@ -342,6 +359,22 @@ impl Region {
         // HEADER_LEN bytes; all fields we access through `&Header` are
         // atomics, which tolerate concurrent writes by other processes.
         unsafe { self.header().as_ref() }
+    }
+
+    /// Record `i` of the attachment table.
+    pub fn attach_record(&self, i: u64) -> &layout::AttachRecord {
+        assert!(
+            i < layout::ATTACH_SLOTS,
+            "attachment record {i} out of range"
+        );
+        let off = layout::ATTACH_TABLE + i * layout::ATTACH_RECORD;
+        // SAFETY: `off + ATTACH_RECORD <= DATA_OFFSET <= mapping length` (a
+        // compile-time assert in layout.rs and the assert above), so the
+        // record lies inside the mapping.
+        let p = unsafe { self.map.as_mut_ptr().add(off as usize) };
+        // SAFETY: the record is 16-byte aligned (page-aligned mapping, 16 |
+        // off), lives as long as `&self`, and consists of atomics only.
+        unsafe { &*p.cast::<layout::AttachRecord>() }
     }
 
     /// Start of the data area (`capacity` bytes, page-aligned).

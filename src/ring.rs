@@ -11,6 +11,7 @@
 
 use std::ptr::NonNull;
 use std::sync::atomic::AtomicU64;
+use std::sync::atomic::Ordering::SeqCst;
 
 use crate::config::Geometry;
 use crate::error::Corruption;
@@ -133,7 +134,11 @@ impl RawRing {
     pub fn parse(&self, pos: u64, available: u64) -> Result<Parsed, Corruption> {
         debug_assert!(available > 0);
         let off = self.offset(pos);
-        let word = self.word(pos).load(std::sync::atomic::Ordering::Relaxed);
+        // ORDERING(word-publish): SeqCst load. For SPSC the tail load before
+        // it already made the word visible; for MPSC its Acquire half pairs
+        // with the producer's SeqCst store of the word (the publication), and
+        // SeqCst makes it the re-check (S3) of the wake-up handshake.
+        let word = self.word(pos).load(SeqCst);
         match frame_word::decode(word) {
             frame_word::Decoded::Pad => {
                 let skip = self.capacity - off;
@@ -170,9 +175,38 @@ impl RawRing {
                     size,
                 })
             }
+            frame_word::Decoded::Skip(body) => {
+                let skip = layout::FRAME_HEADER + u64::from(body);
+                let room = available.min(self.capacity - off);
+                if body as u64 % layout::FRAME_ALIGN != 0 {
+                    return Err(Corruption::FrameWord { pos, word });
+                }
+                if skip > room {
+                    return Err(Corruption::FrameOverrun {
+                        pos,
+                        needs: skip,
+                        available: room,
+                    });
+                }
+                Ok(Parsed::Pad { skip })
+            }
             frame_word::Decoded::Empty => Ok(Parsed::NotReady),
             frame_word::Decoded::Invalid => Err(Corruption::FrameWord { pos, word }),
         }
+    }
+
+    /// Refuses tampered cursors at open time without false alarms on a
+    /// live ring: `head` is read twice around `tail`; if it did not move,
+    /// the pair was consistent at the moment `tail` was read, so a
+    /// violation is real.
+    pub fn check_quiescent_cursors(&self) -> Result<(), Corruption> {
+        let h = self.header();
+        let head = h.consumer.head.load(SeqCst);
+        let tail = h.producer.tail.load(SeqCst);
+        if head == h.consumer.head.load(SeqCst) {
+            self.check_cursors(head, tail)?;
+        }
+        Ok(())
     }
 
     /// Checks a cursor pair read from the header against the invariant
@@ -200,7 +234,7 @@ pub(crate) enum Parsed {
     /// A data frame: payload at data offset `payload`, `len` bytes; the
     /// whole frame takes `size` bytes.
     Data { payload: u64, len: u64, size: u64 },
-    /// A padding record covering the `skip` bytes to the end of the area.
+    /// A padding or skip record: `skip` bytes that carry no frame.
     Pad { skip: u64 },
     /// A zero word: nothing published here yet.
     NotReady,
@@ -226,6 +260,7 @@ mod tests {
             kind: Kind::Spsc,
             capacity,
             max_frame: layout::default_max_frame(capacity),
+            slot_count: 0,
         };
         // SAFETY: both allocations live in `Heap` next to the RawRing and
         // are never moved (Box and Vec keep their heap addresses).
@@ -290,6 +325,14 @@ mod tests {
             r.parse(48, 8),
             Err(Corruption::FrameOverrun { .. })
         ));
+        r.word(0).store(frame_word::skip(8), Relaxed);
+        assert_eq!(r.parse(0, 16), Ok(Parsed::Pad { skip: 16 }));
+        assert!(matches!(
+            r.parse(0, 8),
+            Err(Corruption::FrameOverrun { .. })
+        ));
+        r.word(0).store(frame_word::skip(4), Relaxed);
+        assert!(matches!(r.parse(0, 16), Err(Corruption::FrameWord { .. })));
         r.word(8).store(0xdead_beef, Relaxed);
         assert!(matches!(r.parse(8, 8), Err(Corruption::FrameWord { .. })));
         r.word(16).store(0, Relaxed);

@@ -1,10 +1,13 @@
 //! Role ownership and peer liveness through open-file-description locks.
 //!
 //! Each role (producer, consumer) owns one byte of the ring file: the first
-//! byte of its role record. Claiming the role takes a write lock on that byte
-//! with `F_OFD_SETLK` through a private open file description, and the
-//! kernel drops the lock when that description is closed, which happens
-//! when the holder drops its handle *or dies*, `kill -9` included. Whether a
+//! byte of its role record. A single-holder role takes a write lock on that
+//! byte with `F_OFD_SETLK` through a private open file description; a
+//! multi-holder role (MPSC producers, MPMC producers and consumers) takes a
+//! shared read lock on it, plus a write lock on a record of the attachment
+//! table that identifies the holder. The kernel drops the locks when the
+//! description is closed, which happens when the holder drops its handle
+//! *or dies*, `kill -9` included. Whether a
 //! peer is alive is asked with `F_OFD_GETLK`. No pid, timestamp or heartbeat
 //! is involved, so pid reuse cannot fool it.
 //!
@@ -17,56 +20,75 @@ use std::fs::File;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
 
 use crate::error::Error;
-use crate::layout::Role;
+use crate::layout::{self, Role};
 
-/// A held role: the open file description carrying the lock. Dropping it
-/// closes the description, which releases the lock.
+/// A held role: the open file description carrying the lock(s). Dropping
+/// it closes the description, which releases every lock it holds.
 #[derive(Debug)]
-pub(crate) struct RoleLock {
+pub(crate) struct Attachment {
     ofd: File,
-    role: Role,
+    /// Index in the attachment table, for shared (multi-party) roles.
+    record: Option<u64>,
 }
 
-impl RoleLock {
-    /// Tries to take `role`'s lock on the ring behind `ring_fd`. `Ok(None)`
-    /// means a live holder has it.
-    pub fn try_claim(ring_fd: BorrowedFd<'_>, role: Role) -> Result<Option<RoleLock>, Error> {
+impl Attachment {
+    /// Tries to take `role` exclusively (a write lock on its byte): the
+    /// single producer or consumer of a ring. `Ok(None)` means a live
+    /// holder has it.
+    pub fn exclusive(ring_fd: BorrowedFd<'_>, role: Role) -> Result<Option<Attachment>, Error> {
         let ofd = reopen(ring_fd)?;
-        let mut fl = flock(libc::F_WRLCK as libc::c_short, role);
-        // SAFETY: `ofd` is an open fd for the duration of the call and `fl`
-        // is a valid, initialised `struct flock` that outlives it.
-        let rc = unsafe { libc::fcntl(ofd.as_raw_fd(), libc::F_OFD_SETLK, &mut fl) };
-        if rc == 0 {
-            return Ok(Some(RoleLock { ofd, role }));
+        if !set_lock(&ofd, role.lock_offset(), libc::F_WRLCK)? {
+            return Ok(None);
         }
-        let err = std::io::Error::last_os_error();
-        match err.raw_os_error() {
-            Some(libc::EAGAIN) | Some(libc::EACCES) => Ok(None),
-            _ => Err(Error::Io {
-                op: "lock the ring role",
-                source: err,
-            }),
-        }
+        Ok(Some(Attachment { ofd, record: None }))
     }
 
-    /// Whether some other open file description holds `peer`'s lock, asked
-    /// through ours.
+    /// Joins `role` as one of many (a read lock on its byte, which any
+    /// number of holders share) and takes a free record of the attachment
+    /// table (a write lock on the record's first byte). A record whose
+    /// holder died is free again: its lock went with it.
+    ///
+    /// `Ok(None)` means the role is held exclusively (a ring of another
+    /// flavour is using the byte), which callers report as taken.
+    pub fn shared(ring_fd: BorrowedFd<'_>, role: Role) -> Result<Option<Attachment>, Error> {
+        let ofd = reopen(ring_fd)?;
+        if !set_lock(&ofd, role.lock_offset(), libc::F_RDLCK)? {
+            return Ok(None);
+        }
+        for i in 0..layout::ATTACH_SLOTS {
+            if set_lock(
+                &ofd,
+                layout::ATTACH_TABLE + i * layout::ATTACH_RECORD,
+                libc::F_WRLCK,
+            )? {
+                return Ok(Some(Attachment {
+                    ofd,
+                    record: Some(i),
+                }));
+            }
+        }
+        Err(Error::TooManyAttachments {
+            max: layout::ATTACH_SLOTS as u32,
+        })
+    }
+
+    /// Whether some other open file description holds `peer`'s lock (any
+    /// holder, exclusive or shared), asked through ours.
     pub fn is_held(&self, peer: Role) -> bool {
-        is_held(self.ofd.as_fd(), peer).unwrap_or(true)
+        is_held(self.ofd.as_fd(), peer.lock_offset()).unwrap_or(true)
     }
 
-    /// The role this lock holds.
-    #[allow(dead_code)]
-    pub fn role(&self) -> Role {
-        self.role
+    /// Our record in the attachment table, for shared roles.
+    pub fn record(&self) -> Option<u64> {
+        self.record
     }
 }
 
 /// Whether any open file description other than the one behind `fd` holds
-/// `role`'s lock. Errors of the query itself are reported, so a caller can
-/// decide how to treat "unknown".
-pub(crate) fn is_held(fd: BorrowedFd<'_>, role: Role) -> Result<bool, Error> {
-    let mut fl = flock(libc::F_WRLCK as libc::c_short, role);
+/// a lock on the byte at `offset`. Errors of the query itself are
+/// reported, so a caller can decide how to treat "unknown".
+pub(crate) fn is_held(fd: BorrowedFd<'_>, offset: u64) -> Result<bool, Error> {
+    let mut fl = flock(libc::F_WRLCK, offset);
     // SAFETY: `fd` is open for the duration of the call; `fl` is a valid
     // `struct flock` the kernel overwrites with the conflicting lock, if any.
     let rc = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_OFD_GETLK, &mut fl) };
@@ -77,6 +99,26 @@ pub(crate) fn is_held(fd: BorrowedFd<'_>, role: Role) -> Result<bool, Error> {
         });
     }
     Ok(fl.l_type != libc::F_UNLCK as libc::c_short)
+}
+
+/// Takes a lock of `l_type` on the byte at `offset` without waiting;
+/// `Ok(false)` if a conflicting lock is held elsewhere.
+fn set_lock(ofd: &File, offset: u64, l_type: libc::c_int) -> Result<bool, Error> {
+    let mut fl = flock(l_type, offset);
+    // SAFETY: `ofd` is an open fd for the duration of the call and `fl`
+    // is a valid, initialised `struct flock` that outlives it.
+    let rc = unsafe { libc::fcntl(ofd.as_raw_fd(), libc::F_OFD_SETLK, &mut fl) };
+    if rc == 0 {
+        return Ok(true);
+    }
+    let err = std::io::Error::last_os_error();
+    match err.raw_os_error() {
+        Some(libc::EAGAIN) | Some(libc::EACCES) => Ok(false),
+        _ => Err(Error::Io {
+            op: "lock the ring role",
+            source: err,
+        }),
+    }
 }
 
 /// A fresh open file description of the same file as `fd`.
@@ -90,13 +132,13 @@ pub(crate) fn reopen(fd: BorrowedFd<'_>) -> Result<File, Error> {
         .map_err(Error::io("re-open the ring for its role lock"))
 }
 
-fn flock(l_type: libc::c_short, role: Role) -> libc::flock {
+fn flock(l_type: libc::c_int, offset: u64) -> libc::flock {
     // SAFETY: `struct flock` is plain old data; all-zero is a valid value
     // (and F_OFD_* requires l_pid to be 0).
     let mut fl: libc::flock = unsafe { std::mem::zeroed() };
-    fl.l_type = l_type;
+    fl.l_type = l_type as libc::c_short;
     fl.l_whence = libc::SEEK_SET as libc::c_short;
-    fl.l_start = role.lock_offset() as libc::off_t;
+    fl.l_start = offset as libc::off_t;
     fl.l_len = 1;
     fl
 }

@@ -268,7 +268,7 @@ fn consumer_killed_and_restarted() {
         "the kernel released the dead consumer's role"
     );
     assert!(
-        st.consumer.pid.is_some(),
+        st.consumer.pid().is_some(),
         "a killed holder cannot clear its pid"
     );
 
@@ -371,10 +371,10 @@ fn role_taken_until_holder_dies() {
     let tx = ring
         .producer()
         .expect("a dead holder's role can be claimed");
-    assert_eq!(ring.stat().producer.pid, Some(std::process::id()));
+    assert_eq!(ring.stat().producer.pid(), Some(std::process::id()));
     drop(tx);
     assert_eq!(
-        ring.stat().producer.pid,
+        ring.stat().producer.pid(),
         None,
         "a clean detach clears the pid"
     );

@@ -126,7 +126,7 @@ fn frames_persist_across_reopen() {
     }
     let ring = spsc::Ring::open(&path).unwrap();
     let st = ring.stat();
-    assert_eq!((st.producer.pid, st.consumer.pid), (None, None));
+    assert_eq!((st.producer.pid(), st.consumer.pid()), (None, None));
     let mut rx = ring.consumer().unwrap();
     for i in 10..50u32 {
         assert_eq!(&*rx.try_recv().unwrap(), format!("frame {i}").as_bytes());

@@ -1,0 +1,439 @@
+//! The reading side of the framed rings (spsc and mpsc): one consumer
+//! walking frame words in order, reading payloads in place, and releasing
+//! space by storing `head`.
+//!
+//! The two flavours differ in two places only. In an SPSC ring everything
+//! below `tail` is published, so a zero frame word there is corruption. In
+//! an MPSC ring `tail` only says what producers have *claimed*; a frame is
+//! published by its own frame word, so a zero word means "not ready yet",
+//! and the consumer zeroes what it releases so that every word of the next
+//! lap starts out "not ready".
+
+use std::fmt;
+use std::ops::Deref;
+use std::sync::Arc;
+use std::sync::atomic::Ordering::{Relaxed, SeqCst};
+use std::time::{Duration, Instant};
+
+use crate::error::{Corruption, Error, RecvError};
+use crate::layout::Role;
+use crate::ring::{Parsed, RawRing};
+use crate::roles::Attachment;
+use crate::wait::{self, Gave};
+
+type Shared = crate::shared::Shared<RawRing>;
+
+/// Claims the consumer role of a framed ring and positions the consumer at
+/// the last released frame.
+pub(crate) fn attach(shared: &Arc<Shared>, multi_producer: bool) -> Result<Consumer, Error> {
+    let lock = shared.attach(Role::Consumer, true)?;
+    let h = shared.header();
+    // The head is ours now; tail is read after it, so a correct ring
+    // satisfies the invariant whatever the producers are doing.
+    let head = h.consumer.head.load(SeqCst);
+    let tail = h.producer.tail.load(SeqCst);
+    if let Err(c) = shared.raw.check_cursors(head, tail) {
+        shared.detach(Role::Consumer, lock);
+        return Err(c.into());
+    }
+    Ok(Consumer {
+        shared: shared.clone(),
+        lock: Some(lock),
+        read: head,
+        released: head,
+        cached_tail: tail,
+        multi_producer,
+    })
+}
+
+/// The reading half of a framed ring ([`spsc`](crate::spsc) or
+/// [`mpsc`](crate::mpsc)). `Send` and `'static`. Dropping it detaches,
+/// waking producers blocked on a full ring so they can return
+/// [`SendError::Disconnected`](crate::SendError::Disconnected).
+pub struct Consumer {
+    shared: Arc<Shared>,
+    lock: Option<Attachment>,
+    /// Next position to read (past any padding already skipped).
+    read: u64,
+    /// Head as last stored to the header; `released <= read`.
+    released: u64,
+    /// Last tail we read; the producer may be further along.
+    cached_tail: u64,
+    /// MPSC: a zero frame word below `tail` means "not ready", and
+    /// released space is zeroed.
+    multi_producer: bool,
+}
+
+impl fmt::Debug for Consumer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Consumer")
+            .field("read", &self.read)
+            .field("released", &self.released)
+            .field("cached_tail", &self.cached_tail)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A frame located by [`Consumer::next_frame`].
+#[derive(Debug, Clone, Copy)]
+struct Located {
+    payload: u64,
+    len: u64,
+    next: u64,
+}
+
+impl Consumer {
+    /// Takes the next frame without blocking. The grant derefs to the
+    /// payload inside the mapping; dropping it releases the space.
+    ///
+    /// # Errors
+    ///
+    /// [`RecvError::Empty`] if no committed frame is waiting;
+    /// [`RecvError::Corrupt`] if the ring is inconsistent (the consumer
+    /// stays in place, so every later call reports the same).
+    pub fn try_recv(&mut self) -> Result<ReadGrant<'_>, RecvError> {
+        match self.next_frame()? {
+            Some(f) => Ok(self.grant(f)),
+            None => Err(RecvError::Empty),
+        }
+    }
+
+    /// Takes the next frame, blocking while the ring is empty.
+    ///
+    /// # Errors
+    ///
+    /// [`RecvError::Disconnected`] once the ring is empty and the producer
+    /// has detached or died (within about 200 ms of a `kill -9`);
+    /// [`RecvError::Corrupt`].
+    pub fn recv(&mut self) -> Result<ReadGrant<'_>, RecvError> {
+        self.recv_until(None)
+    }
+
+    /// As [`recv`](Consumer::recv), giving up with [`RecvError::Timeout`]
+    /// after `timeout`.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let ring = mmring::spsc::Ring::anonymous(mmring::Config::new(4096))?;
+    /// let mut rx = ring.consumer()?;
+    /// assert_eq!(
+    ///     rx.recv_timeout(Duration::from_millis(10)).unwrap_err(),
+    ///     mmring::RecvError::Timeout,
+    /// );
+    /// # Ok::<(), mmring::Error>(())
+    /// ```
+    pub fn recv_timeout(&mut self, timeout: Duration) -> Result<ReadGrant<'_>, RecvError> {
+        self.recv_until(Some(Instant::now() + timeout))
+    }
+
+    fn recv_until(&mut self, deadline: Option<Instant>) -> Result<ReadGrant<'_>, RecvError> {
+        let f = self.wait_frame(deadline)?;
+        Ok(self.grant(f))
+    }
+
+    fn wait_frame(&mut self, deadline: Option<Instant>) -> Result<Located, RecvError> {
+        let shared = &*self.shared;
+        let lock = self
+            .lock
+            .as_ref()
+            .expect("role lock held while the handle lives");
+        let mut read = self.read;
+        let cached_tail = &mut self.cached_tail;
+        let released = self.released;
+        let multi = self.multi_producer;
+        let r = wait::block(
+            shared.data_point(),
+            deadline,
+            || locate(&shared.raw, &mut read, released, cached_tail, multi),
+            || shared.peer_gone(lock, Role::Producer),
+        );
+        self.read = read;
+        match r {
+            Ok(f) => Ok(f),
+            Err(Gave::Timeout) => Err(RecvError::Timeout),
+            Err(Gave::Disconnected) => Err(RecvError::Disconnected),
+            Err(Gave::Err(e)) => Err(e.into()),
+        }
+    }
+
+    /// Copies the next frame into `buf` (replacing its contents) and
+    /// releases it, without blocking. Returns the frame's length.
+    ///
+    /// # Errors
+    ///
+    /// As [`try_recv`](Consumer::try_recv).
+    pub fn try_recv_into(&mut self, buf: &mut Vec<u8>) -> Result<usize, RecvError> {
+        let g = self.try_recv()?;
+        buf.clear();
+        buf.extend_from_slice(&g);
+        Ok(buf.len())
+    }
+
+    /// Copies the next frame into `buf` (replacing its contents) and
+    /// releases it, blocking while the ring is empty.
+    ///
+    /// # Errors
+    ///
+    /// As [`recv`](Consumer::recv).
+    pub fn recv_into(&mut self, buf: &mut Vec<u8>) -> Result<usize, RecvError> {
+        let g = self.recv()?;
+        buf.clear();
+        buf.extend_from_slice(&g);
+        Ok(buf.len())
+    }
+
+    /// Hands up to `max` waiting frames to `f`, in order, then releases
+    /// them all with one cursor store: fewer cache-line transfers than one
+    /// release per frame. Does not block; returns how many frames `f` saw.
+    ///
+    /// # Errors
+    ///
+    /// [`RecvError::Empty`] if no frame is waiting; [`RecvError::Corrupt`]
+    /// if the first frame is corrupt (a corrupt frame after good ones ends
+    /// the batch early, and the next call reports it).
+    ///
+    /// ```
+    /// let ring = mmring::spsc::Ring::anonymous(mmring::Config::new(4096))?;
+    /// let (mut tx, mut rx) = (ring.producer()?, ring.consumer()?);
+    /// for i in 0..10u8 { tx.send(&[i])?; }
+    /// let mut sum = 0;
+    /// let n = rx.try_recv_batch(usize::MAX, |frame| sum += frame[0] as u32)?;
+    /// assert_eq!((n, sum), (10, 45));
+    /// # Ok::<(), mmring::Error>(())
+    /// ```
+    pub fn try_recv_batch(&mut self, max: usize, f: impl FnMut(&[u8])) -> Result<usize, RecvError> {
+        let first = match self.next_frame()? {
+            Some(first) => first,
+            None => return Err(RecvError::Empty),
+        };
+        Ok(self.drain(first, max, f))
+    }
+
+    /// As [`try_recv_batch`](Consumer::try_recv_batch), but blocks until at
+    /// least one frame is waiting.
+    ///
+    /// # Errors
+    ///
+    /// As [`recv`](Consumer::recv).
+    pub fn recv_batch(&mut self, max: usize, f: impl FnMut(&[u8])) -> Result<usize, RecvError> {
+        let first = self.wait_frame(None)?;
+        Ok(self.drain(first, max, f))
+    }
+
+    fn drain(&mut self, first: Located, max: usize, mut f: impl FnMut(&[u8])) -> usize {
+        let mut frame = first;
+        let mut n = 0;
+        loop {
+            // SAFETY: `locate` checked the frame lies in the data area and in
+            // the committed, unreleased region, which the producer does not
+            // touch until we store a head past it (after this loop).
+            f(unsafe { self.payload(frame) });
+            n += 1;
+            self.read = frame.next;
+            if n >= max {
+                break;
+            }
+            match self.next_frame() {
+                Ok(Some(next)) => frame = next,
+                Ok(None) | Err(_) => break,
+            }
+        }
+        self.release_to(self.read);
+        n
+    }
+
+    /// Bytes committed and not yet taken by this consumer (a lower bound:
+    /// the producer may have committed more since).
+    pub fn len_hint(&self) -> u64 {
+        // ORDERING: Relaxed; a hint only, no data is read on its basis.
+        let tail = self.shared.raw.header().producer.tail.load(Relaxed);
+        tail.saturating_sub(self.read)
+    }
+
+    /// Whether no committed frame is waiting right now.
+    pub fn is_empty(&self) -> bool {
+        self.len_hint() == 0
+    }
+
+    /// Whether a live producer holds the other role right now.
+    pub fn is_producer_attached(&self) -> bool {
+        self.lock
+            .as_ref()
+            .is_some_and(|l| l.is_held(Role::Producer))
+    }
+
+    /// Locates the frame at `self.read`, skipping padding.
+    fn next_frame(&mut self) -> Result<Option<Located>, Corruption> {
+        locate(
+            &self.shared.raw,
+            &mut self.read,
+            self.released,
+            &mut self.cached_tail,
+            self.multi_producer,
+        )
+    }
+
+    fn grant(&mut self, frame: Located) -> ReadGrant<'_> {
+        ReadGrant {
+            consumer: self,
+            frame,
+        }
+    }
+
+    /// # Safety
+    ///
+    /// `frame` came from `locate` and has not been released.
+    unsafe fn payload(&self, frame: Located) -> &[u8] {
+        // SAFETY: by the contract, `payload + len <= capacity`.
+        let p = unsafe { self.shared.raw.bytes(frame.payload, frame.len) };
+        // SAFETY: the bytes are committed and unreleased, so the producer
+        // leaves them alone while the returned borrow lives.
+        unsafe { std::slice::from_raw_parts(p.as_ptr(), frame.len as usize) }
+    }
+
+    fn release_to(&mut self, pos: u64) {
+        debug_assert!(pos >= self.released);
+        if self.multi_producer {
+            self.zero(self.released, pos);
+        }
+        // ORDERING(head-release): SeqCst store; its Release half pairs with
+        // the SeqCst (Acquire) head load in `space`, so our reads of the
+        // released bytes finish before the producer reuses them. SeqCst for
+        // the wake-up handshake (W1 in wait.rs) with the `notify` below.
+        self.shared.raw.header().consumer.head.store(pos, SeqCst);
+        self.released = pos;
+        self.shared.space_point().notify();
+    }
+}
+
+impl Consumer {
+    /// Zeroes the released range `[from, to)` (MPSC), so every frame word
+    /// of the next lap reads as "not ready" until a producer publishes it.
+    /// Runs before the head store that hands the range to producers.
+    fn zero(&self, from: u64, to: u64) {
+        let raw = &self.shared.raw;
+        let mut pos = from;
+        while pos < to {
+            let off = raw.offset(pos);
+            let n = (to - pos).min(raw.capacity() - off);
+            // SAFETY: `off + n <= capacity` by construction of `n`.
+            let p = unsafe { raw.bytes(off, n) };
+            // SAFETY: `[from, to)` is read and not yet released: producers
+            // do not write it until the head store that follows.
+            unsafe { p.as_ptr().write_bytes(0, n as usize) };
+            pos += n;
+        }
+    }
+}
+
+/// Finds the frame at `*read`, skipping padding (which advances `*read`).
+/// Re-reads the producer's cursor only when the cached one says empty.
+fn locate(
+    raw: &RawRing,
+    read: &mut u64,
+    released: u64,
+    cached_tail: &mut u64,
+    multi_producer: bool,
+) -> Result<Option<Located>, Corruption> {
+    loop {
+        if *read == *cached_tail {
+            // ORDERING(tail-publish): SeqCst load; its Acquire half pairs with
+            // the SeqCst tail store in `Producer::publish`, making the frame
+            // words and payloads before it visible. SeqCst for the wake-up
+            // handshake (S3 in wait.rs).
+            let tail = raw.header().producer.tail.load(SeqCst);
+            if tail < *cached_tail {
+                return Err(Corruption::CursorRegressed {
+                    seen: *cached_tail,
+                    found: tail,
+                });
+            }
+            raw.check_cursors(released, tail)?;
+            *cached_tail = tail;
+            if *read == tail {
+                return Ok(None);
+            }
+        }
+        match raw.parse(*read, *cached_tail - *read)? {
+            Parsed::Data { payload, len, size } => {
+                return Ok(Some(Located {
+                    payload,
+                    len,
+                    next: *read + size,
+                }));
+            }
+            Parsed::Pad { skip } => *read += skip,
+            // Claimed by a producer that has not published it yet.
+            Parsed::NotReady if multi_producer => return Ok(None),
+            Parsed::NotReady => {
+                return Err(Corruption::FrameWord {
+                    pos: *read,
+                    word: 0,
+                });
+            }
+        }
+    }
+}
+
+impl Drop for Consumer {
+    fn drop(&mut self) {
+        if let Some(lock) = self.lock.take() {
+            self.shared.detach(Role::Consumer, lock);
+        }
+    }
+}
+
+/// A frame taken by [`Consumer::try_recv`] and friends.
+///
+/// Derefs to the payload inside the shared mapping, 8-byte aligned. The
+/// space is released to the producer when the grant is dropped.
+///
+/// The bytes are committed and will not be touched by a correct producer
+/// until released; a misbehaving process with write access to the mapping
+/// could still change them under you, so validate what you parse. mmring
+/// itself never derives an address from payload bytes.
+#[must_use = "dropping a ReadGrant releases the frame immediately"]
+pub struct ReadGrant<'a> {
+    consumer: &'a mut Consumer,
+    frame: Located,
+}
+
+impl fmt::Debug for ReadGrant<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ReadGrant")
+            .field("len", &self.frame.len)
+            .finish()
+    }
+}
+
+impl ReadGrant<'_> {
+    /// Views the payload as a `T` without copying, if its length is exactly
+    /// `size_of::<T>()` and `T` needs at most 8-byte alignment.
+    ///
+    /// # Errors
+    ///
+    /// `bytemuck`'s [`PodCastError`](bytemuck::PodCastError) on a size or
+    /// alignment mismatch.
+    pub fn as_pod<T: bytemuck::Pod>(&self) -> Result<&T, bytemuck::PodCastError> {
+        bytemuck::try_from_bytes(self)
+    }
+
+    /// Releases the frame (the same as dropping the grant).
+    pub fn release(self) {}
+}
+
+impl Deref for ReadGrant<'_> {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        // SAFETY: the grant holds the consumer mutably, so the frame cannot
+        // be released while this borrow lives.
+        unsafe { self.consumer.payload(self.frame) }
+    }
+}
+
+impl Drop for ReadGrant<'_> {
+    fn drop(&mut self) {
+        self.consumer.read = self.frame.next;
+        self.consumer.release_to(self.frame.next);
+    }
+}

@@ -1,0 +1,715 @@
+//! Many producers, many consumers, fixed-size slots: work sharing across
+//! processes, every message delivered to exactly one consumer.
+//!
+//! The algorithm is Dmitry Vyukov's bounded MPMC queue (as in crossbeam's
+//! `ArrayQueue`): each slot carries a sequence stamp. For position `p` (a
+//! free-running slot count) in slot `p % n`:
+//!
+//! | stamp     | meaning                                              |
+//! |-----------|------------------------------------------------------|
+//! | `p`       | free: the producer that claims `p` may write it      |
+//! | `p + 1`   | full: the consumer that claims `p` may read it       |
+//! | `p + n`   | released: free for position `p + n`                  |
+//!
+//! Producers claim a position with a CAS on `tail`, consumers with a CAS on
+//! `head`; the stamp store publishes (producer) or releases (consumer) the
+//! slot. A stalled producer or consumer holds up only its own slot; the
+//! cursors of everyone else move on. An aborted reservation is published
+//! with an "aborted" flag, and consumers skip it.
+//!
+//! Every stamp is checked against the positions that could legally produce
+//! it; anything else is reported as [`Corruption::Stamp`] instead of being
+//! waited on forever.
+//!
+//! ```
+//! use mmring::{Config, mpmc};
+//! # fn main() -> Result<(), mmring::Error> {
+//! let ring = mpmc::Ring::anonymous(Config::slots(64, 16))?;
+//! let mut tx = ring.producer()?;
+//! let mut rx1 = ring.consumer()?;
+//! let mut rx2 = ring.consumer()?;
+//! tx.send(b"job 1")?;
+//! tx.send(b"job 2")?;
+//! assert_eq!(&*rx1.try_recv()?, b"job 1"); // each job goes to one consumer
+//! assert_eq!(&*rx2.try_recv()?, b"job 2");
+//! # Ok(()) }
+//! ```
+
+use std::fmt;
+use std::ops::{Deref, DerefMut};
+use std::ptr::NonNull;
+use std::sync::Arc;
+use std::sync::atomic::Ordering::{Relaxed, SeqCst};
+use std::sync::atomic::{AtomicU32, AtomicU64};
+use std::time::{Duration, Instant};
+
+use crate::config::Geometry;
+use crate::error::{Corruption, Error, RecvError, SendError};
+use crate::layout::{self, Header, Kind, Role};
+use crate::region::Region;
+use crate::roles::Attachment;
+use crate::wait::{self, Gave};
+
+type Shared = crate::shared::Shared<SlotRing>;
+
+/// Raw access to a slot ring's header and slots.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct SlotRing {
+    hdr: NonNull<Header>,
+    data: NonNull<u8>,
+    count: u64,
+    stride: u64,
+    slot_size: u64,
+}
+
+// SAFETY: pointers into memory shared with other processes anyway, only
+// dereferenced through atomics or through slots the protocol assigns to one
+// party at a time.
+unsafe impl Send for SlotRing {}
+// SAFETY: as above.
+unsafe impl Sync for SlotRing {}
+
+impl SlotRing {
+    /// # Safety
+    ///
+    /// `hdr` points to a live `Header` and `data` to `geo.capacity` live,
+    /// 8-byte aligned bytes, both valid as long as this value is used.
+    unsafe fn new(hdr: NonNull<Header>, data: NonNull<u8>, geo: Geometry) -> SlotRing {
+        debug_assert!(geo.slot_count.is_power_of_two());
+        SlotRing {
+            hdr,
+            data,
+            count: geo.slot_count,
+            stride: layout::slot_stride(geo.max_frame),
+            slot_size: geo.max_frame,
+        }
+    }
+
+    fn header(&self) -> &Header {
+        // SAFETY: `new`'s contract; all fields used are atomics.
+        unsafe { self.hdr.as_ref() }
+    }
+
+    /// Start of the slot for position `pos`: the single choke point of slot
+    /// address arithmetic.
+    fn slot(&self, pos: u64) -> NonNull<u8> {
+        let index = pos & (self.count - 1);
+        debug_assert!((index + 1) * self.stride <= self.count * self.stride);
+        // SAFETY: `index < count`, so the slot's `stride` bytes lie inside
+        // the data area of `count * stride` bytes.
+        unsafe { self.data.add((index * self.stride) as usize) }
+    }
+
+    fn stamp(&self, pos: u64) -> &AtomicU64 {
+        // SAFETY: offset 0 of a slot, 8-byte aligned (8 | stride, page-aligned
+        // data area), inside the data area; an atomic tolerates other
+        // processes.
+        unsafe { self.slot(pos).cast::<AtomicU64>().as_ref() }
+    }
+
+    /// The 32-bit field at `offset` (8: length, 12: flags) of a slot header.
+    fn field(&self, pos: u64, offset: usize) -> &AtomicU32 {
+        debug_assert!(offset == 8 || offset == 12);
+        // SAFETY: offset < SLOT_HEADER <= stride, so inside the slot.
+        let p = unsafe { self.slot(pos).add(offset) };
+        // SAFETY: 4-byte aligned (the slot is 8-byte aligned), live for
+        // `&self`; an atomic tolerates other processes.
+        unsafe { p.cast::<AtomicU32>().as_ref() }
+    }
+
+    fn len(&self, pos: u64) -> &AtomicU32 {
+        self.field(pos, 8)
+    }
+
+    fn flags(&self, pos: u64) -> &AtomicU32 {
+        self.field(pos, 12)
+    }
+
+    /// The payload of the slot for `pos`, `len` bytes.
+    ///
+    /// # Safety
+    ///
+    /// `len <= slot_size`, and the caller holds the slot (claimed it and has
+    /// not yet published or released it).
+    unsafe fn payload(&self, pos: u64, len: u64) -> NonNull<u8> {
+        debug_assert!(len <= self.slot_size);
+        // SAFETY: SLOT_HEADER + len <= stride, so the range is in the slot.
+        unsafe { self.slot(pos).add(layout::SLOT_HEADER as usize) }
+    }
+
+    fn check_cursors(&self, head: u64, tail: u64) -> Result<(), Corruption> {
+        if head > tail || tail - head > self.count {
+            return Err(Corruption::Cursors {
+                head,
+                tail,
+                capacity: self.count,
+            });
+        }
+        Ok(())
+    }
+
+    /// As `RawRing::check_quiescent_cursors`, in slots.
+    fn check_quiescent_cursors(&self) -> Result<(), Corruption> {
+        let h = self.header();
+        let head = h.consumer.head.load(SeqCst);
+        let tail = h.producer.tail.load(SeqCst);
+        if head == h.consumer.head.load(SeqCst) {
+            self.check_cursors(head, tail)?;
+        }
+        Ok(())
+    }
+
+    /// Claims the next free position for a producer. `Ok(None)`: full.
+    fn claim_produce(&self) -> Result<Option<u64>, Corruption> {
+        let tail = &self.header().producer.tail;
+        // ORDERING: Relaxed; the stamp load below synchronises the slot.
+        let mut pos = tail.load(Relaxed);
+        loop {
+            // ORDERING(stamp): SeqCst load; its Acquire half pairs with the
+            // consumer's SeqCst release store, so the previous reader is done
+            // with the slot. SeqCst for the wake-up handshake (S3).
+            let stamp = self.stamp(pos).load(SeqCst);
+            if stamp == pos {
+                // ORDERING: SeqCst on success orders the claim before our
+                // writes; Relaxed on failure (we retry with what we read).
+                match tail.compare_exchange_weak(pos, pos + 1, SeqCst, Relaxed) {
+                    Ok(_) => return Ok(Some(pos)),
+                    Err(now) => pos = now,
+                }
+            } else if stamp < pos {
+                // The slot still holds the frame of the previous lap.
+                if stamp == (pos + 1).wrapping_sub(self.count) {
+                    return Ok(None);
+                }
+                return Err(Corruption::Stamp { pos, stamp });
+            } else {
+                // Another producer claimed `pos`: move on, unless nobody did.
+                let now = tail.load(Relaxed);
+                if now == pos {
+                    return Err(Corruption::Stamp { pos, stamp });
+                }
+                pos = now;
+            }
+        }
+    }
+
+    /// Claims the next full position for a consumer, skipping aborted
+    /// slots. `Ok(None)`: empty.
+    fn claim_consume(&self, space: impl Fn()) -> Result<Option<(u64, u64)>, Corruption> {
+        let head = &self.header().consumer.head;
+        let mut pos = head.load(Relaxed);
+        loop {
+            // ORDERING(stamp): SeqCst load; its Acquire half pairs with the
+            // producer's SeqCst publishing store, making the payload visible.
+            // SeqCst for the wake-up handshake (S3).
+            let stamp = self.stamp(pos).load(SeqCst);
+            if stamp == pos + 1 {
+                match head.compare_exchange_weak(pos, pos + 1, SeqCst, Relaxed) {
+                    Ok(_) => {
+                        let len = u64::from(self.len(pos).load(Relaxed));
+                        let flags = self.flags(pos).load(Relaxed);
+                        if flags == 0 && len <= self.slot_size {
+                            return Ok(Some((pos, len)));
+                        }
+                        // Aborted (skip it) or corrupt (report it); either
+                        // way the slot goes back to the producers.
+                        self.release(pos);
+                        space();
+                        if flags != layout::SLOT_ABORTED {
+                            return Err(Corruption::Slot { pos, len, flags });
+                        }
+                        pos += 1;
+                    }
+                    Err(now) => pos = now,
+                }
+            } else if stamp < pos + 1 {
+                if stamp == pos {
+                    return Ok(None);
+                }
+                return Err(Corruption::Stamp { pos, stamp });
+            } else {
+                let now = head.load(Relaxed);
+                if now == pos {
+                    return Err(Corruption::Stamp { pos, stamp });
+                }
+                pos = now;
+            }
+        }
+    }
+
+    /// Publishes the slot of `pos` (producer): `len` bytes, or aborted.
+    fn publish(&self, pos: u64, len: Option<u64>) {
+        match len {
+            Some(n) => {
+                self.len(pos).store(n as u32, Relaxed);
+                self.flags(pos).store(0, Relaxed);
+            }
+            None => {
+                self.len(pos).store(0, Relaxed);
+                self.flags(pos).store(layout::SLOT_ABORTED, Relaxed);
+            }
+        }
+        // ORDERING(stamp): SeqCst store; its Release half publishes the
+        // payload and fields above to the consumer's SeqCst stamp load.
+        // SeqCst for the wake-up handshake (W1).
+        self.stamp(pos).store(pos + 1, SeqCst);
+    }
+
+    /// Releases the slot of `pos` (consumer) for position `pos + count`.
+    fn release(&self, pos: u64) {
+        // ORDERING(stamp): SeqCst store; its Release half orders our reads
+        // of the slot before the producer's next writes. SeqCst for the
+        // wake-up handshake (W1).
+        self.stamp(pos).store(pos + self.count, SeqCst);
+    }
+}
+
+/// A many-producer many-consumer ring of fixed-size slots in shared
+/// memory, sized with [`Config::slots`](crate::Config::slots). Any number
+/// of producers and consumers (up to 128 handles in all) in any processes.
+#[derive(Debug, Clone)]
+pub struct Ring {
+    shared: Arc<Shared>,
+}
+
+impl Ring {
+    crate::shared::ring_common!(Kind::Mpmc, "mpmc", "Config::slots(1024, 64)");
+
+    fn wrap(region: Region) -> Result<Ring, Error> {
+        // SAFETY: the region maps the header at offset 0 and `capacity` =
+        // slot_count * stride bytes at DATA_OFFSET; `Shared` owns the region
+        // and the SlotRing never outlives it.
+        let raw = unsafe { SlotRing::new(region.header(), region.data(), region.geometry()) };
+        raw.check_quiescent_cursors()?;
+        Ok(Ring {
+            shared: Arc::new(Shared { region, raw }),
+        })
+    }
+
+    fn cursors(&self) -> (u64, u64) {
+        let h = self.shared.header();
+        (h.consumer.head.load(SeqCst), h.producer.tail.load(SeqCst))
+    }
+
+    /// Number of slots.
+    pub fn slot_count(&self) -> u64 {
+        self.shared.raw.count
+    }
+
+    /// Attaches a new producer. Call it once per writing thread or process.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::TooManyAttachments`] if 128 handles are attached already.
+    pub fn producer(&self) -> Result<Producer, Error> {
+        let lock = self.shared.attach(Role::Producer, false)?;
+        Ok(Producer {
+            shared: self.shared.clone(),
+            lock: Some(lock),
+        })
+    }
+
+    /// Attaches a new consumer. Call it once per reading thread or process.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::TooManyAttachments`] if 128 handles are attached already.
+    pub fn consumer(&self) -> Result<Consumer, Error> {
+        let lock = self.shared.attach(Role::Consumer, false)?;
+        Ok(Consumer {
+            shared: self.shared.clone(),
+            lock: Some(lock),
+        })
+    }
+}
+
+/// One writer of an MPMC [`Ring`]. `Send` and `'static`.
+pub struct Producer {
+    shared: Arc<Shared>,
+    lock: Option<Attachment>,
+}
+
+impl fmt::Debug for Producer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Producer").finish_non_exhaustive()
+    }
+}
+
+impl Producer {
+    /// Claims a slot for a message of up to `len` bytes without blocking.
+    /// The grant derefs to `len` bytes of the slot; commit it, or drop it to
+    /// publish the slot as aborted (consumers skip it).
+    ///
+    /// # Errors
+    ///
+    /// [`SendError::TooLarge`] if `len > slot_size`; [`SendError::Full`];
+    /// [`SendError::Corrupt`] on an impossible stamp.
+    pub fn try_reserve(&mut self, len: usize) -> Result<WriteGrant<'_>, SendError> {
+        self.check_len(len)?;
+        match self.shared.raw.claim_produce()? {
+            Some(pos) => Ok(self.grant(pos, len)),
+            None => Err(SendError::Full),
+        }
+    }
+
+    /// Claims a slot, blocking while the ring is full.
+    ///
+    /// # Errors
+    ///
+    /// [`SendError::TooLarge`]; [`SendError::Disconnected`] if the ring is
+    /// full and every consumer has detached or died; [`SendError::Corrupt`].
+    pub fn reserve(&mut self, len: usize) -> Result<WriteGrant<'_>, SendError> {
+        self.reserve_until(len, None)
+    }
+
+    /// As [`reserve`](Producer::reserve), giving up with
+    /// [`SendError::Timeout`] after `timeout`.
+    pub fn reserve_timeout(
+        &mut self,
+        len: usize,
+        timeout: Duration,
+    ) -> Result<WriteGrant<'_>, SendError> {
+        self.reserve_until(len, Some(Instant::now() + timeout))
+    }
+
+    fn reserve_until(
+        &mut self,
+        len: usize,
+        deadline: Option<Instant>,
+    ) -> Result<WriteGrant<'_>, SendError> {
+        self.check_len(len)?;
+        let shared = &*self.shared;
+        let lock = self.lock.as_ref().expect("attached while the handle lives");
+        let r = wait::block(
+            shared.space_point(),
+            deadline,
+            || shared.raw.claim_produce(),
+            || shared.peer_gone(lock, Role::Consumer),
+        );
+        match r {
+            Ok(pos) => Ok(self.grant(pos, len)),
+            Err(Gave::Timeout) => Err(SendError::Timeout),
+            Err(Gave::Disconnected) => Err(SendError::Disconnected),
+            Err(Gave::Err(e)) => Err(e.into()),
+        }
+    }
+
+    /// Copies `msg` into a slot without blocking.
+    ///
+    /// # Errors
+    ///
+    /// As [`try_reserve`](Producer::try_reserve).
+    pub fn try_send(&mut self, msg: &[u8]) -> Result<(), SendError> {
+        let mut g = self.try_reserve(msg.len())?;
+        g.copy_from_slice(msg);
+        g.commit();
+        Ok(())
+    }
+
+    /// Copies `msg` into a slot, blocking while the ring is full.
+    ///
+    /// # Errors
+    ///
+    /// As [`reserve`](Producer::reserve).
+    pub fn send(&mut self, msg: &[u8]) -> Result<(), SendError> {
+        let mut g = self.reserve(msg.len())?;
+        g.copy_from_slice(msg);
+        g.commit();
+        Ok(())
+    }
+
+    /// Copies `msg` into a slot, blocking at most `timeout`.
+    ///
+    /// # Errors
+    ///
+    /// As [`reserve_timeout`](Producer::reserve_timeout).
+    pub fn send_timeout(&mut self, msg: &[u8], timeout: Duration) -> Result<(), SendError> {
+        let mut g = self.reserve_timeout(msg.len(), timeout)?;
+        g.copy_from_slice(msg);
+        g.commit();
+        Ok(())
+    }
+
+    /// Largest message (the slot size).
+    pub fn max_frame(&self) -> usize {
+        self.shared.raw.slot_size as usize
+    }
+
+    fn check_len(&self, len: usize) -> Result<(), SendError> {
+        if len as u64 > self.shared.raw.slot_size {
+            return Err(SendError::TooLarge {
+                len,
+                max: self.shared.raw.slot_size as usize,
+            });
+        }
+        Ok(())
+    }
+
+    fn grant(&mut self, pos: u64, len: usize) -> WriteGrant<'_> {
+        WriteGrant {
+            producer: self,
+            pos,
+            len,
+            done: false,
+        }
+    }
+}
+
+impl Drop for Producer {
+    fn drop(&mut self) {
+        if let Some(lock) = self.lock.take() {
+            self.shared.detach(Role::Producer, lock);
+        }
+    }
+}
+
+/// A slot claimed by an MPMC [`Producer`]. Derefs to the reserved bytes of
+/// the slot. Commit it; dropping it publishes the slot as aborted, which
+/// consumers skip.
+#[must_use = "a WriteGrant publishes nothing unless committed"]
+pub struct WriteGrant<'a> {
+    producer: &'a mut Producer,
+    pos: u64,
+    len: usize,
+    done: bool,
+}
+
+impl fmt::Debug for WriteGrant<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("WriteGrant")
+            .field("pos", &self.pos)
+            .field("len", &self.len)
+            .finish()
+    }
+}
+
+impl WriteGrant<'_> {
+    /// Publishes the whole reserved length.
+    pub fn commit(self) {
+        let len = self.len;
+        self.commit_len(len);
+    }
+
+    /// Publishes the first `len` bytes.
+    ///
+    /// # Panics
+    ///
+    /// If `len` is larger than the reservation.
+    pub fn commit_len(mut self, len: usize) {
+        assert!(
+            len <= self.len,
+            "commit_len({len}) exceeds the reservation of {}",
+            self.len
+        );
+        self.publish(Some(len as u64));
+    }
+
+    /// Publishes the slot as aborted (the same as dropping the grant).
+    pub fn abort(mut self) {
+        self.publish(None);
+    }
+
+    /// Views the first `size_of::<T>()` bytes as a `T` (the payload is
+    /// 8-byte aligned).
+    ///
+    /// # Panics
+    ///
+    /// If the reservation is shorter than `T` or `T` needs more than 8-byte
+    /// alignment.
+    pub fn as_pod_mut<T: bytemuck::Pod>(&mut self) -> &mut T {
+        let n = size_of::<T>();
+        bytemuck::from_bytes_mut(&mut self[..n])
+    }
+
+    fn publish(&mut self, len: Option<u64>) {
+        if std::mem::replace(&mut self.done, true) {
+            return;
+        }
+        let shared = &self.producer.shared;
+        shared.raw.publish(self.pos, len);
+        shared.data_point().notify();
+    }
+}
+
+impl Drop for WriteGrant<'_> {
+    fn drop(&mut self) {
+        self.publish(None);
+    }
+}
+
+impl Deref for WriteGrant<'_> {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        // SAFETY: `len <= slot_size` (checked at reserve) and we hold the
+        // claimed slot until publishing it.
+        let p = unsafe { self.producer.shared.raw.payload(self.pos, self.len as u64) };
+        // SAFETY: the slot is ours alone until its stamp is published.
+        unsafe { std::slice::from_raw_parts(p.as_ptr(), self.len) }
+    }
+}
+
+impl DerefMut for WriteGrant<'_> {
+    fn deref_mut(&mut self) -> &mut [u8] {
+        // SAFETY: as in `deref`.
+        let p = unsafe { self.producer.shared.raw.payload(self.pos, self.len as u64) };
+        // SAFETY: as in `deref`; the grant borrows the producer mutably.
+        unsafe { std::slice::from_raw_parts_mut(p.as_ptr(), self.len) }
+    }
+}
+
+/// One reader of an MPMC [`Ring`]. `Send` and `'static`.
+pub struct Consumer {
+    shared: Arc<Shared>,
+    lock: Option<Attachment>,
+}
+
+impl fmt::Debug for Consumer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Consumer").finish_non_exhaustive()
+    }
+}
+
+impl Consumer {
+    /// Takes the next message without blocking; the slot is released when
+    /// the grant is dropped.
+    ///
+    /// # Errors
+    ///
+    /// [`RecvError::Empty`]; [`RecvError::Corrupt`] on an impossible stamp
+    /// or slot (the slot is released so others can continue).
+    pub fn try_recv(&mut self) -> Result<ReadGrant<'_>, RecvError> {
+        let shared = &*self.shared;
+        match shared.raw.claim_consume(|| shared.space_point().notify())? {
+            Some((pos, len)) => Ok(ReadGrant {
+                consumer: self,
+                pos,
+                len,
+            }),
+            None => Err(RecvError::Empty),
+        }
+    }
+
+    /// Takes the next message, blocking while the ring is empty.
+    ///
+    /// # Errors
+    ///
+    /// [`RecvError::Disconnected`] once the ring is empty and every
+    /// producer has detached or died; [`RecvError::Corrupt`].
+    pub fn recv(&mut self) -> Result<ReadGrant<'_>, RecvError> {
+        self.recv_until(None)
+    }
+
+    /// As [`recv`](Consumer::recv), giving up with [`RecvError::Timeout`]
+    /// after `timeout`.
+    pub fn recv_timeout(&mut self, timeout: Duration) -> Result<ReadGrant<'_>, RecvError> {
+        self.recv_until(Some(Instant::now() + timeout))
+    }
+
+    fn recv_until(&mut self, deadline: Option<Instant>) -> Result<ReadGrant<'_>, RecvError> {
+        let shared = &*self.shared;
+        let lock = self.lock.as_ref().expect("attached while the handle lives");
+        let r = wait::block(
+            shared.data_point(),
+            deadline,
+            || shared.raw.claim_consume(|| shared.space_point().notify()),
+            || shared.peer_gone(lock, Role::Producer),
+        );
+        match r {
+            Ok((pos, len)) => Ok(ReadGrant {
+                consumer: self,
+                pos,
+                len,
+            }),
+            Err(Gave::Timeout) => Err(RecvError::Timeout),
+            Err(Gave::Disconnected) => Err(RecvError::Disconnected),
+            Err(Gave::Err(e)) => Err(e.into()),
+        }
+    }
+
+    /// Copies the next message into `buf` (replacing its contents) and
+    /// releases the slot, without blocking.
+    ///
+    /// # Errors
+    ///
+    /// As [`try_recv`](Consumer::try_recv).
+    pub fn try_recv_into(&mut self, buf: &mut Vec<u8>) -> Result<usize, RecvError> {
+        let g = self.try_recv()?;
+        buf.clear();
+        buf.extend_from_slice(&g);
+        Ok(buf.len())
+    }
+
+    /// Copies the next message into `buf` and releases the slot, blocking
+    /// while the ring is empty.
+    ///
+    /// # Errors
+    ///
+    /// As [`recv`](Consumer::recv).
+    pub fn recv_into(&mut self, buf: &mut Vec<u8>) -> Result<usize, RecvError> {
+        let g = self.recv()?;
+        buf.clear();
+        buf.extend_from_slice(&g);
+        Ok(buf.len())
+    }
+}
+
+impl Drop for Consumer {
+    fn drop(&mut self) {
+        if let Some(lock) = self.lock.take() {
+            self.shared.detach(Role::Consumer, lock);
+        }
+    }
+}
+
+/// A message taken by an MPMC [`Consumer`]. Derefs to the payload in its
+/// slot (8-byte aligned); dropping it releases the slot.
+#[must_use = "dropping a ReadGrant releases the slot immediately"]
+pub struct ReadGrant<'a> {
+    consumer: &'a mut Consumer,
+    pos: u64,
+    len: u64,
+}
+
+impl fmt::Debug for ReadGrant<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ReadGrant")
+            .field("pos", &self.pos)
+            .field("len", &self.len)
+            .finish()
+    }
+}
+
+impl ReadGrant<'_> {
+    /// Views the payload as a `T` without copying, if its length is exactly
+    /// `size_of::<T>()` and `T` needs at most 8-byte alignment.
+    ///
+    /// # Errors
+    ///
+    /// `bytemuck`'s [`PodCastError`](bytemuck::PodCastError) on a size or
+    /// alignment mismatch.
+    pub fn as_pod<T: bytemuck::Pod>(&self) -> Result<&T, bytemuck::PodCastError> {
+        bytemuck::try_from_bytes(self)
+    }
+
+    /// Releases the slot (the same as dropping the grant).
+    pub fn release(self) {}
+}
+
+impl Deref for ReadGrant<'_> {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        // SAFETY: `claim_consume` checked `len <= slot_size`; we hold the
+        // slot until this grant is dropped.
+        let p = unsafe { self.consumer.shared.raw.payload(self.pos, self.len) };
+        // SAFETY: the slot is published and ours until released.
+        unsafe { std::slice::from_raw_parts(p.as_ptr(), self.len as usize) }
+    }
+}
+
+impl Drop for ReadGrant<'_> {
+    fn drop(&mut self) {
+        let shared = &self.consumer.shared;
+        shared.raw.release(self.pos);
+        shared.space_point().notify();
+    }
+}
