@@ -39,20 +39,18 @@ pub(crate) fn attach(shared: &Arc<Shared>, multi_producer: bool) -> Result<Consu
     Ok(Consumer {
         shared: shared.clone(),
         lock: Some(lock),
-        read: head,
-        released: head,
-        cached_tail: tail,
-        multi_producer,
+        cur: Cursor {
+            read: head,
+            released: head,
+            cached_tail: tail,
+            multi_producer,
+        },
     })
 }
 
-/// The reading half of a framed ring ([`spsc`](crate::spsc) or
-/// [`mpsc`](crate::mpsc)). `Send` and `'static`. Dropping it detaches,
-/// waking producers blocked on a full ring so they can return
-/// [`SendError::Disconnected`](crate::SendError::Disconnected).
-pub struct Consumer {
-    shared: Arc<Shared>,
-    lock: Option<Attachment>,
+/// The consumer's private view of the cursors.
+#[derive(Debug)]
+struct Cursor {
     /// Next position to read (past any padding already skipped).
     read: u64,
     /// Head as last stored to the header; `released <= read`.
@@ -64,12 +62,71 @@ pub struct Consumer {
     multi_producer: bool,
 }
 
+impl Cursor {
+    /// Locates the frame at `read`, skipping padding and skip records. When
+    /// there is no frame to return but records were skipped, their space is
+    /// released at once, so producers are never kept waiting for it.
+    fn next(&mut self, shared: &Shared) -> Result<Option<Located>, Corruption> {
+        let r = locate(
+            &shared.raw,
+            &mut self.read,
+            self.released,
+            &mut self.cached_tail,
+            self.multi_producer,
+        );
+        if matches!(r, Ok(None)) && self.read > self.released {
+            self.release_to(shared, self.read);
+        }
+        r
+    }
+
+    fn release_to(&mut self, shared: &Shared, pos: u64) {
+        debug_assert!(pos >= self.released);
+        if self.multi_producer {
+            zero(&shared.raw, self.released, pos);
+        }
+        // ORDERING(head-release): SeqCst store; its Release half pairs with
+        // the SeqCst (Acquire) head load of the producers, so our reads of
+        // the released bytes (and the zeroing) finish before a producer
+        // reuses them. SeqCst for the wake-up handshake (W1 in wait.rs) with
+        // the `notify` below.
+        shared.raw.header().consumer.head.store(pos, SeqCst);
+        self.released = pos;
+        shared.space_point().notify();
+    }
+}
+
+/// Zeroes `[from, to)` of the data area (MPSC), so every frame word of the
+/// next lap reads as "not ready" until a producer publishes it. Runs before
+/// the head store that hands the range to producers.
+fn zero(raw: &RawRing, from: u64, to: u64) {
+    let mut pos = from;
+    while pos < to {
+        let off = raw.offset(pos);
+        let n = (to - pos).min(raw.capacity() - off);
+        // SAFETY: `off + n <= capacity` by construction of `n`.
+        let p = unsafe { raw.bytes(off, n) };
+        // SAFETY: `[from, to)` is read and not yet released: producers do
+        // not write it until the head store that follows.
+        unsafe { p.as_ptr().write_bytes(0, n as usize) };
+        pos += n;
+    }
+}
+
+/// The reading half of a framed ring ([`spsc`](crate::spsc) or
+/// [`mpsc`](crate::mpsc)). `Send` and `'static`. Dropping it detaches,
+/// waking producers blocked on a full ring so they can return
+/// [`SendError::Disconnected`](crate::SendError::Disconnected).
+pub struct Consumer {
+    shared: Arc<Shared>,
+    lock: Option<Attachment>,
+    cur: Cursor,
+}
+
 impl fmt::Debug for Consumer {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Consumer")
-            .field("read", &self.read)
-            .field("released", &self.released)
-            .field("cached_tail", &self.cached_tail)
+            .field("cursor", &self.cur)
             .finish_non_exhaustive()
     }
 }
@@ -137,17 +194,13 @@ impl Consumer {
             .lock
             .as_ref()
             .expect("role lock held while the handle lives");
-        let mut read = self.read;
-        let cached_tail = &mut self.cached_tail;
-        let released = self.released;
-        let multi = self.multi_producer;
+        let cur = &mut self.cur;
         let r = wait::block(
             shared.data_point(),
             deadline,
-            || locate(&shared.raw, &mut read, released, cached_tail, multi),
+            || cur.next(shared),
             || shared.peer_gone(lock, Role::Producer),
         );
-        self.read = read;
         match r {
             Ok(f) => Ok(f),
             Err(Gave::Timeout) => Err(RecvError::Timeout),
@@ -229,7 +282,7 @@ impl Consumer {
             // touch until we store a head past it (after this loop).
             f(unsafe { self.payload(frame) });
             n += 1;
-            self.read = frame.next;
+            self.cur.read = frame.next;
             if n >= max {
                 break;
             }
@@ -238,7 +291,7 @@ impl Consumer {
                 Ok(None) | Err(_) => break,
             }
         }
-        self.release_to(self.read);
+        self.cur.release_to(&self.shared, self.cur.read);
         n
     }
 
@@ -247,7 +300,7 @@ impl Consumer {
     pub fn len_hint(&self) -> u64 {
         // ORDERING: Relaxed; a hint only, no data is read on its basis.
         let tail = self.shared.raw.header().producer.tail.load(Relaxed);
-        tail.saturating_sub(self.read)
+        tail.saturating_sub(self.cur.read)
     }
 
     /// Whether no committed frame is waiting right now.
@@ -262,15 +315,9 @@ impl Consumer {
             .is_some_and(|l| l.is_held(Role::Producer))
     }
 
-    /// Locates the frame at `self.read`, skipping padding.
+    /// Locates the frame at the read position, skipping padding.
     fn next_frame(&mut self) -> Result<Option<Located>, Corruption> {
-        locate(
-            &self.shared.raw,
-            &mut self.read,
-            self.released,
-            &mut self.cached_tail,
-            self.multi_producer,
-        )
+        self.cur.next(&self.shared)
     }
 
     fn grant(&mut self, frame: Located) -> ReadGrant<'_> {
@@ -289,40 +336,6 @@ impl Consumer {
         // SAFETY: the bytes are committed and unreleased, so the producer
         // leaves them alone while the returned borrow lives.
         unsafe { std::slice::from_raw_parts(p.as_ptr(), frame.len as usize) }
-    }
-
-    fn release_to(&mut self, pos: u64) {
-        debug_assert!(pos >= self.released);
-        if self.multi_producer {
-            self.zero(self.released, pos);
-        }
-        // ORDERING(head-release): SeqCst store; its Release half pairs with
-        // the SeqCst (Acquire) head load in `space`, so our reads of the
-        // released bytes finish before the producer reuses them. SeqCst for
-        // the wake-up handshake (W1 in wait.rs) with the `notify` below.
-        self.shared.raw.header().consumer.head.store(pos, SeqCst);
-        self.released = pos;
-        self.shared.space_point().notify();
-    }
-}
-
-impl Consumer {
-    /// Zeroes the released range `[from, to)` (MPSC), so every frame word
-    /// of the next lap reads as "not ready" until a producer publishes it.
-    /// Runs before the head store that hands the range to producers.
-    fn zero(&self, from: u64, to: u64) {
-        let raw = &self.shared.raw;
-        let mut pos = from;
-        while pos < to {
-            let off = raw.offset(pos);
-            let n = (to - pos).min(raw.capacity() - off);
-            // SAFETY: `off + n <= capacity` by construction of `n`.
-            let p = unsafe { raw.bytes(off, n) };
-            // SAFETY: `[from, to)` is read and not yet released: producers
-            // do not write it until the head store that follows.
-            unsafe { p.as_ptr().write_bytes(0, n as usize) };
-            pos += n;
-        }
     }
 }
 
@@ -433,7 +446,8 @@ impl Deref for ReadGrant<'_> {
 
 impl Drop for ReadGrant<'_> {
     fn drop(&mut self) {
-        self.consumer.read = self.frame.next;
-        self.consumer.release_to(self.frame.next);
+        let c = &mut *self.consumer;
+        c.cur.read = self.frame.next;
+        c.cur.release_to(&c.shared, self.frame.next);
     }
 }

@@ -5,11 +5,17 @@
 //! `ArrayQueue`): each slot carries a sequence stamp. For position `p` (a
 //! free-running slot count) in slot `p % n`:
 //!
-//! | stamp     | meaning                                              |
-//! |-----------|------------------------------------------------------|
-//! | `p`       | free: the producer that claims `p` may write it      |
-//! | `p + 1`   | full: the consumer that claims `p` may read it       |
-//! | `p + n`   | released: free for position `p + n`                  |
+//! | stamp       | meaning                                                   |
+//! |-------------|-----------------------------------------------------------|
+//! | `p - n`     | the producer of position `p - n` is still writing         |
+//! | `p - n + 1` | position `p - n` is published or still being read         |
+//! | `p`         | free: the producer that claims `p` may write it           |
+//! | `p + 1`     | full: the consumer that claims `p` may read it            |
+//! | `p + n`     | released: free for position `p + n`                       |
+//!
+//! A producer at `p` sees the first two as "full", a consumer at `p` sees
+//! `p - n + 1` and `p` as "empty"; later stamps mean another party took
+//! `p` already and the cursor has moved on.
 //!
 //! Producers claim a position with a CAS on `tail`, consumers with a CAS on
 //! `head`; the stamp store publishes (producer) or releases (consumer) the
@@ -177,8 +183,12 @@ impl SlotRing {
                     Err(now) => pos = now,
                 }
             } else if stamp < pos {
-                // The slot still holds the frame of the previous lap.
-                if stamp == (pos + 1).wrapping_sub(self.count) {
+                // The slot is still busy with the previous lap: its producer
+                // is writing (`pos - n`) or its message is not yet consumed
+                // (`pos - n + 1`). Either way, full.
+                if stamp == pos.wrapping_sub(self.count)
+                    || stamp == (pos + 1).wrapping_sub(self.count)
+                {
                     return Ok(None);
                 }
                 return Err(Corruption::Stamp { pos, stamp });
@@ -223,7 +233,10 @@ impl SlotRing {
                     Err(now) => pos = now,
                 }
             } else if stamp < pos + 1 {
-                if stamp == pos {
+                // Not produced yet for this lap (`pos`), or the previous
+                // lap's consumer is still reading the slot (`pos - n + 1`).
+                // Either way, empty.
+                if stamp == pos || stamp == (pos + 1).wrapping_sub(self.count) {
                     return Ok(None);
                 }
                 return Err(Corruption::Stamp { pos, stamp });
@@ -435,6 +448,13 @@ impl Producer {
         self.shared.raw.slot_size as usize
     }
 
+    /// Whether at least one live consumer is attached right now.
+    pub fn is_consumer_attached(&self) -> bool {
+        self.lock
+            .as_ref()
+            .is_some_and(|l| l.is_held(Role::Consumer))
+    }
+
     fn check_len(&self, len: usize) -> Result<(), SendError> {
         if len as u64 > self.shared.raw.slot_size {
             return Err(SendError::TooLarge {
@@ -624,6 +644,13 @@ impl Consumer {
             Err(Gave::Disconnected) => Err(RecvError::Disconnected),
             Err(Gave::Err(e)) => Err(e.into()),
         }
+    }
+
+    /// Whether at least one live producer is attached right now.
+    pub fn is_producer_attached(&self) -> bool {
+        self.lock
+            .as_ref()
+            .is_some_and(|l| l.is_held(Role::Producer))
     }
 
     /// Copies the next message into `buf` (replacing its contents) and
