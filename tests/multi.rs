@@ -503,3 +503,16 @@ fn last_party_gone_disconnects() {
     drop(p2);
     assert_eq!(t.join().unwrap(), Err(RecvError::Disconnected));
 }
+
+#[test]
+fn attachment_table_is_bounded_and_reusable() {
+    let ring = mpmc::Ring::anonymous(Config::slots(4, 8)).unwrap();
+    let mut handles: Vec<_> = (0..128).map(|_| ring.producer().unwrap()).collect();
+    assert!(matches!(
+        ring.consumer(),
+        Err(Error::TooManyAttachments { max: 128 })
+    ));
+    handles.pop();
+    let _rx = ring.consumer().unwrap();
+    assert_eq!(ring.stat().producer.holders.len(), 127);
+}
