@@ -277,7 +277,7 @@ pub enum Role {
 
 impl Role {
     /// Position of its record in the header's role block.
-    pub fn index(self) -> usize {
+    pub(crate) fn index(self) -> usize {
         match self {
             Role::Producer => 0,
             Role::Consumer => 1,
@@ -286,13 +286,13 @@ impl Role {
 
     /// File offset of the byte whose OFD lock marks this role as held: the
     /// first byte of its role record.
-    pub fn lock_offset(self) -> u64 {
+    pub(crate) fn lock_offset(self) -> u64 {
         std::mem::offset_of!(Header, roles) as u64
             + (self.index() * std::mem::size_of::<RoleRecord>()) as u64
     }
 
     /// The value of [`AttachRecord::role`] for this role.
-    pub fn code(self) -> u32 {
+    pub(crate) fn code(self) -> u32 {
         self.index() as u32 + 1
     }
 

@@ -31,7 +31,12 @@
 //!
 //! # Flavours
 //!
-//! * [`spsc`]: one producer, one consumer, variable-length frames.
+//! * [`spsc`]: one producer, one consumer, variable-length frames;
+//!   wait-free.
+//! * [`mpsc`]: many producers, one consumer, variable-length frames;
+//!   producers claim space with a CAS and publish by their frame word.
+//! * [`mpmc`]: many producers, many consumers, fixed-size slots with
+//!   sequence stamps (Vyukov's bounded queue).
 //!
 //! # Memory
 //!
@@ -78,3 +83,8 @@ pub use config::Config;
 pub use error::{Corruption, Error, KindName, RecvError, SendError};
 pub use layout::{Kind, Role};
 pub use shared::{Holder, RoleStat, Stat};
+
+// The README's examples are compiled and run as doc-tests.
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;
