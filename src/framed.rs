@@ -10,7 +10,6 @@
 //! lap starts out "not ready".
 
 use std::fmt;
-use std::ops::Deref;
 use std::sync::Arc;
 use std::sync::atomic::Ordering::{Relaxed, SeqCst};
 use std::time::{Duration, Instant};
@@ -19,7 +18,7 @@ use crate::error::{Corruption, Error, RecvError};
 use crate::layout::Role;
 use crate::ring::{Parsed, RawRing};
 use crate::roles::Attachment;
-use crate::wait::{self, Gave};
+use crate::wait;
 
 type Shared = crate::shared::Shared<RawRing>;
 
@@ -201,39 +200,10 @@ impl Consumer {
             || cur.next(shared),
             || shared.peer_gone(lock, Role::Producer),
         );
-        match r {
-            Ok(f) => Ok(f),
-            Err(Gave::Timeout) => Err(RecvError::Timeout),
-            Err(Gave::Disconnected) => Err(RecvError::Disconnected),
-            Err(Gave::Err(e)) => Err(e.into()),
-        }
+        Ok(r?)
     }
 
-    /// Copies the next frame into `buf` (replacing its contents) and
-    /// releases it, without blocking. Returns the frame's length.
-    ///
-    /// # Errors
-    ///
-    /// As [`try_recv`](Consumer::try_recv).
-    pub fn try_recv_into(&mut self, buf: &mut Vec<u8>) -> Result<usize, RecvError> {
-        let g = self.try_recv()?;
-        buf.clear();
-        buf.extend_from_slice(&g);
-        Ok(buf.len())
-    }
-
-    /// Copies the next frame into `buf` (replacing its contents) and
-    /// releases it, blocking while the ring is empty.
-    ///
-    /// # Errors
-    ///
-    /// As [`recv`](Consumer::recv).
-    pub fn recv_into(&mut self, buf: &mut Vec<u8>) -> Result<usize, RecvError> {
-        let g = self.recv()?;
-        buf.clear();
-        buf.extend_from_slice(&g);
-        Ok(buf.len())
-    }
+    crate::grant::copying_recv!();
 
     /// Hands up to `max` waiting frames to `f`, in order, then releases
     /// them all with one cursor store: fewer cache-line transfers than one
@@ -419,28 +389,21 @@ impl fmt::Debug for ReadGrant<'_> {
     }
 }
 
+crate::grant::read_grant_common!("Releases the frame (the same as dropping the grant).");
+
 impl ReadGrant<'_> {
-    /// Views the payload as a `T` without copying, if its length is exactly
-    /// `size_of::<T>()` and `T` needs at most 8-byte alignment.
-    ///
-    /// # Errors
-    ///
-    /// `bytemuck`'s [`PodCastError`](bytemuck::PodCastError) on a size or
-    /// alignment mismatch.
-    pub fn as_pod<T: bytemuck::Pod>(&self) -> Result<&T, bytemuck::PodCastError> {
-        bytemuck::try_from_bytes(self)
+    fn payload(&self) -> std::ptr::NonNull<u8> {
+        // SAFETY: `locate` checked `payload + len <= capacity`.
+        unsafe {
+            self.consumer
+                .shared
+                .raw
+                .bytes(self.frame.payload, self.frame.len)
+        }
     }
 
-    /// Releases the frame (the same as dropping the grant).
-    pub fn release(self) {}
-}
-
-impl Deref for ReadGrant<'_> {
-    type Target = [u8];
-    fn deref(&self) -> &[u8] {
-        // SAFETY: the grant holds the consumer mutably, so the frame cannot
-        // be released while this borrow lives.
-        unsafe { self.consumer.payload(self.frame) }
+    fn payload_len(&self) -> usize {
+        self.frame.len as usize
     }
 }
 

@@ -69,6 +69,7 @@ compile_error!("mmring currently supports Linux only (futex, memfd and OFD locks
 mod config;
 mod error;
 mod framed;
+mod grant;
 mod layout;
 pub mod mpmc;
 pub mod mpsc;

@@ -42,7 +42,6 @@
 //! ```
 
 use std::fmt;
-use std::ops::{Deref, DerefMut};
 use std::ptr::NonNull;
 use std::sync::Arc;
 use std::sync::atomic::Ordering::{Relaxed, SeqCst};
@@ -54,7 +53,7 @@ use crate::error::{Corruption, Error, RecvError, SendError};
 use crate::layout::{self, Header, Kind, Role};
 use crate::region::Region;
 use crate::roles::Attachment;
-use crate::wait::{self, Gave};
+use crate::wait;
 
 type Shared = crate::shared::Shared<SlotRing>;
 
@@ -399,49 +398,10 @@ impl Producer {
             || shared.raw.claim_produce(),
             || shared.peer_gone(lock, Role::Consumer),
         );
-        match r {
-            Ok(pos) => Ok(self.grant(pos, len)),
-            Err(Gave::Timeout) => Err(SendError::Timeout),
-            Err(Gave::Disconnected) => Err(SendError::Disconnected),
-            Err(Gave::Err(e)) => Err(e.into()),
-        }
+        Ok(self.grant(r?, len))
     }
 
-    /// Copies `msg` into a slot without blocking.
-    ///
-    /// # Errors
-    ///
-    /// As [`try_reserve`](Producer::try_reserve).
-    pub fn try_send(&mut self, msg: &[u8]) -> Result<(), SendError> {
-        let mut g = self.try_reserve(msg.len())?;
-        g.copy_from_slice(msg);
-        g.commit();
-        Ok(())
-    }
-
-    /// Copies `msg` into a slot, blocking while the ring is full.
-    ///
-    /// # Errors
-    ///
-    /// As [`reserve`](Producer::reserve).
-    pub fn send(&mut self, msg: &[u8]) -> Result<(), SendError> {
-        let mut g = self.reserve(msg.len())?;
-        g.copy_from_slice(msg);
-        g.commit();
-        Ok(())
-    }
-
-    /// Copies `msg` into a slot, blocking at most `timeout`.
-    ///
-    /// # Errors
-    ///
-    /// As [`reserve_timeout`](Producer::reserve_timeout).
-    pub fn send_timeout(&mut self, msg: &[u8], timeout: Duration) -> Result<(), SendError> {
-        let mut g = self.reserve_timeout(msg.len(), timeout)?;
-        g.copy_from_slice(msg);
-        g.commit();
-        Ok(())
-    }
+    crate::grant::copying_send!();
 
     /// Largest message (the slot size).
     pub fn max_frame(&self) -> usize {
@@ -503,42 +463,15 @@ impl fmt::Debug for WriteGrant<'_> {
     }
 }
 
+crate::grant::write_grant_common!(
+    "Publishes the slot as aborted, which consumers skip (the same as dropping the grant)."
+);
+
 impl WriteGrant<'_> {
-    /// Publishes the whole reserved length.
-    pub fn commit(self) {
-        let len = self.len;
-        self.commit_len(len);
-    }
-
-    /// Publishes the first `len` bytes.
-    ///
-    /// # Panics
-    ///
-    /// If `len` is larger than the reservation.
-    pub fn commit_len(mut self, len: usize) {
-        assert!(
-            len <= self.len,
-            "commit_len({len}) exceeds the reservation of {}",
-            self.len
-        );
-        self.publish(Some(len as u64));
-    }
-
-    /// Publishes the slot as aborted (the same as dropping the grant).
-    pub fn abort(mut self) {
-        self.publish(None);
-    }
-
-    /// Views the first `size_of::<T>()` bytes as a `T` (the payload is
-    /// 8-byte aligned).
-    ///
-    /// # Panics
-    ///
-    /// If the reservation is shorter than `T` or `T` needs more than 8-byte
-    /// alignment.
-    pub fn as_pod_mut<T: bytemuck::Pod>(&mut self) -> &mut T {
-        let n = size_of::<T>();
-        bytemuck::from_bytes_mut(&mut self[..n])
+    fn payload(&self) -> NonNull<u8> {
+        // SAFETY: `len <= slot_size` (checked at reserve) and we hold the
+        // claimed slot until publishing it.
+        unsafe { self.producer.shared.raw.payload(self.pos, self.len as u64) }
     }
 
     fn publish(&mut self, len: Option<u64>) {
@@ -548,32 +481,6 @@ impl WriteGrant<'_> {
         let shared = &self.producer.shared;
         shared.raw.publish(self.pos, len);
         shared.data_point().notify();
-    }
-}
-
-impl Drop for WriteGrant<'_> {
-    fn drop(&mut self) {
-        self.publish(None);
-    }
-}
-
-impl Deref for WriteGrant<'_> {
-    type Target = [u8];
-    fn deref(&self) -> &[u8] {
-        // SAFETY: `len <= slot_size` (checked at reserve) and we hold the
-        // claimed slot until publishing it.
-        let p = unsafe { self.producer.shared.raw.payload(self.pos, self.len as u64) };
-        // SAFETY: the slot is ours alone until its stamp is published.
-        unsafe { std::slice::from_raw_parts(p.as_ptr(), self.len) }
-    }
-}
-
-impl DerefMut for WriteGrant<'_> {
-    fn deref_mut(&mut self) -> &mut [u8] {
-        // SAFETY: as in `deref`.
-        let p = unsafe { self.producer.shared.raw.payload(self.pos, self.len as u64) };
-        // SAFETY: as in `deref`; the grant borrows the producer mutably.
-        unsafe { std::slice::from_raw_parts_mut(p.as_ptr(), self.len) }
     }
 }
 
@@ -634,16 +541,12 @@ impl Consumer {
             || shared.raw.claim_consume(|| shared.space_point().notify()),
             || shared.peer_gone(lock, Role::Producer),
         );
-        match r {
-            Ok((pos, len)) => Ok(ReadGrant {
-                consumer: self,
-                pos,
-                len,
-            }),
-            Err(Gave::Timeout) => Err(RecvError::Timeout),
-            Err(Gave::Disconnected) => Err(RecvError::Disconnected),
-            Err(Gave::Err(e)) => Err(e.into()),
-        }
+        let (pos, len) = r?;
+        Ok(ReadGrant {
+            consumer: self,
+            pos,
+            len,
+        })
     }
 
     /// Whether at least one live producer is attached right now.
@@ -653,31 +556,7 @@ impl Consumer {
             .is_some_and(|l| l.is_held(Role::Producer))
     }
 
-    /// Copies the next message into `buf` (replacing its contents) and
-    /// releases the slot, without blocking.
-    ///
-    /// # Errors
-    ///
-    /// As [`try_recv`](Consumer::try_recv).
-    pub fn try_recv_into(&mut self, buf: &mut Vec<u8>) -> Result<usize, RecvError> {
-        let g = self.try_recv()?;
-        buf.clear();
-        buf.extend_from_slice(&g);
-        Ok(buf.len())
-    }
-
-    /// Copies the next message into `buf` and releases the slot, blocking
-    /// while the ring is empty.
-    ///
-    /// # Errors
-    ///
-    /// As [`recv`](Consumer::recv).
-    pub fn recv_into(&mut self, buf: &mut Vec<u8>) -> Result<usize, RecvError> {
-        let g = self.recv()?;
-        buf.clear();
-        buf.extend_from_slice(&g);
-        Ok(buf.len())
-    }
+    crate::grant::copying_recv!();
 }
 
 impl Drop for Consumer {
@@ -706,30 +585,17 @@ impl fmt::Debug for ReadGrant<'_> {
     }
 }
 
+crate::grant::read_grant_common!("Releases the slot (the same as dropping the grant).");
+
 impl ReadGrant<'_> {
-    /// Views the payload as a `T` without copying, if its length is exactly
-    /// `size_of::<T>()` and `T` needs at most 8-byte alignment.
-    ///
-    /// # Errors
-    ///
-    /// `bytemuck`'s [`PodCastError`](bytemuck::PodCastError) on a size or
-    /// alignment mismatch.
-    pub fn as_pod<T: bytemuck::Pod>(&self) -> Result<&T, bytemuck::PodCastError> {
-        bytemuck::try_from_bytes(self)
-    }
-
-    /// Releases the slot (the same as dropping the grant).
-    pub fn release(self) {}
-}
-
-impl Deref for ReadGrant<'_> {
-    type Target = [u8];
-    fn deref(&self) -> &[u8] {
+    fn payload(&self) -> NonNull<u8> {
         // SAFETY: `claim_consume` checked `len <= slot_size`; we hold the
         // slot until this grant is dropped.
-        let p = unsafe { self.consumer.shared.raw.payload(self.pos, self.len) };
-        // SAFETY: the slot is published and ours until released.
-        unsafe { std::slice::from_raw_parts(p.as_ptr(), self.len as usize) }
+        unsafe { self.consumer.shared.raw.payload(self.pos, self.len) }
+    }
+
+    fn payload_len(&self) -> usize {
+        self.len as usize
     }
 }
 

@@ -42,7 +42,7 @@
 //! ```
 
 use std::fmt;
-use std::ops::{Deref, DerefMut};
+use std::ptr::NonNull;
 use std::sync::Arc;
 use std::sync::atomic::Ordering::{Relaxed, SeqCst};
 use std::time::{Duration, Instant};
@@ -52,7 +52,7 @@ use crate::layout::{self, Kind, Role, frame_word};
 use crate::region::Region;
 use crate::ring::RawRing;
 use crate::roles::Attachment;
-use crate::wait::{self, Gave};
+use crate::wait;
 
 pub use crate::framed::{Consumer, ReadGrant};
 
@@ -199,49 +199,10 @@ impl Producer {
             || claim(&shared.raw, cached_head, len64),
             || shared.peer_gone(lock, Role::Consumer),
         );
-        match r {
-            Ok(c) => Ok(self.grant(c, len)),
-            Err(Gave::Timeout) => Err(SendError::Timeout),
-            Err(Gave::Disconnected) => Err(SendError::Disconnected),
-            Err(Gave::Err(e)) => Err(e.into()),
-        }
+        Ok(self.grant(r?, len))
     }
 
-    /// Copies `frame` into the ring without blocking.
-    ///
-    /// # Errors
-    ///
-    /// As [`try_reserve`](Producer::try_reserve).
-    pub fn try_send(&mut self, frame: &[u8]) -> Result<(), SendError> {
-        let mut g = self.try_reserve(frame.len())?;
-        g.copy_from_slice(frame);
-        g.commit();
-        Ok(())
-    }
-
-    /// Copies `frame` into the ring, blocking while it is full.
-    ///
-    /// # Errors
-    ///
-    /// As [`reserve`](Producer::reserve).
-    pub fn send(&mut self, frame: &[u8]) -> Result<(), SendError> {
-        let mut g = self.reserve(frame.len())?;
-        g.copy_from_slice(frame);
-        g.commit();
-        Ok(())
-    }
-
-    /// Copies `frame` into the ring, blocking at most `timeout`.
-    ///
-    /// # Errors
-    ///
-    /// As [`reserve_timeout`](Producer::reserve_timeout).
-    pub fn send_timeout(&mut self, frame: &[u8], timeout: Duration) -> Result<(), SendError> {
-        let mut g = self.reserve_timeout(frame.len(), timeout)?;
-        g.copy_from_slice(frame);
-        g.commit();
-        Ok(())
-    }
+    crate::grant::copying_send!();
 
     /// Largest payload a frame may carry.
     pub fn max_frame(&self) -> usize {
@@ -368,44 +329,18 @@ impl fmt::Debug for WriteGrant<'_> {
     }
 }
 
+crate::grant::write_grant_common!(
+    "Gives the space back as a skip record (the same as dropping the grant)."
+);
+
 impl WriteGrant<'_> {
-    /// Publishes the whole reserved length.
-    pub fn commit(self) {
-        let len = self.len;
-        self.commit_len(len);
-    }
-
-    /// Publishes the first `len` bytes as the frame; the rest of the claim
-    /// becomes a skip record.
-    ///
-    /// # Panics
-    ///
-    /// If `len` is larger than the reservation.
-    pub fn commit_len(mut self, len: usize) {
-        assert!(
-            len <= self.len,
-            "commit_len({len}) exceeds the reservation of {}",
-            self.len
-        );
-        self.publish(Some(len as u64));
-    }
-
-    /// Gives the space back as a skip record (the same as dropping the
-    /// grant).
-    pub fn abort(mut self) {
-        self.publish(None);
-    }
-
-    /// Views the first `size_of::<T>()` bytes as a `T`, to build a value in
-    /// place (the payload is 8-byte aligned).
-    ///
-    /// # Panics
-    ///
-    /// If the reservation is shorter than `T` or `T` needs more than 8-byte
-    /// alignment.
-    pub fn as_pod_mut<T: bytemuck::Pod>(&mut self) -> &mut T {
-        let n = size_of::<T>();
-        bytemuck::from_bytes_mut(&mut self[..n])
+    fn payload(&self) -> NonNull<u8> {
+        let raw = &self.producer.shared.raw;
+        let off = raw.offset(self.claim.start) + layout::FRAME_HEADER;
+        // SAFETY: `claim` placed the frame wholly inside the data area, in
+        // a range our CAS on `tail` gave to us alone; the consumer does not
+        // read it before we publish its frame word.
+        unsafe { raw.bytes(off, self.len as u64) }
     }
 
     /// Publishes a frame of `committed` bytes, or none, and a skip record
@@ -442,37 +377,5 @@ impl WriteGrant<'_> {
             }
         }
         self.producer.shared.data_point().notify();
-    }
-}
-
-impl Drop for WriteGrant<'_> {
-    fn drop(&mut self) {
-        self.publish(None);
-    }
-}
-
-impl Deref for WriteGrant<'_> {
-    type Target = [u8];
-    fn deref(&self) -> &[u8] {
-        let raw = &self.producer.shared.raw;
-        let off = raw.offset(self.claim.start) + layout::FRAME_HEADER;
-        // SAFETY: `claim` placed the frame wholly inside the data area.
-        let p = unsafe { raw.bytes(off, self.len as u64) };
-        // SAFETY: the range was claimed by our CAS on `tail`; no other
-        // producer writes it and the consumer does not read it until we
-        // publish its frame word.
-        unsafe { std::slice::from_raw_parts(p.as_ptr(), self.len) }
-    }
-}
-
-impl DerefMut for WriteGrant<'_> {
-    fn deref_mut(&mut self) -> &mut [u8] {
-        let raw = &self.producer.shared.raw;
-        let off = raw.offset(self.claim.start) + layout::FRAME_HEADER;
-        // SAFETY: as in `deref`, the range is inside the data area.
-        let p = unsafe { raw.bytes(off, self.len as u64) };
-        // SAFETY: as in `deref`; the grant borrows the producer mutably, so
-        // this is the only live view of those bytes in this process.
-        unsafe { std::slice::from_raw_parts_mut(p.as_ptr(), self.len) }
     }
 }

@@ -30,7 +30,7 @@
 //! ```
 
 use std::fmt;
-use std::ops::{Deref, DerefMut};
+use std::ptr::NonNull;
 use std::sync::Arc;
 use std::sync::atomic::Ordering::{Relaxed, SeqCst};
 use std::time::{Duration, Instant};
@@ -42,7 +42,7 @@ use crate::ring::RawRing;
 
 pub use crate::framed::{Consumer, ReadGrant};
 use crate::roles::Attachment;
-use crate::wait::{self, Gave};
+use crate::wait;
 
 type Shared = crate::shared::Shared<RawRing>;
 
@@ -235,61 +235,11 @@ impl Producer {
             || space(&shared.raw, tail, cached_head, len64),
             || shared.peer_gone(lock, Role::Consumer),
         );
-        match placed {
-            Ok((pad, start)) => Ok(self.grant(pad, start, len)),
-            Err(Gave::Timeout) => Err(SendError::Timeout),
-            Err(Gave::Disconnected) => Err(SendError::Disconnected),
-            Err(Gave::Err(e)) => Err(e.into()),
-        }
+        let (pad, start) = placed?;
+        Ok(self.grant(pad, start, len))
     }
 
-    /// Copies `frame` into the ring without blocking.
-    ///
-    /// # Errors
-    ///
-    /// As [`try_reserve`](Producer::try_reserve).
-    pub fn try_send(&mut self, frame: &[u8]) -> Result<(), SendError> {
-        let mut g = self.try_reserve(frame.len())?;
-        g.copy_from_slice(frame);
-        g.commit();
-        Ok(())
-    }
-
-    /// Copies `frame` into the ring, blocking while it is full.
-    ///
-    /// # Errors
-    ///
-    /// As [`reserve`](Producer::reserve).
-    ///
-    /// ```
-    /// let ring = mmring::spsc::Ring::anonymous(mmring::Config::new(4096))?;
-    /// let mut tx = ring.producer()?;
-    /// let mut rx = ring.consumer()?;
-    /// let t = std::thread::spawn(move || {
-    ///     for i in 0..1000u32 { tx.send(&i.to_le_bytes()).unwrap(); }
-    /// });
-    /// for i in 0..1000u32 { assert_eq!(&*rx.recv()?, &i.to_le_bytes()); }
-    /// t.join().unwrap();
-    /// # Ok::<(), mmring::Error>(())
-    /// ```
-    pub fn send(&mut self, frame: &[u8]) -> Result<(), SendError> {
-        let mut g = self.reserve(frame.len())?;
-        g.copy_from_slice(frame);
-        g.commit();
-        Ok(())
-    }
-
-    /// Copies `frame` into the ring, blocking at most `timeout`.
-    ///
-    /// # Errors
-    ///
-    /// As [`reserve_timeout`](Producer::reserve_timeout).
-    pub fn send_timeout(&mut self, frame: &[u8], timeout: Duration) -> Result<(), SendError> {
-        let mut g = self.reserve_timeout(frame.len(), timeout)?;
-        g.copy_from_slice(frame);
-        g.commit();
-        Ok(())
-    }
+    crate::grant::copying_send!();
 
     /// Largest payload a frame may carry.
     pub fn max_frame(&self) -> usize {
@@ -327,6 +277,7 @@ impl Producer {
             pad,
             start,
             len,
+            done: false,
         }
     }
 
@@ -395,12 +346,38 @@ impl Drop for Producer {
 /// visible to the consumer until [`commit`](WriteGrant::commit) or
 /// [`commit_len`](WriteGrant::commit_len); dropping the grant aborts it and
 /// the space is reused by the next reservation.
+///
+/// Write in place, even a `Pod` value, and commit fewer bytes than reserved
+/// if the message came out shorter:
+///
+/// ```
+/// #[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+/// #[repr(C)]
+/// struct Tick { seq: u64, price: f64 }
+///
+/// let ring = mmring::spsc::Ring::anonymous(mmring::Config::new(4096))?;
+/// let (mut tx, mut rx) = (ring.producer()?, ring.consumer()?);
+/// let mut g = tx.try_reserve(size_of::<Tick>())?;
+/// *g.as_pod_mut::<Tick>() = Tick { seq: 1, price: 9.5 };
+/// g.commit();
+/// let mut g = tx.try_reserve(100)?;
+/// let n = { use std::io::Write; let mut w = &mut g[..]; write!(w, "id={}", 7).unwrap(); 100 - w.len() };
+/// g.commit_len(n);
+///
+/// let frame = rx.try_recv()?;
+/// let tick: &Tick = frame.as_pod().unwrap(); // no copy: points into the ring
+/// assert_eq!((tick.seq, tick.price), (1, 9.5));
+/// drop(frame);
+/// assert_eq!(&*rx.try_recv()?, b"id=7");
+/// # Ok::<(), mmring::Error>(())
+/// ```
 #[must_use = "a WriteGrant publishes nothing unless committed"]
 pub struct WriteGrant<'a> {
     producer: &'a mut Producer,
     pad: u64,
     start: u64,
     len: usize,
+    done: bool,
 }
 
 impl fmt::Debug for WriteGrant<'_> {
@@ -412,98 +389,28 @@ impl fmt::Debug for WriteGrant<'_> {
     }
 }
 
+crate::grant::write_grant_common!(
+    "Drops the reservation without publishing anything (the same as dropping the grant)."
+);
+
 impl WriteGrant<'_> {
-    /// Publishes the whole reserved length.
-    pub fn commit(self) {
-        let len = self.len;
-        self.commit_len(len);
-    }
-
-    /// Publishes the first `len` bytes as the frame.
-    ///
-    /// # Panics
-    ///
-    /// If `len` is larger than the reservation.
-    ///
-    /// ```
-    /// let ring = mmring::spsc::Ring::anonymous(mmring::Config::new(4096))?;
-    /// let (mut tx, mut rx) = (ring.producer()?, ring.consumer()?);
-    /// let mut g = tx.try_reserve(100)?;
-    /// let n = { use std::io::Write; let mut w = &mut g[..]; write!(w, "id={}", 7).unwrap(); 100 - w.len() };
-    /// g.commit_len(n);
-    /// assert_eq!(&*rx.try_recv()?, b"id=7");
-    /// # Ok::<(), mmring::Error>(())
-    /// ```
-    pub fn commit_len(self, len: usize) {
-        assert!(
-            len <= self.len,
-            "commit_len({len}) exceeds the reservation of {}",
-            self.len
-        );
-        self.producer.publish(self.pad, self.start, len as u64);
-    }
-
-    /// Drops the reservation without publishing anything (the same as
-    /// dropping the grant).
-    pub fn abort(self) {}
-
-    /// Views the first `size_of::<T>()` bytes as a `T`, to build a value in
-    /// place. The payload is 8-byte aligned, so any `T` with alignment up to
-    /// 8 works.
-    ///
-    /// # Panics
-    ///
-    /// If the reservation is shorter than `T` or `T` needs more than 8-byte
-    /// alignment.
-    ///
-    /// ```
-    /// #[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
-    /// #[repr(C)]
-    /// struct Tick { seq: u64, price: f64 }
-    ///
-    /// let ring = mmring::spsc::Ring::anonymous(mmring::Config::new(4096))?;
-    /// let (mut tx, mut rx) = (ring.producer()?, ring.consumer()?);
-    /// let mut g = tx.try_reserve(size_of::<Tick>())?;
-    /// *g.as_pod_mut::<Tick>() = Tick { seq: 1, price: 9.5 };
-    /// g.commit();
-    /// let frame = rx.try_recv()?;
-    /// let tick: &Tick = frame.as_pod().unwrap(); // no copy: points into the ring
-    /// assert_eq!((tick.seq, tick.price), (1, 9.5));
-    /// # Ok::<(), mmring::Error>(())
-    /// ```
-    pub fn as_pod_mut<T: bytemuck::Pod>(&mut self) -> &mut T {
-        let n = size_of::<T>();
-        bytemuck::from_bytes_mut(&mut self[..n])
-    }
-
-    /// Reserved length.
-    pub fn capacity(&self) -> usize {
-        self.len
-    }
-}
-
-impl Deref for WriteGrant<'_> {
-    type Target = [u8];
-    fn deref(&self) -> &[u8] {
+    fn payload(&self) -> NonNull<u8> {
         let raw = &self.producer.shared.raw;
         let off = raw.offset(self.start) + layout::FRAME_HEADER;
         // SAFETY: `space` placed the frame wholly inside the data area
-        // (`off + len <= capacity`).
-        let p = unsafe { raw.bytes(off, self.len as u64) };
-        // SAFETY: the range lies in the free region [tail, head + capacity),
-        // which only the producer touches until it publishes.
-        unsafe { std::slice::from_raw_parts(p.as_ptr(), self.len) }
+        // (`off + len <= capacity`), in the free region [tail, head +
+        // capacity) that only the producer touches until it publishes.
+        unsafe { raw.bytes(off, self.len as u64) }
     }
-}
 
-impl DerefMut for WriteGrant<'_> {
-    fn deref_mut(&mut self) -> &mut [u8] {
-        let raw = &self.producer.shared.raw;
-        let off = raw.offset(self.start) + layout::FRAME_HEADER;
-        // SAFETY: as in `deref`, the range is inside the data area.
-        let p = unsafe { raw.bytes(off, self.len as u64) };
-        // SAFETY: as in `deref`; the grant borrows the producer mutably, so
-        // this is the only live view of those bytes in this process.
-        unsafe { std::slice::from_raw_parts_mut(p.as_ptr(), self.len) }
+    fn publish(&mut self, len: Option<u64>) {
+        if std::mem::replace(&mut self.done, true) {
+            return;
+        }
+        // An SPSC reservation is private until `tail` moves: giving it back
+        // needs no store at all.
+        if let Some(n) = len {
+            self.producer.publish(self.pad, self.start, n);
+        }
     }
 }
