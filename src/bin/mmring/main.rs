@@ -1,0 +1,171 @@
+//! `mmring`: benchmark, create, inspect and use shared-memory rings from the
+//! shell.
+//!
+//! ```text
+//! mmring bench [--kind spsc|mpsc|mpmc] [--size BYTES] [--count N]
+//!              [--producers P] [--consumers C] [--blocking] [--compare]
+//! mmring create PATH --kind KIND --capacity BYTES [--max-frame BYTES]
+//!              [--slots N --slot-size BYTES] [--mode OCTAL]
+//! mmring stat PATH [--watch] [--json]
+//! mmring send PATH [--raw BYTES]       stdin -> frames (lines by default)
+//! mmring recv PATH [--raw] [--count N] frames -> stdout
+//! ```
+
+mod any;
+mod bench;
+mod ops;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "mmring",
+    version,
+    about = "Lock-free shared-memory rings: benchmark, create, inspect, send and receive"
+)]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+/// Ring flavours, as named on the command line.
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum KindArg {
+    Spsc,
+    Mpsc,
+    Mpmc,
+}
+
+impl From<KindArg> for mmring::Kind {
+    fn from(k: KindArg) -> Self {
+        match k {
+            KindArg::Spsc => mmring::Kind::Spsc,
+            KindArg::Mpsc => mmring::Kind::Mpsc,
+            KindArg::Mpmc => mmring::Kind::Mpmc,
+        }
+    }
+}
+
+#[derive(Subcommand, Debug)]
+enum Cmd {
+    /// Stream frames between producer and consumer processes on an
+    /// anonymous ring; print throughput and a latency histogram.
+    Bench(bench::Args),
+    /// Create a named ring file.
+    Create {
+        path: PathBuf,
+        #[arg(long, value_enum)]
+        kind: KindArg,
+        /// Data area size for spsc/mpsc (a power of two; K, M, G suffixes).
+        #[arg(long, value_parser = parse_size)]
+        capacity: Option<u64>,
+        /// Largest frame for spsc/mpsc (default capacity / 2 - 8).
+        #[arg(long, value_parser = parse_size)]
+        max_frame: Option<u64>,
+        /// Number of slots for mpmc (a power of two).
+        #[arg(long)]
+        slots: Option<u64>,
+        /// Bytes per slot for mpmc.
+        #[arg(long, value_parser = parse_size)]
+        slot_size: Option<u64>,
+        /// File permission bits, in octal.
+        #[arg(long, default_value = "600", value_parser = parse_mode)]
+        mode: u32,
+    },
+    /// Show a ring's kind, geometry, cursors, fill, attached processes and
+    /// sleepers.
+    Stat {
+        path: PathBuf,
+        /// Print again every second, with rates.
+        #[arg(long)]
+        watch: bool,
+        /// Print one JSON object per snapshot.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Read stdin and send it as frames: one per line (without the newline),
+    /// or fixed-size chunks with --raw.
+    Send {
+        path: PathBuf,
+        /// Send raw chunks of this many bytes instead of lines.
+        #[arg(long, value_parser = parse_size)]
+        raw: Option<u64>,
+    },
+    /// Receive frames and write them to stdout (a newline after each, unless
+    /// --raw), until the producers are gone and the ring is empty.
+    Recv {
+        path: PathBuf,
+        /// Write frames back to back, without newlines.
+        #[arg(long)]
+        raw: bool,
+        /// Stop after this many frames.
+        #[arg(long)]
+        count: Option<u64>,
+    },
+}
+
+/// Parses `4096`, `64K`, `1M`, `2G` (powers of 1024; `KiB` etc. accepted).
+pub fn parse_size(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    let lower = t.to_ascii_lowercase();
+    let stripped = lower
+        .strip_suffix("ib")
+        .or_else(|| lower.strip_suffix('b'))
+        .unwrap_or(&lower);
+    let (digits, shift) = match stripped.chars().last() {
+        Some('k') => (&stripped[..stripped.len() - 1], 10),
+        Some('m') => (&stripped[..stripped.len() - 1], 20),
+        Some('g') => (&stripped[..stripped.len() - 1], 30),
+        _ => (stripped, 0),
+    };
+    let n: u64 = digits
+        .replace('_', "")
+        .parse()
+        .map_err(|_| format!("'{s}' is not a size (examples: 4096, 64K, 1M)"))?;
+    n.checked_mul(1 << shift)
+        .ok_or_else(|| format!("'{s}' is too large"))
+}
+
+fn parse_mode(s: &str) -> Result<u32, String> {
+    u32::from_str_radix(s.trim_start_matches("0o"), 8)
+        .ok()
+        .filter(|m| *m <= 0o7777)
+        .ok_or_else(|| format!("'{s}' is not an octal file mode (example: 640)"))
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.cmd {
+        Cmd::Bench(args) => bench::run(&args),
+        Cmd::Create {
+            path,
+            kind,
+            capacity,
+            max_frame,
+            slots,
+            slot_size,
+            mode,
+        } => ops::create(
+            &path,
+            kind.into(),
+            capacity,
+            max_frame,
+            slots,
+            slot_size,
+            mode,
+        ),
+        Cmd::Stat { path, watch, json } => ops::stat(&path, watch, json),
+        Cmd::Send { path, raw } => ops::send(&path, raw),
+        Cmd::Recv { path, raw, count } => ops::recv(&path, raw, count),
+    };
+    match result {
+        Ok(code) => code,
+        Err(msg) => {
+            eprintln!("mmring: {msg}");
+            ExitCode::FAILURE
+        }
+    }
+}
