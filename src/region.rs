@@ -73,7 +73,7 @@ impl Region {
                     path,
                     rustix::fs::AtFlags::SYMLINK_FOLLOW,
                 )
-                .map_err(Error::errno("link the new ring into place"))?;
+                .map_err(Error::errno("create the ring file"))?;
                 Ok(region)
             }
             Err(e)
@@ -117,7 +117,7 @@ impl Region {
             .open(&tmp)
             .map_err(Error::io("create a temporary ring file"))?;
         let result = Region::initialise(file, ident, geo, Some(path.to_owned())).and_then(|r| {
-            std::fs::hard_link(&tmp, path).map_err(Error::io("link the new ring into place"))?;
+            std::fs::hard_link(&tmp, path).map_err(Error::io("create the ring file"))?;
             Ok(r)
         });
         let _ = std::fs::remove_file(&tmp);
