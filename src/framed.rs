@@ -273,9 +273,12 @@ impl Consumer {
         tail.saturating_sub(self.cur.read)
     }
 
-    /// Whether no committed frame is waiting right now.
+    /// Whether no committed frame is waiting right now. Answers from the
+    /// consumer's cached view of the producer's cursor when that already
+    /// shows frames, so a spin loop on it does not pull the producer's
+    /// cache line across cores for every frame.
     pub fn is_empty(&self) -> bool {
-        self.len_hint() == 0
+        self.cur.read >= self.cur.cached_tail && self.len_hint() == 0
     }
 
     /// Whether a live producer holds the other role right now.

@@ -18,6 +18,7 @@ use mmring::{Config, Kind, RecvError};
 
 use crate::KindArg;
 use crate::any::{AnyRing, AnyRx, AnyTx};
+use crate::proc::{Gate, fork_child, now_ns, pin, shared_counter, unpin, wait_child};
 
 /// Latency is sampled on one frame in this many.
 const SAMPLE: u64 = 64;
@@ -262,137 +263,8 @@ fn ns(v: u64) -> String {
     }
 }
 
-fn now_ns() -> u64 {
-    let t = rustix::time::clock_gettime(rustix::time::ClockId::Monotonic);
-    t.tv_sec as u64 * 1_000_000_000 + t.tv_nsec as u64
-}
-
 fn histogram() -> Histogram<u64> {
     Histogram::new_with_bounds(1, 60_000_000_000, 3).expect("valid histogram bounds")
-}
-
-/// A start gate for forked children: they block reading a pipe until the
-/// parent closes its write end.
-struct Gate {
-    ready_r: OwnedFd,
-    ready_w: Option<OwnedFd>,
-    go_r: OwnedFd,
-    go_w: Option<OwnedFd>,
-}
-
-impl Gate {
-    fn new() -> Result<Gate, String> {
-        let (ready_r, ready_w) = rustix::pipe::pipe().map_err(|e| format!("pipe: {e}"))?;
-        let (go_r, go_w) = rustix::pipe::pipe().map_err(|e| format!("pipe: {e}"))?;
-        Ok(Gate {
-            ready_r,
-            ready_w: Some(ready_w),
-            go_r,
-            go_w: Some(go_w),
-        })
-    }
-
-    /// In a child: report ready, then wait for the start.
-    fn child_wait(&mut self) {
-        self.go_w = None;
-        if let Some(w) = self.ready_w.take() {
-            let _ = rustix::io::write(&w, b"r");
-        }
-        let mut b = [0u8; 1];
-        let _ = rustix::io::read(&self.go_r, &mut b);
-    }
-
-    /// In the parent: wait until `n` children are ready, then start them
-    /// all; returns the start time.
-    fn open(&mut self, n: usize) -> Result<u64, String> {
-        // With our write end closed, a child that dies before reporting
-        // ready turns into end-of-file here instead of a hang.
-        self.ready_w = None;
-        let mut got = 0;
-        let mut b = [0u8; 64];
-        while got < n {
-            match rustix::io::read(&self.ready_r, &mut b) {
-                Ok(0) => return Err("a benchmark process exited before starting".into()),
-                Ok(k) => got += k,
-                Err(rustix::io::Errno::INTR) => {}
-                Err(e) => return Err(format!("gate: {e}")),
-            }
-        }
-        let t = now_ns();
-        self.go_w = None;
-        Ok(t)
-    }
-}
-
-/// Pins the calling process to CPU `i % n` of the CPUs it may use, so that
-/// a producer and a consumer do not share a core by the scheduler's whim.
-/// Best effort: an error leaves the process unpinned.
-fn pin(i: usize) {
-    use rustix::thread::{CpuSet, sched_getaffinity, sched_setaffinity};
-    let Ok(allowed) = sched_getaffinity(None) else {
-        return;
-    };
-    let cpus: Vec<usize> = (0..CpuSet::MAX_CPU)
-        .filter(|&c| allowed.is_set(c))
-        .collect();
-    if cpus.len() < 2 {
-        return;
-    }
-    let mut set = CpuSet::new();
-    set.set(cpus[i % cpus.len()]);
-    let _ = sched_setaffinity(None, &set);
-}
-
-/// Forks a child that runs `f` and exits with its status.
-fn fork_child(f: impl FnOnce() -> i32) -> Result<libc::pid_t, String> {
-    // SAFETY: the benchmark forks before it starts any thread (the progress
-    // bar starts later), and the child leaves with `_exit`, never returning
-    // into the parent's state.
-    let pid = unsafe { libc::fork() };
-    match pid {
-        -1 => Err(format!("fork: {}", std::io::Error::last_os_error())),
-        0 => {
-            let code = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).unwrap_or(101);
-            let _ = std::io::stdout().flush();
-            // SAFETY: end the child without running the parent's atexit
-            // handlers or destructors a second time.
-            unsafe { libc::_exit(code) }
-        }
-        pid => Ok(pid),
-    }
-}
-
-fn wait_child(pid: libc::pid_t) -> Result<(), String> {
-    let mut status = 0;
-    // SAFETY: waiting for our own child.
-    if unsafe { libc::waitpid(pid, &mut status, 0) } != pid {
-        return Err(format!("waitpid: {}", std::io::Error::last_os_error()));
-    }
-    if libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0 {
-        Ok(())
-    } else {
-        Err(format!(
-            "benchmark process {pid} failed (status {status:#x})"
-        ))
-    }
-}
-
-/// A page shared with the children across fork: the consumed-frames
-/// counter behind the progress bar.
-fn shared_counter() -> Result<&'static AtomicU64, String> {
-    // SAFETY: a fresh anonymous shared mapping of one page; never unmapped,
-    // so the reference lives for the rest of the process (and its children).
-    let p = unsafe {
-        rustix::mm::mmap_anonymous(
-            std::ptr::null_mut(),
-            4096,
-            rustix::mm::ProtFlags::READ | rustix::mm::ProtFlags::WRITE,
-            rustix::mm::MapFlags::SHARED,
-        )
-    }
-    .map_err(|e| format!("mmap: {e}"))?;
-    // SAFETY: page-aligned, zero-initialised, live forever (see above).
-    Ok(unsafe { &*p.cast::<AtomicU64>() })
 }
 
 fn run_ring(ring: &AnyRing, args: &Args, size: usize) -> Result<Outcome, String> {
@@ -560,16 +432,6 @@ fn rtt_stream(
     unpin();
     wait_child(echo)?;
     Ok(h)
-}
-
-/// Lets the parent run anywhere again after a pinned phase.
-fn unpin() {
-    use rustix::thread::{CpuSet, sched_setaffinity};
-    let mut all = CpuSet::new();
-    for c in 0..CpuSet::MAX_CPU {
-        all.set(c);
-    }
-    let _ = sched_setaffinity(None, &all);
 }
 
 /// CPU index for the `i`-th producer (`side` 0) or consumer (`side` 1):

@@ -14,6 +14,7 @@
 mod any;
 mod bench;
 mod ops;
+mod proc;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
