@@ -27,6 +27,11 @@ pub enum Corruption {
         /// Data area size.
         capacity: u64,
     },
+    /// A cursor is beyond the range a ring can ever reach (2^63).
+    CursorOutOfRange {
+        /// The cursor's value.
+        cursor: u64,
+    },
     /// A cursor is not a multiple of the 8-byte frame alignment.
     MisalignedCursor {
         /// The cursor's value.
@@ -97,6 +102,9 @@ impl fmt::Display for Corruption {
                 "cursors out of range: head {head}, tail {tail}, capacity {capacity} \
                  (need head <= tail <= head + capacity)"
             ),
+            Corruption::CursorOutOfRange { cursor } => {
+                write!(f, "cursor {cursor} is beyond any reachable position")
+            }
             Corruption::MisalignedCursor { cursor } => {
                 write!(f, "cursor {cursor} is not a multiple of 8")
             }

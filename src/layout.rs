@@ -81,6 +81,11 @@ pub const MIN_CAPACITY: u64 = 64;
 /// Largest data area a ring may have (64 GiB).
 pub const MAX_CAPACITY: u64 = 1 << 36;
 
+/// Every cursor is below this. A cursor read from the mapping at or above it
+/// is corrupt, which leaves headroom for cursor arithmetic never to
+/// overflow. (2^63 bytes is 8 EiB of traffic: 29 years at 10 GB/s.)
+pub const MAX_CURSOR: u64 = 1 << 63;
+
 /// Frame payloads are padded so every frame starts 8-byte aligned.
 pub const FRAME_ALIGN: u64 = 8;
 

@@ -52,6 +52,7 @@ use crate::config::Geometry;
 use crate::error::{Corruption, Error, RecvError, SendError};
 use crate::layout::{self, Header, Kind, Role};
 use crate::region::Region;
+use crate::ring::check_range;
 use crate::roles::Attachment;
 use crate::wait;
 
@@ -143,6 +144,8 @@ impl SlotRing {
     }
 
     fn check_cursors(&self, head: u64, tail: u64) -> Result<(), Corruption> {
+        check_range(head)?;
+        check_range(tail)?;
         if head > tail || tail - head > self.count {
             return Err(Corruption::Cursors {
                 head,
@@ -168,7 +171,7 @@ impl SlotRing {
     fn claim_produce(&self) -> Result<Option<u64>, Corruption> {
         let tail = &self.header().producer.tail;
         // ORDERING: Relaxed; the stamp load below synchronises the slot.
-        let mut pos = tail.load(Relaxed);
+        let mut pos = check_range(tail.load(Relaxed))?;
         loop {
             // ORDERING(stamp): SeqCst load; its Acquire half pairs with the
             // consumer's SeqCst release store, so the previous reader is done
@@ -179,7 +182,7 @@ impl SlotRing {
                 // writes; Relaxed on failure (we retry with what we read).
                 match tail.compare_exchange_weak(pos, pos + 1, SeqCst, Relaxed) {
                     Ok(_) => return Ok(Some(pos)),
-                    Err(now) => pos = now,
+                    Err(now) => pos = check_range(now)?,
                 }
             } else if stamp < pos {
                 // The slot is still busy with the previous lap: its producer
@@ -193,7 +196,7 @@ impl SlotRing {
                 return Err(Corruption::Stamp { pos, stamp });
             } else {
                 // Another producer claimed `pos`: move on, unless nobody did.
-                let now = tail.load(Relaxed);
+                let now = check_range(tail.load(Relaxed))?;
                 if now == pos {
                     return Err(Corruption::Stamp { pos, stamp });
                 }
@@ -206,7 +209,7 @@ impl SlotRing {
     /// slots. `Ok(None)`: empty.
     fn claim_consume(&self, space: impl Fn()) -> Result<Option<(u64, u64)>, Corruption> {
         let head = &self.header().consumer.head;
-        let mut pos = head.load(Relaxed);
+        let mut pos = check_range(head.load(Relaxed))?;
         loop {
             // ORDERING(stamp): SeqCst load; its Acquire half pairs with the
             // producer's SeqCst publishing store, making the payload visible.
@@ -229,7 +232,7 @@ impl SlotRing {
                         }
                         pos += 1;
                     }
-                    Err(now) => pos = now,
+                    Err(now) => pos = check_range(now)?,
                 }
             } else if stamp < pos + 1 {
                 // Not produced yet for this lap (`pos`), or the previous
@@ -240,7 +243,7 @@ impl SlotRing {
                 }
                 return Err(Corruption::Stamp { pos, stamp });
             } else {
-                let now = head.load(Relaxed);
+                let now = check_range(head.load(Relaxed))?;
                 if now == pos {
                     return Err(Corruption::Stamp { pos, stamp });
                 }

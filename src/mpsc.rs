@@ -50,7 +50,7 @@ use std::time::{Duration, Instant};
 use crate::error::{Corruption, Error, SendError};
 use crate::layout::{self, Kind, Role, frame_word};
 use crate::region::Region;
-use crate::ring::RawRing;
+use crate::ring::{RawRing, check_range};
 use crate::roles::Attachment;
 use crate::wait;
 
@@ -246,6 +246,7 @@ fn claim(raw: &RawRing, cached_head: &mut u64, len: u64) -> Result<Option<Claim>
     // claim itself, which the CAS below decides.
     let mut tail = tail_word.load(Relaxed);
     loop {
+        check_range(tail)?;
         if tail % layout::FRAME_ALIGN != 0 {
             return Err(Corruption::MisalignedCursor { cursor: tail });
         }

@@ -213,6 +213,7 @@ impl RawRing {
     /// `head <= tail <= head + capacity`, both multiples of 8.
     pub fn check_cursors(&self, head: u64, tail: u64) -> Result<(), Corruption> {
         for cursor in [head, tail] {
+            check_range(cursor)?;
             if cursor % layout::FRAME_ALIGN != 0 {
                 return Err(Corruption::MisalignedCursor { cursor });
             }
@@ -226,6 +227,16 @@ impl RawRing {
         }
         Ok(())
     }
+}
+
+/// Refuses a cursor at or beyond [`layout::MAX_CURSOR`], so that cursor
+/// arithmetic can never overflow.
+#[inline]
+pub(crate) fn check_range(cursor: u64) -> Result<u64, Corruption> {
+    if cursor >= layout::MAX_CURSOR {
+        return Err(Corruption::CursorOutOfRange { cursor });
+    }
+    Ok(cursor)
 }
 
 /// What [`RawRing::parse`] found.
@@ -356,6 +367,10 @@ mod tests {
         assert!(matches!(
             r.check_cursors(3, 8),
             Err(Corruption::MisalignedCursor { cursor: 3 })
+        ));
+        assert!(matches!(
+            r.check_cursors(u64::MAX - 7, u64::MAX - 7),
+            Err(Corruption::CursorOutOfRange { .. })
         ));
     }
 }

@@ -227,6 +227,14 @@ fn tampered_cursors() {
         open_err(&t.0),
         Error::Corrupt(Corruption::Cursors { tail: 8192, .. })
     ));
+    // beyond any reachable position (found by fuzzing: `pos + 1` overflowed)
+    poke_u64(&t.0, HEAD, u64::MAX - 7);
+    poke_u64(&t.0, TAIL, u64::MAX - 7);
+    assert!(matches!(
+        open_err(&t.0),
+        Error::Corrupt(Corruption::CursorOutOfRange { .. })
+    ));
+    poke_u64(&t.0, HEAD, 0);
     // misaligned
     poke_u64(&t.0, TAIL, 13);
     assert!(matches!(

@@ -364,6 +364,18 @@ fn mpmc_tampered_stamps_and_lengths() {
     );
     tx.send(b"after").unwrap();
     assert_eq!(&*rx.try_recv().unwrap(), b"after");
+    // Cursors beyond any reachable position are refused, not overflowed.
+    drop((tx, rx, ring));
+    poke_u64(&t.0, 128, u64::MAX);
+    poke_u64(&t.0, 256, u64::MAX);
+    assert!(matches!(
+        mpmc::Ring::open(&t.0).unwrap_err(),
+        Error::Corrupt(Corruption::CursorOutOfRange { cursor: u64::MAX })
+    ));
+    poke_u64(&t.0, 128, 3);
+    poke_u64(&t.0, 256, 3);
+    let ring = mpmc::Ring::open(&t.0).unwrap();
+    let mut tx = ring.producer().unwrap();
     // A stamp from the future where the producer claims next (position 3).
     poke_u64(&t.0, DATA + 3 * STRIDE, 100);
     assert_eq!(

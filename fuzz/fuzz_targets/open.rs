@@ -1,27 +1,58 @@
-//! Arbitrary bytes as a ring file: opening gives a ring or an error, never
-//! a panic or a crash; an opened ring's consumer yields frames or an error.
+//! Arbitrary bytes as a ring file, of any size, opened as every kind: a ring
+//! or a specific error, never a panic, hang or out-of-bounds access. An
+//! opened ring is then used: frames read (in place) and written.
 #![no_main]
 
-use std::io::Write;
+#[path = "common.rs"]
+mod common;
 
 use libfuzzer_sys::fuzz_target;
+use mmring::{mpmc, mpsc, spsc};
 
 fuzz_target!(|data: &[u8]| {
-    let mut f = std::fs::File::from(
-        rustix::fs::memfd_create("fuzz", rustix::fs::MemfdFlags::CLOEXEC).unwrap(),
-    );
-    f.write_all(data).unwrap();
-    let fd = std::os::fd::OwnedFd::from(f);
-    if let Ok(ring) = mmring::spsc::Ring::from_fd(fd) {
+    let f = common::file_with(data);
+    if let Ok(ring) = spsc::Ring::from_fd(common::dup(&f)) {
+        let _ = ring.stat();
         if let Ok(mut rx) = ring.consumer() {
             for _ in 0..64 {
                 match rx.try_recv() {
-                    Ok(frame) => {
-                        let _ = frame.iter().fold(0u8, |a, b| a ^ b);
-                    }
+                    Ok(frame) => assert!(frame.len() <= ring.max_frame()),
                     Err(_) => break,
                 }
             }
+        }
+        if let Ok(mut tx) = ring.producer() {
+            for len in [0, 1, 8, 100] {
+                let _ = tx.try_send(&vec![7; len]);
+            }
+        }
+    }
+    if let Ok(ring) = mpsc::Ring::from_fd(common::dup(&f)) {
+        let _ = ring.stat();
+        if let Ok(mut rx) = ring.consumer() {
+            for _ in 0..64 {
+                match rx.try_recv() {
+                    Ok(frame) => assert!(frame.len() <= ring.max_frame()),
+                    Err(_) => break,
+                }
+            }
+        }
+        if let Ok(mut tx) = ring.producer() {
+            let _ = tx.try_send(&[1, 2, 3]);
+        }
+    }
+    if let Ok(ring) = mpmc::Ring::from_fd(common::dup(&f)) {
+        let _ = ring.stat();
+        if let Ok(mut rx) = ring.consumer() {
+            for _ in 0..64 {
+                match rx.try_recv() {
+                    Ok(msg) => assert!(msg.len() <= ring.max_frame()),
+                    Err(_) => break,
+                }
+            }
+        }
+        if let Ok(mut tx) = ring.producer() {
+            let _ = tx.try_send(&[1, 2, 3]);
         }
     }
 });
