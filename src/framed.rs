@@ -11,7 +11,7 @@
 
 use std::fmt;
 use std::sync::Arc;
-use std::sync::atomic::Ordering::{Relaxed, SeqCst};
+use std::sync::atomic::Ordering::{Acquire, Relaxed, Release, SeqCst};
 use std::time::{Duration, Instant};
 
 use crate::error::{Corruption, Error, RecvError};
@@ -84,12 +84,11 @@ impl Cursor {
         if self.multi_producer {
             zero(&shared.raw, self.released, pos);
         }
-        // ORDERING(head-release): SeqCst store; its Release half pairs with
-        // the SeqCst (Acquire) head load of the producers, so our reads of
-        // the released bytes (and the zeroing) finish before a producer
-        // reuses them. SeqCst for the wake-up handshake (W1 in wait.rs) with
-        // the `notify` below.
-        shared.raw.header().consumer.head.store(pos, SeqCst);
+        // ORDERING(head-release): Release; pairs with the producers' Acquire
+        // head load, so our reads of the released bytes (and the zeroing)
+        // finish before a producer reuses them. It is W1 of the wake-up
+        // handshake; `notify` below fences before reading the sleepers.
+        shared.raw.header().consumer.head.store(pos, Release);
         self.released = pos;
         shared.space_point().notify();
     }
@@ -323,11 +322,12 @@ fn locate(
 ) -> Result<Option<Located>, Corruption> {
     loop {
         if *read == *cached_tail {
-            // ORDERING(tail-publish): SeqCst load; its Acquire half pairs with
-            // the SeqCst tail store in `Producer::publish`, making the frame
-            // words and payloads before it visible. SeqCst for the wake-up
-            // handshake (S3 in wait.rs).
-            let tail = raw.header().producer.tail.load(SeqCst);
+            // ORDERING(tail-publish): Acquire; pairs with the Release tail
+            // store in `spsc::Producer::publish`, making the frame words and
+            // payloads before it visible (for mpsc, the frame word's own
+            // Release store publishes the frame; see `RawRing::parse`). The
+            // re-check (S4) of the wake-up handshake in `wait::block`.
+            let tail = raw.header().producer.tail.load(Acquire);
             if tail < *cached_tail {
                 return Err(Corruption::CursorRegressed {
                     seen: *cached_tail,

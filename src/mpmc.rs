@@ -44,7 +44,7 @@
 use std::fmt;
 use std::ptr::NonNull;
 use std::sync::Arc;
-use std::sync::atomic::Ordering::{Relaxed, SeqCst};
+use std::sync::atomic::Ordering::{AcqRel, Acquire, Relaxed, Release, SeqCst};
 use std::sync::atomic::{AtomicU32, AtomicU64};
 use std::time::{Duration, Instant};
 
@@ -173,14 +173,14 @@ impl SlotRing {
         // ORDERING: Relaxed; the stamp load below synchronises the slot.
         let mut pos = check_range(tail.load(Relaxed))?;
         loop {
-            // ORDERING(stamp): SeqCst load; its Acquire half pairs with the
-            // consumer's SeqCst release store, so the previous reader is done
-            // with the slot. SeqCst for the wake-up handshake (S3).
-            let stamp = self.stamp(pos).load(SeqCst);
+            // ORDERING(stamp): Acquire; pairs with the consumer's Release
+            // stamp store, so the previous reader is done with the slot. The
+            // re-check (S4) of the wake-up handshake in `wait::block`.
+            let stamp = self.stamp(pos).load(Acquire);
             if stamp == pos {
-                // ORDERING: SeqCst on success orders the claim before our
+                // ORDERING: AcqRel on success orders the claim before our
                 // writes; Relaxed on failure (we retry with what we read).
-                match tail.compare_exchange_weak(pos, pos + 1, SeqCst, Relaxed) {
+                match tail.compare_exchange_weak(pos, pos + 1, AcqRel, Relaxed) {
                     Ok(_) => return Ok(Some(pos)),
                     Err(now) => pos = check_range(now)?,
                 }
@@ -211,12 +211,13 @@ impl SlotRing {
         let head = &self.header().consumer.head;
         let mut pos = check_range(head.load(Relaxed))?;
         loop {
-            // ORDERING(stamp): SeqCst load; its Acquire half pairs with the
-            // producer's SeqCst publishing store, making the payload visible.
-            // SeqCst for the wake-up handshake (S3).
-            let stamp = self.stamp(pos).load(SeqCst);
+            // ORDERING(stamp): Acquire; pairs with the producer's Release
+            // publishing store, making the payload visible. The re-check
+            // (S4) of the wake-up handshake in `wait::block`.
+            let stamp = self.stamp(pos).load(Acquire);
             if stamp == pos + 1 {
-                match head.compare_exchange_weak(pos, pos + 1, SeqCst, Relaxed) {
+                // ORDERING: AcqRel on success; Relaxed on failure (retry).
+                match head.compare_exchange_weak(pos, pos + 1, AcqRel, Relaxed) {
                     Ok(_) => {
                         let len = u64::from(self.len(pos).load(Relaxed));
                         let flags = self.flags(pos).load(Relaxed);
@@ -264,18 +265,17 @@ impl SlotRing {
                 self.flags(pos).store(layout::SLOT_ABORTED, Relaxed);
             }
         }
-        // ORDERING(stamp): SeqCst store; its Release half publishes the
-        // payload and fields above to the consumer's SeqCst stamp load.
-        // SeqCst for the wake-up handshake (W1).
-        self.stamp(pos).store(pos + 1, SeqCst);
+        // ORDERING(stamp): Release; publishes the payload and fields above
+        // to the consumer's Acquire stamp load. W1 of the wake-up handshake.
+        self.stamp(pos).store(pos + 1, Release);
     }
 
     /// Releases the slot of `pos` (consumer) for position `pos + count`.
     fn release(&self, pos: u64) {
-        // ORDERING(stamp): SeqCst store; its Release half orders our reads
-        // of the slot before the producer's next writes. SeqCst for the
-        // wake-up handshake (W1).
-        self.stamp(pos).store(pos + self.count, SeqCst);
+        // ORDERING(stamp): Release; orders our reads of the slot before the
+        // producer's next writes (its Acquire stamp load). W1 of the wake-up
+        // handshake.
+        self.stamp(pos).store(pos + self.count, Release);
     }
 }
 

@@ -44,7 +44,7 @@
 use std::fmt;
 use std::ptr::NonNull;
 use std::sync::Arc;
-use std::sync::atomic::Ordering::{Relaxed, SeqCst};
+use std::sync::atomic::Ordering::{AcqRel, Acquire, Relaxed, Release, SeqCst};
 use std::time::{Duration, Instant};
 
 use crate::error::{Corruption, Error, SendError};
@@ -253,11 +253,11 @@ fn claim(raw: &RawRing, cached_head: &mut u64, len: u64) -> Result<Option<Claim>
         let (pad, start) = raw.place(tail, len);
         let end = start + layout::frame_size(len);
         if end.wrapping_sub(*cached_head) > raw.capacity() {
-            // ORDERING(head-release): SeqCst load; its Acquire half pairs
-            // with the consumer's SeqCst head store after zeroing, so the
-            // space we claim is zeroed and no longer read. SeqCst for the
-            // wake-up handshake (S3 in wait.rs).
-            let head = raw.header().consumer.head.load(SeqCst);
+            // ORDERING(head-release): Acquire; pairs with the consumer's
+            // Release head store after zeroing, so the space we claim is
+            // zeroed and no longer read. The re-check (S4) of the wake-up
+            // handshake in `wait::block`.
+            let head = raw.header().consumer.head.load(Acquire);
             if head < *cached_head {
                 return Err(Corruption::CursorRegressed {
                     seen: *cached_head,
@@ -281,15 +281,15 @@ fn claim(raw: &RawRing, cached_head: &mut u64, len: u64) -> Result<Option<Claim>
                 return Ok(None);
             }
         }
-        // ORDERING: SeqCst on success, so the claim is ordered before our
-        // frame-word stores for everyone; Relaxed on failure (we only
-        // retry with the value read).
-        match tail_word.compare_exchange_weak(tail, end, SeqCst, Relaxed) {
+        // ORDERING: AcqRel on success (the claim is ordered before our
+        // writes into the claimed space); Relaxed on failure (we only retry
+        // with the value read).
+        match tail_word.compare_exchange_weak(tail, end, AcqRel, Relaxed) {
             Ok(_) => {
                 if pad > 0 {
-                    // ORDERING(word-publish): SeqCst store; pairs with the
-                    // consumer's SeqCst word load in `RawRing::parse`.
-                    raw.word(tail).store(frame_word::PAD, SeqCst);
+                    // ORDERING(word-publish): Release; pairs with the
+                    // consumer's Acquire word load in `RawRing::parse`.
+                    raw.word(tail).store(frame_word::PAD, Release);
                 }
                 return Ok(Some(Claim { start, len }));
             }
@@ -358,23 +358,22 @@ impl WriteGrant<'_> {
             Some(n) => {
                 let frame_end = start + layout::frame_size(n);
                 if claimed_end > frame_end {
-                    // ORDERING(word-publish): SeqCst, and before the frame
+                    // ORDERING(word-publish): Release, and before the frame
                     // word: a consumer that sees the frame sees this too.
                     raw.word(frame_end).store(
                         frame_word::skip((claimed_end - frame_end - 8) as u32),
-                        SeqCst,
+                        Release,
                     );
                 }
-                // ORDERING(word-publish): SeqCst store; its Release half
-                // pairs with the consumer's SeqCst word load in
-                // `RawRing::parse`, publishing the payload written before.
-                // SeqCst for the wake-up handshake (W1 in wait.rs).
-                raw.word(start).store(frame_word::data(n as u32), SeqCst);
+                // ORDERING(word-publish): Release; pairs with the consumer's
+                // Acquire word load in `RawRing::parse`, publishing the
+                // payload written before. W1 of the wake-up handshake.
+                raw.word(start).store(frame_word::data(n as u32), Release);
             }
             None => {
                 // ORDERING(word-publish): as above.
                 raw.word(start)
-                    .store(frame_word::skip((claimed_end - start - 8) as u32), SeqCst);
+                    .store(frame_word::skip((claimed_end - start - 8) as u32), Release);
             }
         }
         self.producer.shared.data_point().notify();

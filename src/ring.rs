@@ -11,7 +11,7 @@
 
 use std::ptr::NonNull;
 use std::sync::atomic::AtomicU64;
-use std::sync::atomic::Ordering::SeqCst;
+use std::sync::atomic::Ordering::{Acquire, SeqCst};
 
 use crate::config::Geometry;
 use crate::error::Corruption;
@@ -134,11 +134,11 @@ impl RawRing {
     pub fn parse(&self, pos: u64, available: u64) -> Result<Parsed, Corruption> {
         debug_assert!(available > 0);
         let off = self.offset(pos);
-        // ORDERING(word-publish): SeqCst load. For SPSC the tail load before
-        // it already made the word visible; for MPSC its Acquire half pairs
-        // with the producer's SeqCst store of the word (the publication), and
-        // SeqCst makes it the re-check (S3) of the wake-up handshake.
-        let word = self.word(pos).load(SeqCst);
+        // ORDERING(word-publish): Acquire. For SPSC the tail load before it
+        // already made the word visible; for MPSC it pairs with the
+        // producer's Release store of the word (the publication), and is the
+        // re-check (S4) of the wake-up handshake.
+        let word = self.word(pos).load(Acquire);
         match frame_word::decode(word) {
             frame_word::Decoded::Pad => {
                 let skip = self.capacity - off;

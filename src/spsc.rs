@@ -32,7 +32,7 @@
 use std::fmt;
 use std::ptr::NonNull;
 use std::sync::Arc;
-use std::sync::atomic::Ordering::{Relaxed, SeqCst};
+use std::sync::atomic::Ordering::{Acquire, Relaxed, Release, SeqCst};
 use std::time::{Duration, Instant};
 
 use crate::error::{Corruption, Error, SendError};
@@ -292,12 +292,11 @@ impl Producer {
         // ORDERING: Relaxed; made visible by the tail store below.
         raw.word(start).store(frame_word::data(len as u32), Relaxed);
         let tail = start + layout::frame_size(len);
-        // ORDERING(tail-publish): SeqCst store; its Release half pairs with
-        // the SeqCst (Acquire) tail load in `Consumer::refresh`, so the
-        // payload and frame words above are visible to a consumer that sees
-        // this tail. SeqCst (not just Release) for the wake-up handshake
-        // (W1 in wait.rs) with the `notify` below.
-        raw.header().producer.tail.store(tail, SeqCst);
+        // ORDERING(tail-publish): Release; pairs with the Acquire tail load
+        // in `framed::locate`, so the payload and frame words above are
+        // visible to a consumer that sees this tail. It is W1 of the wake-up
+        // handshake; `notify` below fences before reading the sleepers.
+        raw.header().producer.tail.store(tail, Release);
         self.tail = tail;
         self.shared.data_point().notify();
     }
@@ -316,11 +315,11 @@ fn space(
     if end - *cached_head <= raw.capacity() {
         return Ok(Some((pad, start)));
     }
-    // ORDERING(head-release): SeqCst load; its Acquire half pairs with the
-    // SeqCst head store in `Consumer::release`, so the consumer is done
-    // reading the bytes it released before we overwrite them. SeqCst for
-    // the wake-up handshake (S3 in wait.rs).
-    let head = raw.header().consumer.head.load(SeqCst);
+    // ORDERING(head-release): Acquire; pairs with the Release head store in
+    // `framed::Cursor::release_to`, so the consumer is done reading the
+    // bytes it released before we overwrite them. The re-check (S4) of the
+    // wake-up handshake when called from `wait::block`.
+    let head = raw.header().consumer.head.load(Acquire);
     if head < *cached_head {
         return Err(Corruption::CursorRegressed {
             seen: *cached_head,

@@ -10,28 +10,30 @@
 //! # Why no wake-up is lost
 //!
 //! Sleeper `S` (say, a consumer on an empty ring) and waker `W` (the
-//! producer) run, with every access `SeqCst`:
+//! producer) run:
 //!
 //! ```text
-//!   S1  waiters.fetch_add(1)            W1  cursor.store(new)
-//!   S2  seen = word.load()              W2  if waiters.load() != 0 {
-//!   S3  re-check cursor: still empty?   W3      word.fetch_add(1)
-//!   S4  futex_wait(word, seen)          W4      futex_wake(word) }
+//!   S1  waiters.fetch_add(1)            W1  cursor.store(new, Release)
+//!   S2  fence(SeqCst)                   W2  fence(SeqCst)
+//!   S3  seen = word.load()              W3  if waiters.load() != 0 {
+//!   S4  re-check cursor: still empty?   W4      word.fetch_add(1)
+//!   S5  futex_wait(word, seen)          W5      futex_wake(word) }
 //! ```
 //!
-//! All `SeqCst` operations form one total order consistent with program
-//! order. If S3 precedes W1 in it, then S1 precedes W2, so W2 reads a
-//! non-zero count and W performs W3 and W4. Either W3 comes after S2 in the
-//! order, and then the kernel's `futex_wait` either sees `word != seen` and
-//! returns at once, or is already asleep and is woken by W4 (the kernel
-//! checks the value and queues the sleeper atomically with respect to
-//! `futex_wake`); or W3 comes before S2, then S2 reads it, W1 happens
-//! before S3, and S3 sees the new cursor and does not sleep. If instead W1
-//! precedes S3, S3 sees the new cursor and S does not sleep. In every case S
-//! does not sleep through a publication. This is the Dekker-style pairing
-//! crossbeam's `array_queue` and parking_lot's futex parker rely on; here
-//! the cursor store itself is the `SeqCst` store, so no separate fence is
-//! needed.
+//! The two `SeqCst` fences are totally ordered. If S2 comes first, then S1
+//! (before S2) is visible to W3 (after W2): W reads a non-zero count and
+//! performs W4 and W5. Either W4 lands before S3, and then S3 reads it,
+//! W1 happens before S4 through it, and S sees the new cursor; or after S3,
+//! and then the kernel's `futex_wait` either sees `word != seen` and returns
+//! at once, or is already asleep and is woken by W5 (the kernel checks the
+//! value and queues the sleeper atomically with respect to `futex_wake`). If
+//! W2 comes first, W1 (before W2) is visible to S4 (after S2): S sees the
+//! new cursor and does not sleep. In every case S does not sleep through a
+//! publication. This is the fence pairing of crossbeam's `array_queue` and
+//! of Dekker's algorithm. The `loom_models` below check it under every
+//! interleaving (loom models `SeqCst` fences exactly; it does not model the
+//! total order of `SeqCst` *accesses*, which is why the protocol is written
+//! with fences).
 //!
 //! # Dead peers
 //!
@@ -44,31 +46,92 @@
 use std::sync::atomic::{AtomicU32, Ordering::SeqCst};
 use std::time::{Duration, Instant};
 
+#[cfg(not(loom))]
 use crossbeam_utils::Backoff;
 
 /// Longest single sleep: the bound on how late a sleeper notices that its
 /// peer died without waking it.
 pub(crate) const LIVENESS_SLICE: Duration = Duration::from_millis(200);
 
-/// One direction's futex word and sleeper count.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct WaitPoint<'a> {
-    word: &'a AtomicU32,
-    waiters: &'a AtomicU32,
+/// What the wait protocol needs from a 32-bit word in shared memory. The
+/// real one is an `AtomicU32` with `FUTEX_WAIT` / `FUTEX_WAKE` (shared, not
+/// private: sleepers and wakers live in different processes); the loom
+/// models plug in a mock, so they check this very code.
+pub(crate) trait FutexWord {
+    /// `load(SeqCst)`.
+    fn load_seqcst(&self) -> u32;
+    /// `fetch_add(n, SeqCst)`.
+    fn add(&self, n: u32);
+    /// `fetch_sub(n, SeqCst)`.
+    fn sub(&self, n: u32);
+    /// Sleeps while the word equals `seen`, for at most `timeout`; may
+    /// return early for no reason (callers loop and re-check).
+    fn wait(&self, seen: u32, timeout: Duration);
+    /// Wakes every sleeper on the word.
+    fn wake_all(&self);
+    /// `fence(SeqCst)` (loom's, in the models).
+    fn fence(&self);
 }
 
-impl<'a> WaitPoint<'a> {
-    pub fn new(word: &'a AtomicU32, waiters: &'a AtomicU32) -> Self {
+impl FutexWord for AtomicU32 {
+    #[inline]
+    fn load_seqcst(&self) -> u32 {
+        self.load(SeqCst)
+    }
+
+    #[inline]
+    fn add(&self, n: u32) {
+        self.fetch_add(n, SeqCst);
+    }
+
+    #[inline]
+    fn sub(&self, n: u32) {
+        self.fetch_sub(n, SeqCst);
+    }
+
+    fn wait(&self, seen: u32, timeout: Duration) {
+        futex_wait(self, seen, timeout);
+    }
+
+    fn wake_all(&self) {
+        futex_wake(self);
+    }
+
+    #[inline]
+    fn fence(&self) {
+        std::sync::atomic::fence(SeqCst);
+    }
+}
+
+/// One direction's futex word and sleeper count.
+#[derive(Debug)]
+pub(crate) struct WaitPoint<'a, W: FutexWord = AtomicU32> {
+    word: &'a W,
+    waiters: &'a W,
+}
+
+impl<W: FutexWord> Clone for WaitPoint<'_, W> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<W: FutexWord> Copy for WaitPoint<'_, W> {}
+
+impl<'a, W: FutexWord> WaitPoint<'a, W> {
+    pub fn new(word: &'a W, waiters: &'a W) -> Self {
         WaitPoint { word, waiters }
     }
 
-    /// Wakes sleepers if there are any. Call right after the `SeqCst` store
+    /// Wakes sleepers if there are any. Call right after the Release store
     /// that published the change they wait for (W1 above).
     #[inline]
     pub fn notify(&self) {
-        // ORDERING(wake-handshake): SeqCst load (W2); pairs with the SeqCst
-        // `waiters.fetch_add` (S1) in `block`, see the module docs.
-        if self.waiters.load(SeqCst) != 0 {
+        // ORDERING(wake-handshake): the SeqCst fence W2 pairs with the fence
+        // S2 in `block`; with it, the load W3 sees a registered sleeper or
+        // the sleeper sees our publication (module docs).
+        self.waiters.fence();
+        if self.waiters.load_seqcst() != 0 {
             self.wake_all();
         }
     }
@@ -76,10 +139,10 @@ impl<'a> WaitPoint<'a> {
     /// Wakes every sleeper unconditionally: used when a role attaches or
     /// detaches, which sleepers must notice even though no cursor moved.
     pub fn wake_all(&self) {
-        // ORDERING(wake-handshake): SeqCst (W3); a sleeper that loads the
+        // ORDERING(wake-handshake): SeqCst (W4); a sleeper that loads the
         // word after this does not sleep on the stale value.
-        self.word.fetch_add(1, SeqCst);
-        futex_wake(self.word);
+        self.word.add(1);
+        self.word.wake_all();
     }
 }
 
@@ -117,31 +180,36 @@ impl From<Gave<crate::Corruption>> for crate::RecvError {
 /// Runs `attempt` until it yields a value: first spinning with a backoff,
 /// then sleeping on `point` between attempts.
 ///
-/// * `attempt` must re-read the other side's cursor with a `SeqCst` load
-///   when it finds nothing to do (S3 in the module docs), and return
-///   `Ok(None)` for "would block".
+/// * `attempt` must re-read the other side's cursor (with Acquire) when it
+///   finds nothing to do (S4 in the module docs), and return `Ok(None)` for
+///   "would block".
 /// * `peer_gone` is asked only while about to sleep.
 /// * `deadline` of `None` blocks until a value, an error or a dead peer.
-pub(crate) fn block<T, E>(
-    point: WaitPoint<'_>,
+pub(crate) fn block<T, E, W: FutexWord>(
+    point: WaitPoint<'_, W>,
     deadline: Option<Instant>,
     mut attempt: impl FnMut() -> Result<Option<T>, E>,
     mut peer_gone: impl FnMut() -> bool,
 ) -> Result<T, Gave<E>> {
-    let backoff = Backoff::new();
-    while !backoff.is_completed() {
-        if let Some(v) = attempt().map_err(Gave::Err)? {
-            return Ok(v);
+    // The loom models go straight to the sleeping protocol they check.
+    #[cfg(not(loom))]
+    {
+        let backoff = Backoff::new();
+        while !backoff.is_completed() {
+            if let Some(v) = attempt().map_err(Gave::Err)? {
+                return Ok(v);
+            }
+            backoff.snooze();
         }
-        backoff.snooze();
     }
     loop {
-        // ORDERING(wake-handshake): SeqCst (S1); pairs with the SeqCst load
-        // of `waiters` in `WaitPoint::notify` (W2).
-        point.waiters.fetch_add(1, SeqCst);
+        // ORDERING(wake-handshake): S1, then the SeqCst fence S2, which pairs
+        // with the fence W2 in `WaitPoint::notify` (module docs).
+        point.waiters.add(1);
         let registered = Registered(point.waiters);
-        // ORDERING(wake-handshake): SeqCst (S2); see module docs.
-        let seen = point.word.load(SeqCst);
+        point.waiters.fence();
+        // S3: the word before the re-check; see module docs.
+        let seen = point.word.load_seqcst();
         if let Some(v) = attempt().map_err(Gave::Err)? {
             return Ok(v);
         }
@@ -163,20 +231,20 @@ pub(crate) fn block<T, E>(
                 left.min(LIVENESS_SLICE)
             }
         };
-        futex_wait(point.word, seen, slice);
+        point.word.wait(seen, slice);
         drop(registered);
     }
 }
 
 /// Deregisters a sleeper when dropped, so every exit path (including an
-/// `attempt` that returns a value or an error) undoes `fetch_add`.
-struct Registered<'a>(&'a AtomicU32);
+/// `attempt` that returns a value or an error) undoes the increment.
+struct Registered<'a, W: FutexWord>(&'a W);
 
-impl Drop for Registered<'_> {
+impl<W: FutexWord> Drop for Registered<'_, W> {
     fn drop(&mut self) {
         // ORDERING: SeqCst like the increment; a waker that reads the count
         // after this merely skips a wake nobody needs.
-        self.0.fetch_sub(1, SeqCst);
+        self.0.sub(1);
     }
 }
 
@@ -210,6 +278,154 @@ fn futex_wake(word: &AtomicU32) {
     use rustix::thread::futex;
     let r = futex::wake(word, futex::Flags::empty(), i32::MAX as u32);
     debug_assert!(r.is_ok(), "unexpected futex_wake result {r:?}");
+}
+
+/// Model checks of the wake-up handshake with loom: every interleaving of a
+/// sleeper in [`block`] and a waker publishing and calling
+/// [`WaitPoint::notify`], with the futex replaced by a mock that sleeps for
+/// real (a lost wake-up is a deadlock loom reports).
+///
+/// `RUSTFLAGS="--cfg loom" cargo test --release --lib loom_`
+#[cfg(all(test, loom))]
+mod loom_models {
+    use super::*;
+    use loom::sync::atomic::{AtomicU32 as LAtomicU32, AtomicU64 as LAtomicU64};
+    use loom::sync::{Arc, Condvar, Mutex};
+
+    /// A futex word: the value check and the sleep are atomic with respect
+    /// to `wake_all`, as the kernel makes them.
+    struct MockFutex {
+        v: LAtomicU32,
+        lock: Mutex<()>,
+        cond: Condvar,
+    }
+
+    impl MockFutex {
+        fn new() -> Self {
+            MockFutex {
+                v: LAtomicU32::new(0),
+                lock: Mutex::new(()),
+                cond: Condvar::new(),
+            }
+        }
+    }
+
+    impl FutexWord for MockFutex {
+        fn load_seqcst(&self) -> u32 {
+            self.v.load(SeqCst)
+        }
+        fn add(&self, n: u32) {
+            self.v.fetch_add(n, SeqCst);
+        }
+        fn sub(&self, n: u32) {
+            self.v.fetch_sub(n, SeqCst);
+        }
+        /// Ignores the timeout: in the model a lost wake-up must hang.
+        fn wait(&self, seen: u32, _timeout: Duration) {
+            let g = self.lock.lock().unwrap();
+            if self.v.load(SeqCst) == seen {
+                drop(self.cond.wait(g).unwrap());
+            }
+        }
+        fn wake_all(&self) {
+            let _g = self.lock.lock().unwrap();
+            self.cond.notify_all();
+        }
+        fn fence(&self) {
+            loom::sync::atomic::fence(SeqCst);
+        }
+    }
+
+    struct Chan {
+        cursor: LAtomicU64,
+        gone: LAtomicU32,
+        word: MockFutex,
+        waiters: MockFutex,
+    }
+
+    fn chan() -> Arc<Chan> {
+        Arc::new(Chan {
+            cursor: LAtomicU64::new(0),
+            gone: LAtomicU32::new(0),
+            word: MockFutex::new(),
+            waiters: MockFutex::new(),
+        })
+    }
+
+    /// The sleeper sees the publication, whatever the interleaving.
+    #[test]
+    fn loom_no_lost_wakeup() {
+        loom::model(|| {
+            let c = chan();
+            let p = c.clone();
+            let waker = loom::thread::spawn(move || {
+                // W1: the Release cursor store, then notify (W2..W5).
+                p.cursor.store(1, std::sync::atomic::Ordering::Release);
+                WaitPoint::new(&p.word, &p.waiters).notify();
+            });
+            let got = block::<u64, (), _>(
+                WaitPoint::new(&c.word, &c.waiters),
+                None,
+                || {
+                    let v = c.cursor.load(std::sync::atomic::Ordering::Acquire);
+                    Ok((v > 0).then_some(v))
+                },
+                || false,
+            );
+            assert_eq!(got, Ok(1));
+            waker.join().unwrap();
+            assert_eq!(c.waiters.load_seqcst(), 0);
+        });
+    }
+
+    /// A peer that leaves wakes the sleeper, which reports it.
+    #[test]
+    fn loom_detach_wakes_sleeper() {
+        loom::model(|| {
+            let c = chan();
+            let p = c.clone();
+            let leaver = loom::thread::spawn(move || {
+                p.gone.store(1, SeqCst);
+                WaitPoint::new(&p.word, &p.waiters).wake_all();
+            });
+            let got = block::<u64, (), _>(
+                WaitPoint::new(&c.word, &c.waiters),
+                None,
+                || Ok(None),
+                || c.gone.load(SeqCst) == 1,
+            );
+            assert_eq!(got, Err(Gave::Disconnected));
+            leaver.join().unwrap();
+        });
+    }
+
+    /// The model has teeth: a waker that checks for sleepers *before*
+    /// publishing can miss one, and loom finds the resulting hang.
+    #[test]
+    #[should_panic]
+    fn loom_catches_a_broken_waker() {
+        loom::model(|| {
+            let c = chan();
+            let p = c.clone();
+            let waker = loom::thread::spawn(move || {
+                let sleepers = p.waiters.load_seqcst();
+                p.cursor.store(1, std::sync::atomic::Ordering::Release);
+                if sleepers != 0 {
+                    WaitPoint::new(&p.word, &p.waiters).wake_all();
+                }
+            });
+            let _ = block::<u64, (), _>(
+                WaitPoint::new(&c.word, &c.waiters),
+                None,
+                || {
+                    let v = c.cursor.load(SeqCst);
+                    Ok((v > 0).then_some(v))
+                },
+                || false,
+            );
+            waker.join().unwrap();
+        });
+    }
 }
 
 #[cfg(test)]
@@ -249,7 +465,7 @@ mod tests {
         while seen < 2000 {
             let point = WaitPoint::new(&c.word, &c.waiters);
             let deadline = Some(Instant::now() + Duration::from_secs(10));
-            seen = block::<u64, ()>(
+            seen = block::<u64, (), _>(
                 point,
                 deadline,
                 || {
@@ -269,7 +485,7 @@ mod tests {
         let c = chan();
         let point = WaitPoint::new(&c.word, &c.waiters);
         let start = Instant::now();
-        let r = block::<(), ()>(
+        let r = block::<(), (), _>(
             point,
             Some(start + Duration::from_millis(30)),
             || Ok(None),
@@ -277,9 +493,9 @@ mod tests {
         );
         assert_eq!(r, Err(Gave::Timeout));
         assert!(start.elapsed() >= Duration::from_millis(30));
-        let r = block::<(), ()>(point, None, || Ok(None), || true);
+        let r = block::<(), (), _>(point, None, || Ok(None), || true);
         assert_eq!(r, Err(Gave::Disconnected));
-        let r = block::<(), u8>(point, None, || Err(7), || false);
+        let r = block::<(), u8, _>(point, None, || Err(7), || false);
         assert_eq!(r, Err(Gave::Err(7)));
         assert_eq!(c.waiters.load(SeqCst), 0);
     }

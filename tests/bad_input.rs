@@ -375,3 +375,24 @@ fn create_refuses_existing_path() {
     assert!(spsc::Ring::create(&other.0, Config::new(4096)).is_err());
     assert_eq!(std::fs::read(&other.0).unwrap(), b"precious");
 }
+
+/// A peer holding an anonymous ring's fd cannot shrink it under our
+/// mapping (which would turn the next access into SIGBUS), nor grow it:
+/// the memfd is sealed.
+#[test]
+fn anonymous_rings_cannot_be_truncated() {
+    let ring = spsc::Ring::anonymous(Config::new(4096)).unwrap();
+    let fd = ring.as_fd().try_clone_to_owned().unwrap();
+    let file = std::fs::File::from(fd);
+    for len in [0, 100, 4096, 1 << 20] {
+        let err = file.set_len(len).unwrap_err();
+        assert_eq!(
+            err.raw_os_error(),
+            Some(rustix::io::Errno::PERM.raw_os_error())
+        );
+    }
+    let mut tx = ring.producer().unwrap();
+    let mut rx = ring.consumer().unwrap();
+    tx.send(b"still fine").unwrap();
+    assert_eq!(&*rx.recv().unwrap(), b"still fine");
+}
