@@ -77,6 +77,7 @@ mod region;
 mod ring;
 mod roles;
 mod shared;
+mod slots;
 pub mod spsc;
 mod wait;
 

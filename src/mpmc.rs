@@ -25,7 +25,8 @@
 //!
 //! Every stamp is checked against the positions that could legally produce
 //! it; anything else is reported as [`Corruption::Stamp`] instead of being
-//! waited on forever.
+//! waited on forever. The protocol itself lives in `slots.rs`, generic over
+//! where the slots are, so that loom checks the same functions.
 //!
 //! ```
 //! use mmring::{Config, mpmc};
@@ -44,7 +45,7 @@
 use std::fmt;
 use std::ptr::NonNull;
 use std::sync::Arc;
-use std::sync::atomic::Ordering::{AcqRel, Acquire, Relaxed, Release, SeqCst};
+use std::sync::atomic::Ordering::SeqCst;
 use std::sync::atomic::{AtomicU32, AtomicU64};
 use std::time::{Duration, Instant};
 
@@ -54,6 +55,7 @@ use crate::layout::{self, Header, Kind, Role};
 use crate::region::Region;
 use crate::ring::check_range;
 use crate::roles::Attachment;
+use crate::slots;
 use crate::wait;
 
 type Shared = crate::shared::Shared<SlotRing>;
@@ -166,116 +168,31 @@ impl SlotRing {
         }
         Ok(())
     }
+}
 
-    /// Claims the next free position for a producer. `Ok(None)`: full.
-    fn claim_produce(&self) -> Result<Option<u64>, Corruption> {
-        let tail = &self.header().producer.tail;
-        // ORDERING: Relaxed; the stamp load below synchronises the slot.
-        let mut pos = check_range(tail.load(Relaxed))?;
-        loop {
-            // ORDERING(stamp): Acquire; pairs with the consumer's Release
-            // stamp store, so the previous reader is done with the slot. The
-            // re-check (S4) of the wake-up handshake in `wait::block`.
-            let stamp = self.stamp(pos).load(Acquire);
-            if stamp == pos {
-                // ORDERING: AcqRel on success orders the claim before our
-                // writes; Relaxed on failure (we retry with what we read).
-                match tail.compare_exchange_weak(pos, pos + 1, AcqRel, Relaxed) {
-                    Ok(_) => return Ok(Some(pos)),
-                    Err(now) => pos = check_range(now)?,
-                }
-            } else if stamp < pos {
-                // The slot is still busy with the previous lap: its producer
-                // is writing (`pos - n`) or its message is not yet consumed
-                // (`pos - n + 1`). Either way, full.
-                if stamp == pos.wrapping_sub(self.count)
-                    || stamp == (pos + 1).wrapping_sub(self.count)
-                {
-                    return Ok(None);
-                }
-                return Err(Corruption::Stamp { pos, stamp });
-            } else {
-                // Another producer claimed `pos`: move on, unless nobody did.
-                let now = check_range(tail.load(Relaxed))?;
-                if now == pos {
-                    return Err(Corruption::Stamp { pos, stamp });
-                }
-                pos = now;
-            }
-        }
+impl crate::slots::SlotMem for SlotRing {
+    type W64 = AtomicU64;
+    type W32 = AtomicU32;
+    fn head(&self) -> &AtomicU64 {
+        &self.header().consumer.head
     }
-
-    /// Claims the next full position for a consumer, skipping aborted
-    /// slots. `Ok(None)`: empty.
-    fn claim_consume(&self, space: impl Fn()) -> Result<Option<(u64, u64)>, Corruption> {
-        let head = &self.header().consumer.head;
-        let mut pos = check_range(head.load(Relaxed))?;
-        loop {
-            // ORDERING(stamp): Acquire; pairs with the producer's Release
-            // publishing store, making the payload visible. The re-check
-            // (S4) of the wake-up handshake in `wait::block`.
-            let stamp = self.stamp(pos).load(Acquire);
-            if stamp == pos + 1 {
-                // ORDERING: AcqRel on success; Relaxed on failure (retry).
-                match head.compare_exchange_weak(pos, pos + 1, AcqRel, Relaxed) {
-                    Ok(_) => {
-                        let len = u64::from(self.len(pos).load(Relaxed));
-                        let flags = self.flags(pos).load(Relaxed);
-                        if flags == 0 && len <= self.slot_size {
-                            return Ok(Some((pos, len)));
-                        }
-                        // Aborted (skip it) or corrupt (report it); either
-                        // way the slot goes back to the producers.
-                        self.release(pos);
-                        space();
-                        if flags != layout::SLOT_ABORTED {
-                            return Err(Corruption::Slot { pos, len, flags });
-                        }
-                        pos += 1;
-                    }
-                    Err(now) => pos = check_range(now)?,
-                }
-            } else if stamp < pos + 1 {
-                // Not produced yet for this lap (`pos`), or the previous
-                // lap's consumer is still reading the slot (`pos - n + 1`).
-                // Either way, empty.
-                if stamp == pos || stamp == (pos + 1).wrapping_sub(self.count) {
-                    return Ok(None);
-                }
-                return Err(Corruption::Stamp { pos, stamp });
-            } else {
-                let now = check_range(head.load(Relaxed))?;
-                if now == pos {
-                    return Err(Corruption::Stamp { pos, stamp });
-                }
-                pos = now;
-            }
-        }
+    fn tail(&self) -> &AtomicU64 {
+        &self.header().producer.tail
     }
-
-    /// Publishes the slot of `pos` (producer): `len` bytes, or aborted.
-    fn publish(&self, pos: u64, len: Option<u64>) {
-        match len {
-            Some(n) => {
-                self.len(pos).store(n as u32, Relaxed);
-                self.flags(pos).store(0, Relaxed);
-            }
-            None => {
-                self.len(pos).store(0, Relaxed);
-                self.flags(pos).store(layout::SLOT_ABORTED, Relaxed);
-            }
-        }
-        // ORDERING(stamp): Release; publishes the payload and fields above
-        // to the consumer's Acquire stamp load. W1 of the wake-up handshake.
-        self.stamp(pos).store(pos + 1, Release);
+    fn stamp(&self, pos: u64) -> &AtomicU64 {
+        SlotRing::stamp(self, pos)
     }
-
-    /// Releases the slot of `pos` (consumer) for position `pos + count`.
-    fn release(&self, pos: u64) {
-        // ORDERING(stamp): Release; orders our reads of the slot before the
-        // producer's next writes (its Acquire stamp load). W1 of the wake-up
-        // handshake.
-        self.stamp(pos).store(pos + self.count, Release);
+    fn len(&self, pos: u64) -> &AtomicU32 {
+        SlotRing::len(self, pos)
+    }
+    fn flags(&self, pos: u64) -> &AtomicU32 {
+        SlotRing::flags(self, pos)
+    }
+    fn count(&self) -> u64 {
+        self.count
+    }
+    fn slot_size(&self) -> u64 {
+        self.slot_size
     }
 }
 
@@ -361,7 +278,7 @@ impl Producer {
     /// [`SendError::Corrupt`] on an impossible stamp.
     pub fn try_reserve(&mut self, len: usize) -> Result<WriteGrant<'_>, SendError> {
         self.check_len(len)?;
-        match self.shared.raw.claim_produce()? {
+        match slots::claim_produce(&self.shared.raw)? {
             Some(pos) => Ok(self.grant(pos, len)),
             None => Err(SendError::Full),
         }
@@ -398,7 +315,7 @@ impl Producer {
         let r = wait::block(
             shared.space_point(),
             deadline,
-            || shared.raw.claim_produce(),
+            || slots::claim_produce(&shared.raw),
             || shared.peer_gone(lock, Role::Consumer),
         );
         Ok(self.grant(r?, len))
@@ -482,7 +399,7 @@ impl WriteGrant<'_> {
             return;
         }
         let shared = &self.producer.shared;
-        shared.raw.publish(self.pos, len);
+        slots::publish(&shared.raw, self.pos, len);
         shared.data_point().notify();
     }
 }
@@ -509,7 +426,7 @@ impl Consumer {
     /// or slot (the slot is released so others can continue).
     pub fn try_recv(&mut self) -> Result<ReadGrant<'_>, RecvError> {
         let shared = &*self.shared;
-        match shared.raw.claim_consume(|| shared.space_point().notify())? {
+        match slots::claim_consume(&shared.raw, || shared.space_point().notify())? {
             Some((pos, len)) => Ok(ReadGrant {
                 consumer: self,
                 pos,
@@ -541,7 +458,7 @@ impl Consumer {
         let r = wait::block(
             shared.data_point(),
             deadline,
-            || shared.raw.claim_consume(|| shared.space_point().notify()),
+            || slots::claim_consume(&shared.raw, || shared.space_point().notify()),
             || shared.peer_gone(lock, Role::Producer),
         );
         let (pos, len) = r?;
@@ -605,7 +522,7 @@ impl ReadGrant<'_> {
 impl Drop for ReadGrant<'_> {
     fn drop(&mut self) {
         let shared = &self.consumer.shared;
-        shared.raw.release(self.pos);
+        slots::release(&shared.raw, self.pos);
         shared.space_point().notify();
     }
 }
