@@ -80,6 +80,7 @@ mod shared;
 mod slots;
 pub mod spsc;
 mod wait;
+mod words;
 
 pub use config::Config;
 pub use error::{Corruption, Error, KindName, RecvError, SendError};

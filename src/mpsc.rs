@@ -50,9 +50,10 @@ use std::time::{Duration, Instant};
 use crate::error::{Corruption, Error, SendError};
 use crate::layout::{self, Kind, Role, frame_word};
 use crate::region::Region;
-use crate::ring::{RawRing, check_range};
+use crate::ring::{FramedMem, RawRing, check_range};
 use crate::roles::Attachment;
 use crate::wait;
+use crate::words::Word64;
 
 pub use crate::framed::{Consumer, ReadGrant};
 
@@ -141,9 +142,41 @@ impl fmt::Debug for Producer {
 
 /// A claimed range: padding (already published) then the frame.
 #[derive(Debug, Clone, Copy)]
-struct Claim {
-    start: u64,
-    len: u64,
+pub(crate) struct Claim {
+    /// Position of the frame word.
+    pub start: u64,
+    /// Reserved payload length.
+    pub len: u64,
+}
+
+/// Publishes a claim: a frame of `committed` bytes (the payload is already
+/// in place) and a skip record over the rest, or a skip record over all of
+/// it.
+pub(crate) fn publish_claim<M: FramedMem>(raw: &M, claim: Claim, committed: Option<u64>) {
+    let Claim { start, len } = claim;
+    let claimed_end = start + layout::frame_size(len);
+    match committed {
+        Some(n) => {
+            let frame_end = start + layout::frame_size(n);
+            if claimed_end > frame_end {
+                // ORDERING(word-publish): Release, and before the frame
+                // word: a consumer that sees the frame sees this too.
+                raw.word(frame_end).store(
+                    frame_word::skip((claimed_end - frame_end - 8) as u32),
+                    Release,
+                );
+            }
+            // ORDERING(word-publish): Release; pairs with the consumer's
+            // Acquire word load in `FramedMem::parse`, publishing the payload
+            // written before. W1 of the wake-up handshake.
+            raw.word(start).store(frame_word::data(n as u32), Release);
+        }
+        None => {
+            // ORDERING(word-publish): as above.
+            raw.word(start)
+                .store(frame_word::skip((claimed_end - start - 8) as u32), Release);
+        }
+    }
 }
 
 impl Producer {
@@ -240,8 +273,12 @@ fn check_len(raw: &RawRing, len: usize) -> Result<u64, SendError> {
 /// Claims room for a frame of `len` bytes by moving `tail` with a CAS.
 /// `Ok(None)`: no room. Publishes the padding record, if one is needed,
 /// right away: it is complete as it stands.
-fn claim(raw: &RawRing, cached_head: &mut u64, len: u64) -> Result<Option<Claim>, Corruption> {
-    let tail_word = &raw.header().producer.tail;
+pub(crate) fn claim<M: FramedMem>(
+    raw: &M,
+    cached_head: &mut u64,
+    len: u64,
+) -> Result<Option<Claim>, Corruption> {
+    let tail_word = raw.tail();
     // ORDERING: Relaxed; producers share nothing through `tail` but the
     // claim itself, which the CAS below decides.
     let mut tail = tail_word.load(Relaxed);
@@ -257,7 +294,7 @@ fn claim(raw: &RawRing, cached_head: &mut u64, len: u64) -> Result<Option<Claim>
             // Release head store after zeroing, so the space we claim is
             // zeroed and no longer read. The re-check (S4) of the wake-up
             // handshake in `wait::block`.
-            let head = raw.header().consumer.head.load(Acquire);
+            let head = raw.head().load(Acquire);
             if head < *cached_head {
                 return Err(Corruption::CursorRegressed {
                     seen: *cached_head,
@@ -284,7 +321,7 @@ fn claim(raw: &RawRing, cached_head: &mut u64, len: u64) -> Result<Option<Claim>
         // ORDERING: AcqRel on success (the claim is ordered before our
         // writes into the claimed space); Relaxed on failure (we only retry
         // with the value read).
-        match tail_word.compare_exchange_weak(tail, end, AcqRel, Relaxed) {
+        match tail_word.cas_weak(tail, end, AcqRel, Relaxed) {
             Ok(_) => {
                 if pad > 0 {
                     // ORDERING(word-publish): Release; pairs with the
@@ -347,35 +384,10 @@ impl WriteGrant<'_> {
     /// Publishes a frame of `committed` bytes, or none, and a skip record
     /// over whatever of the claim is left.
     fn publish(&mut self, committed: Option<u64>) {
-        if self.done {
+        if std::mem::replace(&mut self.done, true) {
             return;
         }
-        self.done = true;
-        let raw = &self.producer.shared.raw;
-        let Claim { start, len } = self.claim;
-        let claimed_end = start + layout::frame_size(len);
-        match committed {
-            Some(n) => {
-                let frame_end = start + layout::frame_size(n);
-                if claimed_end > frame_end {
-                    // ORDERING(word-publish): Release, and before the frame
-                    // word: a consumer that sees the frame sees this too.
-                    raw.word(frame_end).store(
-                        frame_word::skip((claimed_end - frame_end - 8) as u32),
-                        Release,
-                    );
-                }
-                // ORDERING(word-publish): Release; pairs with the consumer's
-                // Acquire word load in `RawRing::parse`, publishing the
-                // payload written before. W1 of the wake-up handshake.
-                raw.word(start).store(frame_word::data(n as u32), Release);
-            }
-            None => {
-                // ORDERING(word-publish): as above.
-                raw.word(start)
-                    .store(frame_word::skip((claimed_end - start - 8) as u32), Release);
-            }
-        }
+        publish_claim(&self.producer.shared.raw, self.claim, committed);
         self.producer.shared.data_point().notify();
     }
 }

@@ -16,6 +16,7 @@ use std::sync::atomic::Ordering::{Acquire, SeqCst};
 use crate::config::Geometry;
 use crate::error::Corruption;
 use crate::layout::{self, Header, frame_word};
+use crate::words::Word64;
 
 /// Pointers to one ring's header and data area, plus its validated
 /// geometry. Copyable; whoever creates it keeps the memory alive.
@@ -24,7 +25,6 @@ pub(crate) struct RawRing {
     hdr: NonNull<Header>,
     data: NonNull<u8>,
     capacity: u64,
-    mask: u64,
     max_frame: u64,
 }
 
@@ -48,7 +48,6 @@ impl RawRing {
             hdr,
             data,
             capacity: geo.capacity,
-            mask: geo.capacity - 1,
             max_frame: geo.max_frame,
         }
     }
@@ -59,40 +58,6 @@ impl RawRing {
         // SAFETY: `new`'s contract keeps the header alive and aligned; all
         // of its fields written after initialisation are atomics.
         unsafe { self.hdr.as_ref() }
-    }
-
-    /// Data area size in bytes.
-    #[inline]
-    pub fn capacity(&self) -> u64 {
-        self.capacity
-    }
-
-    /// Largest payload.
-    #[inline]
-    pub fn max_frame(&self) -> u64 {
-        self.max_frame
-    }
-
-    /// Offset of `pos` in the data area.
-    #[inline]
-    pub fn offset(&self, pos: u64) -> u64 {
-        pos & self.mask
-    }
-
-    /// The frame word at position `pos` (a multiple of 8).
-    #[inline]
-    pub fn word(&self, pos: u64) -> &AtomicU64 {
-        let off = self.offset(pos);
-        debug_assert_eq!(off % 8, 0, "frame positions are 8-byte aligned");
-        // SAFETY: `off` is masked below `capacity`, so the pointer stays
-        // inside the data area.
-        let p = unsafe { self.data.add(off as usize) }.cast::<AtomicU64>();
-        // SAFETY: `off` is a multiple of 8 (callers only pass validated,
-        // aligned positions; the debug_assert guards it) and below
-        // `capacity`, itself a multiple of 8, so the 8 bytes at `off` lie
-        // inside the 8-byte aligned data area; atomics tolerate concurrent
-        // access from other processes.
-        unsafe { p.as_ref() }
     }
 
     /// Pointer to `len` bytes at data offset `off`.
@@ -113,14 +78,53 @@ impl RawRing {
         unsafe { self.data.add(off as usize) }
     }
 
+    /// Refuses tampered cursors at open time without false alarms on a
+    /// live ring: `head` is read twice around `tail`; if it did not move,
+    /// the pair was consistent at the moment `tail` was read, so a
+    /// violation is real.
+    pub fn check_quiescent_cursors(&self) -> Result<(), Corruption> {
+        let h = self.header();
+        let head = h.consumer.head.load(SeqCst);
+        let tail = h.producer.tail.load(SeqCst);
+        if head == h.consumer.head.load(SeqCst) {
+            self.check_cursors(head, tail)?;
+        }
+        Ok(())
+    }
+}
+
+/// Where a framed ring's cursors and frame words live: the shared mapping
+/// ([`RawRing`]), or loom atomics in the model checks, which thereby run the
+/// ring's own protocol code.
+pub(crate) trait FramedMem {
+    type W64: Word64;
+    /// The consumer's cursor.
+    fn head(&self) -> &Self::W64;
+    /// The producer's cursor (claim cursor for mpsc).
+    fn tail(&self) -> &Self::W64;
+    /// The frame word at position `pos` (a multiple of 8).
+    fn word(&self, pos: u64) -> &Self::W64;
+    /// Data area size in bytes (a power of two).
+    fn capacity(&self) -> u64;
+    /// Largest payload.
+    fn max_frame(&self) -> u64;
+    /// Zeroes `[from, to)` of the data area, which the caller owns.
+    fn zero(&self, from: u64, to: u64);
+
+    /// Offset of `pos` in the data area.
+    #[inline]
+    fn offset(&self, pos: u64) -> u64 {
+        pos & (self.capacity() - 1)
+    }
+
     /// Where a frame of `len` payload bytes goes if written at `tail`:
     /// `(pad, start)`, where `pad` bytes of padding come first when the frame
     /// does not fit before the end of the data area, and `start` is the
     /// frame's position. The frame ends at `start + frame_size(len)`.
     #[inline]
-    pub fn place(&self, tail: u64, len: u64) -> (u64, u64) {
+    fn place(&self, tail: u64, len: u64) -> (u64, u64) {
         let need = layout::frame_size(len);
-        let contiguous = self.capacity - self.offset(tail);
+        let contiguous = self.capacity() - self.offset(tail);
         if need <= contiguous {
             (0, tail)
         } else {
@@ -131,7 +135,7 @@ impl RawRing {
     /// Reads the frame at `pos`, given that `available` bytes from `pos` on
     /// are committed. Trusts nothing in the word.
     #[inline]
-    pub fn parse(&self, pos: u64, available: u64) -> Result<Parsed, Corruption> {
+    fn parse(&self, pos: u64, available: u64) -> Result<Parsed, Corruption> {
         debug_assert!(available > 0);
         let off = self.offset(pos);
         // ORDERING(word-publish): Acquire. For SPSC the tail load before it
@@ -141,7 +145,7 @@ impl RawRing {
         let word = self.word(pos).load(Acquire);
         match frame_word::decode(word) {
             frame_word::Decoded::Pad => {
-                let skip = self.capacity - off;
+                let skip = self.capacity() - off;
                 if skip > available {
                     return Err(Corruption::FrameOverrun {
                         pos,
@@ -153,15 +157,15 @@ impl RawRing {
             }
             frame_word::Decoded::Data(len) => {
                 let len = u64::from(len);
-                if len > self.max_frame {
+                if len > self.max_frame() {
                     return Err(Corruption::FrameTooLong {
                         pos,
                         len,
-                        max: self.max_frame,
+                        max: self.max_frame(),
                     });
                 }
                 let size = layout::frame_size(len);
-                let room = available.min(self.capacity - off);
+                let room = available.min(self.capacity() - off);
                 if size > room {
                     return Err(Corruption::FrameOverrun {
                         pos,
@@ -177,7 +181,7 @@ impl RawRing {
             }
             frame_word::Decoded::Skip(body) => {
                 let skip = layout::FRAME_HEADER + u64::from(body);
-                let room = available.min(self.capacity - off);
+                let room = available.min(self.capacity() - off);
                 if body as u64 % layout::FRAME_ALIGN != 0 {
                     return Err(Corruption::FrameWord { pos, word });
                 }
@@ -195,37 +199,77 @@ impl RawRing {
         }
     }
 
-    /// Refuses tampered cursors at open time without false alarms on a
-    /// live ring: `head` is read twice around `tail`; if it did not move,
-    /// the pair was consistent at the moment `tail` was read, so a
-    /// violation is real.
-    pub fn check_quiescent_cursors(&self) -> Result<(), Corruption> {
-        let h = self.header();
-        let head = h.consumer.head.load(SeqCst);
-        let tail = h.producer.tail.load(SeqCst);
-        if head == h.consumer.head.load(SeqCst) {
-            self.check_cursors(head, tail)?;
-        }
-        Ok(())
-    }
-
     /// Checks a cursor pair read from the header against the invariant
     /// `head <= tail <= head + capacity`, both multiples of 8.
-    pub fn check_cursors(&self, head: u64, tail: u64) -> Result<(), Corruption> {
+    fn check_cursors(&self, head: u64, tail: u64) -> Result<(), Corruption> {
         for cursor in [head, tail] {
             check_range(cursor)?;
             if cursor % layout::FRAME_ALIGN != 0 {
                 return Err(Corruption::MisalignedCursor { cursor });
             }
         }
-        if head > tail || tail - head > self.capacity {
+        if head > tail || tail - head > self.capacity() {
             return Err(Corruption::Cursors {
                 head,
                 tail,
-                capacity: self.capacity,
+                capacity: self.capacity(),
             });
         }
         Ok(())
+    }
+}
+
+impl FramedMem for RawRing {
+    type W64 = AtomicU64;
+
+    #[inline]
+    fn head(&self) -> &AtomicU64 {
+        &self.header().consumer.head
+    }
+
+    #[inline]
+    fn tail(&self) -> &AtomicU64 {
+        &self.header().producer.tail
+    }
+
+    /// The frame word at position `pos` (a multiple of 8).
+    #[inline]
+    fn word(&self, pos: u64) -> &AtomicU64 {
+        let off = self.offset(pos);
+        debug_assert_eq!(off % 8, 0, "frame positions are 8-byte aligned");
+        // SAFETY: `off` is masked below `capacity`, so the pointer stays
+        // inside the data area.
+        let p = unsafe { self.data.add(off as usize) }.cast::<AtomicU64>();
+        // SAFETY: `off` is a multiple of 8 (callers only pass validated,
+        // aligned positions; the debug_assert guards it) and below
+        // `capacity`, itself a multiple of 8, so the 8 bytes at `off` lie
+        // inside the 8-byte aligned data area; atomics tolerate concurrent
+        // access from other processes.
+        unsafe { p.as_ref() }
+    }
+
+    #[inline]
+    fn capacity(&self) -> u64 {
+        self.capacity
+    }
+
+    #[inline]
+    fn max_frame(&self) -> u64 {
+        self.max_frame
+    }
+
+    fn zero(&self, from: u64, to: u64) {
+        let mut pos = from;
+        while pos < to {
+            let off = self.offset(pos);
+            let n = (to - pos).min(self.capacity - off);
+            // SAFETY: `off + n <= capacity` by construction of `n`.
+            let p = unsafe { self.bytes(off, n) };
+            // SAFETY: the caller owns `[from, to)` (read, not yet released):
+            // no producer writes it until the head store that follows.
+            unsafe { p.as_ptr().write_bytes(0, n as usize) };
+            pos += n;
+        }
     }
 }
 

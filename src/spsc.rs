@@ -38,7 +38,8 @@ use std::time::{Duration, Instant};
 use crate::error::{Corruption, Error, SendError};
 use crate::layout::{self, Kind, Role, frame_word};
 use crate::region::Region;
-use crate::ring::RawRing;
+use crate::ring::{FramedMem, RawRing};
+use crate::words::Word64;
 
 pub use crate::framed::{Consumer, ReadGrant};
 use crate::roles::Attachment;
@@ -284,28 +285,34 @@ impl Producer {
     /// Publishes a frame of `len` bytes at `start`, after `pad` bytes of
     /// padding.
     fn publish(&mut self, pad: u64, start: u64, len: u64) {
-        let raw = &self.shared.raw;
-        if pad > 0 {
-            // ORDERING: Relaxed; made visible by the tail store below.
-            raw.word(self.tail).store(frame_word::PAD, Relaxed);
-        }
-        // ORDERING: Relaxed; made visible by the tail store below.
-        raw.word(start).store(frame_word::data(len as u32), Relaxed);
-        let tail = start + layout::frame_size(len);
-        // ORDERING(tail-publish): Release; pairs with the Acquire tail load
-        // in `framed::locate`, so the payload and frame words above are
-        // visible to a consumer that sees this tail. It is W1 of the wake-up
-        // handshake; `notify` below fences before reading the sleepers.
-        raw.header().producer.tail.store(tail, Release);
-        self.tail = tail;
+        self.tail = publish_frame(&self.shared.raw, self.tail, pad, start, len);
         self.shared.data_point().notify();
     }
 }
 
+/// Writes the padding word (if any) and the frame word of a frame of `len`
+/// bytes at `start` (the payload is already in place), then publishes both
+/// with one Release store of `tail`. Returns the new tail.
+pub(crate) fn publish_frame<M: FramedMem>(m: &M, tail: u64, pad: u64, start: u64, len: u64) -> u64 {
+    if pad > 0 {
+        // ORDERING: Relaxed; made visible by the tail store below.
+        m.word(tail).store(frame_word::PAD, Relaxed);
+    }
+    // ORDERING: Relaxed; made visible by the tail store below.
+    m.word(start).store(frame_word::data(len as u32), Relaxed);
+    let new_tail = start + layout::frame_size(len);
+    // ORDERING(tail-publish): Release; pairs with the Acquire tail load in
+    // `framed::locate`, so the payload and frame words above are visible to
+    // a consumer that sees this tail. It is W1 of the wake-up handshake; the
+    // caller's `notify` fences before reading the sleepers.
+    m.tail().store(new_tail, Release);
+    new_tail
+}
+
 /// Where a frame of `len` bytes fits, re-reading the consumer's cursor only
 /// when the cached one says the ring is too full. `Ok(None)`: no room.
-fn space(
-    raw: &RawRing,
+pub(crate) fn space<M: FramedMem>(
+    raw: &M,
     tail: u64,
     cached_head: &mut u64,
     len: u64,
@@ -319,7 +326,7 @@ fn space(
     // `framed::Cursor::release_to`, so the consumer is done reading the
     // bytes it released before we overwrite them. The re-check (S4) of the
     // wake-up handshake when called from `wait::block`.
-    let head = raw.header().consumer.head.load(Acquire);
+    let head = raw.head().load(Acquire);
     if head < *cached_head {
         return Err(Corruption::CursorRegressed {
             seen: *cached_head,
