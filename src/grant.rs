@@ -121,6 +121,36 @@ macro_rules! read_grant_common {
     };
 }
 
+/// `reserve` and `reserve_timeout` on a `Producer`, over its
+/// `reserve_until(len, deadline)`; `$gone` says when `Disconnected` is
+/// returned.
+macro_rules! blocking_reserve {
+    ($gone:literal) => {
+        /// Reserves room for a message of up to `len` bytes, blocking while
+        /// the ring is full: spinning briefly, then sleeping in the kernel
+        /// until space is freed.
+        ///
+        /// # Errors
+        ///
+        /// [`SendError::TooLarge`](crate::SendError::TooLarge);
+        #[doc = concat!("[`SendError::Disconnected`](crate::SendError::Disconnected) if the ring is full and ", $gone, ";")]
+        /// [`SendError::Corrupt`](crate::SendError::Corrupt).
+        pub fn reserve(&mut self, len: usize) -> Result<WriteGrant<'_>, crate::SendError> {
+            self.reserve_until(len, None)
+        }
+
+        /// As [`reserve`](Producer::reserve), giving up with
+        /// [`SendError::Timeout`](crate::SendError::Timeout) after `timeout`.
+        pub fn reserve_timeout(
+            &mut self,
+            len: usize,
+            timeout: std::time::Duration,
+        ) -> Result<WriteGrant<'_>, crate::SendError> {
+            self.reserve_until(len, Some(std::time::Instant::now() + timeout))
+        }
+    };
+}
+
 /// `try_send`, `send`, `send_timeout` on a `Producer`: reserve, copy, commit.
 macro_rules! copying_send {
     () => {
@@ -197,4 +227,6 @@ macro_rules! copying_recv {
     };
 }
 
-pub(crate) use {copying_recv, copying_send, read_grant_common, write_grant_common};
+pub(crate) use {
+    blocking_reserve, copying_recv, copying_send, read_grant_common, write_grant_common,
+};

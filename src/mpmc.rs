@@ -284,25 +284,7 @@ impl Producer {
         }
     }
 
-    /// Claims a slot, blocking while the ring is full.
-    ///
-    /// # Errors
-    ///
-    /// [`SendError::TooLarge`]; [`SendError::Disconnected`] if the ring is
-    /// full and every consumer has detached or died; [`SendError::Corrupt`].
-    pub fn reserve(&mut self, len: usize) -> Result<WriteGrant<'_>, SendError> {
-        self.reserve_until(len, None)
-    }
-
-    /// As [`reserve`](Producer::reserve), giving up with
-    /// [`SendError::Timeout`] after `timeout`.
-    pub fn reserve_timeout(
-        &mut self,
-        len: usize,
-        timeout: Duration,
-    ) -> Result<WriteGrant<'_>, SendError> {
-        self.reserve_until(len, Some(Instant::now() + timeout))
-    }
+    crate::grant::blocking_reserve!("every consumer has detached or died");
 
     fn reserve_until(
         &mut self,

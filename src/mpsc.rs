@@ -45,7 +45,7 @@ use std::fmt;
 use std::ptr::NonNull;
 use std::sync::Arc;
 use std::sync::atomic::Ordering::{AcqRel, Acquire, Relaxed, Release, SeqCst};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use crate::error::{Corruption, Error, SendError};
 use crate::layout::{self, Kind, Role, frame_word};
@@ -197,25 +197,7 @@ impl Producer {
         }
     }
 
-    /// Claims room for a frame, blocking while the ring is full.
-    ///
-    /// # Errors
-    ///
-    /// [`SendError::TooLarge`]; [`SendError::Disconnected`] if the ring is
-    /// full and the consumer has detached or died; [`SendError::Corrupt`].
-    pub fn reserve(&mut self, len: usize) -> Result<WriteGrant<'_>, SendError> {
-        self.reserve_until(len, None)
-    }
-
-    /// As [`reserve`](Producer::reserve), giving up with
-    /// [`SendError::Timeout`] after `timeout`.
-    pub fn reserve_timeout(
-        &mut self,
-        len: usize,
-        timeout: Duration,
-    ) -> Result<WriteGrant<'_>, SendError> {
-        self.reserve_until(len, Some(Instant::now() + timeout))
-    }
+    crate::grant::blocking_reserve!("the consumer has detached or died");
 
     fn reserve_until(
         &mut self,

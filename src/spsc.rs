@@ -33,7 +33,7 @@ use std::fmt;
 use std::ptr::NonNull;
 use std::sync::Arc;
 use std::sync::atomic::Ordering::{Acquire, Relaxed, Release, SeqCst};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use crate::error::{Corruption, Error, SendError};
 use crate::layout::{self, Kind, Role, frame_word};
@@ -195,27 +195,9 @@ impl Producer {
         }
     }
 
-    /// Reserves room for a frame, blocking while the ring is full: spinning
-    /// briefly, then sleeping until the consumer frees space.
-    ///
-    /// # Errors
-    ///
-    /// [`SendError::TooLarge`]; [`SendError::Disconnected`] if the ring is
-    /// full and the consumer has detached or died (noticed within about
-    /// 200 ms of a `kill -9`); [`SendError::Corrupt`].
-    pub fn reserve(&mut self, len: usize) -> Result<WriteGrant<'_>, SendError> {
-        self.reserve_until(len, None)
-    }
-
-    /// As [`reserve`](Producer::reserve), giving up with
-    /// [`SendError::Timeout`] after `timeout`.
-    pub fn reserve_timeout(
-        &mut self,
-        len: usize,
-        timeout: Duration,
-    ) -> Result<WriteGrant<'_>, SendError> {
-        self.reserve_until(len, Some(Instant::now() + timeout))
-    }
+    crate::grant::blocking_reserve!(
+        "the consumer has detached or died (noticed within about 200 ms of a `kill -9`)"
+    );
 
     fn reserve_until(
         &mut self,
