@@ -23,6 +23,17 @@ use crate::words::Word64;
 
 type Shared = crate::shared::Shared<RawRing>;
 
+/// The shared state of a framed ring (spsc or mpsc) over `region`, after
+/// checking its cursors.
+pub(crate) fn shared(region: crate::region::Region) -> Result<Arc<Shared>, Error> {
+    // SAFETY: the region maps the header at offset 0 (page-aligned) and
+    // `capacity` bytes at DATA_OFFSET; `Shared` owns the region, and the
+    // RawRing never outlives it (both live in one Arc).
+    let raw = unsafe { RawRing::new(region.header(), region.data(), region.geometry()) };
+    raw.check_quiescent_cursors()?;
+    Ok(Arc::new(Shared { region, raw }))
+}
+
 /// Claims the consumer role of a framed ring and positions the consumer at
 /// the last released frame.
 pub(crate) fn attach(shared: &Arc<Shared>, multi_producer: bool) -> Result<Consumer, Error> {

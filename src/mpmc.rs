@@ -218,11 +218,6 @@ impl Ring {
         })
     }
 
-    fn cursors(&self) -> (u64, u64) {
-        let h = self.shared.header();
-        (h.consumer.head.load(SeqCst), h.producer.tail.load(SeqCst))
-    }
-
     /// Number of slots.
     pub fn slot_count(&self) -> u64 {
         self.shared.raw.count

@@ -74,19 +74,9 @@ impl Ring {
     crate::shared::ring_common!(Kind::Mpsc, "mpsc", "Config::new(1 << 20)");
 
     fn wrap(region: Region) -> Result<Ring, Error> {
-        // SAFETY: the region maps the header at offset 0 (page-aligned) and
-        // `capacity` bytes at DATA_OFFSET; `Shared` owns the region, and the
-        // RawRing never outlives it (both live in one Arc).
-        let raw = unsafe { RawRing::new(region.header(), region.data(), region.geometry()) };
-        raw.check_quiescent_cursors()?;
         Ok(Ring {
-            shared: Arc::new(Shared { region, raw }),
+            shared: crate::framed::shared(region)?,
         })
-    }
-
-    fn cursors(&self) -> (u64, u64) {
-        let h = self.shared.header();
-        (h.consumer.head.load(SeqCst), h.producer.tail.load(SeqCst))
     }
 
     /// Attaches a new producer. Call it once per writing thread or process.

@@ -203,8 +203,7 @@ pub struct Holder {
 }
 
 /// The constructors and accessors every flavour's `Ring` has, over
-/// `Shared<R>`. The flavour supplies `fn wrap(Region) -> Result<Ring, Error>`
-/// and `fn cursors(&self) -> (u64, u64)`.
+/// `Shared<R>`. The flavour supplies `fn wrap(Region) -> Result<Ring, Error>`.
 macro_rules! ring_common {
     ($kind:expr, $m:literal, $cfg:literal) => {
         #[doc = concat!("Creates a new ", $m, " ring file at `path` (mode `0o600` unless")]
@@ -346,8 +345,10 @@ macro_rules! ring_common {
         /// A snapshot of the ring's cursors, attachments (with whether each
         /// holder is alive) and sleepers, for monitoring.
         pub fn stat(&self) -> crate::Stat {
-            let (head, tail) = self.cursors();
-            self.shared.stat(head, tail)
+            use std::sync::atomic::Ordering::SeqCst;
+            let h = self.shared.header();
+            self.shared
+                .stat(h.consumer.head.load(SeqCst), h.producer.tail.load(SeqCst))
         }
     };
 }
