@@ -153,7 +153,7 @@ fn slot_ident(count: u64, size: u64) -> Result<Ident, Error> {
 /// A validated, process-local copy of a ring's geometry. Taken once when the
 /// ring is opened; never re-read from shared memory.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Geometry {
+pub struct Geometry {
     pub kind: Kind,
     /// Data area bytes.
     pub capacity: u64,
@@ -171,7 +171,8 @@ impl Geometry {
 
     /// Validates an identity block read from a file, in the order that gives
     /// the most specific error first.
-    pub fn from_ident(id: &Ident, expected: Kind) -> Result<Geometry, Error> {
+    /// `expected` of `None` accepts any kind this build knows.
+    pub fn from_ident(id: &Ident, expected: Option<Kind>) -> Result<Geometry, Error> {
         if id.magic != layout::MAGIC {
             return Err(Error::BadMagic { found: id.magic });
         }
@@ -187,28 +188,31 @@ impl Geometry {
                 expected: layout::NATIVE_FLAGS,
             });
         }
-        match Kind::from_raw(id.kind) {
-            Some(k) if k == expected => {}
-            Some(k) => {
+        let found = Kind::from_raw(id.kind);
+        let kind = match (found, expected) {
+            (Some(k), None) => k,
+            (Some(k), Some(e)) if k == e => k,
+            (Some(k), Some(expected)) => {
                 return Err(Error::WrongKind {
                     found: crate::error::KindName::Known(k),
                     expected,
                 });
             }
-            None => {
+            (None, Some(expected)) => {
                 return Err(Error::WrongKind {
                     found: crate::error::KindName::Unknown(id.kind),
                     expected,
                 });
             }
-        }
+            (None, None) => return Err(Error::UnknownKind { found: id.kind }),
+        };
         if u64::from(id.data_offset) != layout::DATA_OFFSET {
             return Err(Error::BadGeometry {
                 what: "data offset",
                 value: id.data_offset.into(),
             });
         }
-        if expected == Kind::Mpmc {
+        if kind == Kind::Mpmc {
             return Geometry::slots_from_ident(id);
         }
         let cap = id.capacity;
@@ -231,7 +235,7 @@ impl Geometry {
             });
         }
         Ok(Geometry {
-            kind: expected,
+            kind,
             capacity: cap,
             max_frame: id.max_frame,
             slot_count: 0,
@@ -316,7 +320,7 @@ mod tests {
     #[test]
     fn slot_config_bounds() {
         let id = Config::slots(1024, 64).ident(Kind::Mpmc).unwrap();
-        let geo = Geometry::from_ident(&id, Kind::Mpmc).unwrap();
+        let geo = Geometry::from_ident(&id, Some(Kind::Mpmc)).unwrap();
         assert_eq!(
             (geo.slot_count, geo.max_frame, geo.capacity),
             (1024, 64, 1024 * 80)
@@ -338,7 +342,7 @@ mod tests {
         let mut bad = id;
         bad.capacity += 8;
         assert!(matches!(
-            Geometry::from_ident(&bad, Kind::Mpmc),
+            Geometry::from_ident(&bad, Some(Kind::Mpmc)),
             Err(Error::BadGeometry {
                 what: "capacity",
                 ..
@@ -349,19 +353,19 @@ mod tests {
     #[test]
     fn ident_validation_order() {
         let good = Config::new(4096).ident(Kind::Spsc).unwrap();
-        assert!(Geometry::from_ident(&good, Kind::Spsc).is_ok());
+        assert!(Geometry::from_ident(&good, Some(Kind::Spsc)).is_ok());
 
         let mut id = good;
         id.magic[0] = b'X';
         id.version = 99;
         assert!(matches!(
-            Geometry::from_ident(&id, Kind::Spsc),
+            Geometry::from_ident(&id, Some(Kind::Spsc)),
             Err(Error::BadMagic { .. })
         ));
         let mut id = good;
         id.version = 2;
         assert!(matches!(
-            Geometry::from_ident(&id, Kind::Spsc),
+            Geometry::from_ident(&id, Some(Kind::Spsc)),
             Err(Error::UnsupportedVersion {
                 found: 2,
                 supported: 1
@@ -370,17 +374,17 @@ mod tests {
         let mut id = good;
         id.flags ^= layout::FLAG_LITTLE_ENDIAN;
         assert!(matches!(
-            Geometry::from_ident(&id, Kind::Spsc),
+            Geometry::from_ident(&id, Some(Kind::Spsc)),
             Err(Error::ForeignPlatform { .. })
         ));
         assert!(matches!(
-            Geometry::from_ident(&good, Kind::Mpmc),
+            Geometry::from_ident(&good, Some(Kind::Mpmc)),
             Err(Error::WrongKind { .. })
         ));
         let mut id = good;
         id.capacity = 4095;
         assert!(matches!(
-            Geometry::from_ident(&id, Kind::Spsc),
+            Geometry::from_ident(&id, Some(Kind::Spsc)),
             Err(Error::BadGeometry {
                 what: "capacity",
                 ..
@@ -389,7 +393,7 @@ mod tests {
         let mut id = good;
         id.max_frame = 4096;
         assert!(matches!(
-            Geometry::from_ident(&id, Kind::Spsc),
+            Geometry::from_ident(&id, Some(Kind::Spsc)),
             Err(Error::BadGeometry {
                 what: "max frame",
                 ..

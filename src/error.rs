@@ -9,6 +9,7 @@ use std::fmt;
 use std::io;
 
 use crate::layout::{Kind, Role};
+use crate::wait::Gave;
 
 /// What was found to be inconsistent in the shared mapping.
 ///
@@ -232,6 +233,26 @@ impl From<Corruption> for RecvError {
     }
 }
 
+impl From<Gave<Corruption>> for SendError {
+    fn from(g: Gave<Corruption>) -> Self {
+        match g {
+            Gave::Timeout => SendError::Timeout,
+            Gave::Disconnected => SendError::Disconnected,
+            Gave::Err(c) => SendError::Corrupt(c),
+        }
+    }
+}
+
+impl From<Gave<Corruption>> for RecvError {
+    fn from(g: Gave<Corruption>) -> Self {
+        match g {
+            Gave::Timeout => RecvError::Timeout,
+            Gave::Disconnected => RecvError::Disconnected,
+            Gave::Err(c) => RecvError::Corrupt(c),
+        }
+    }
+}
+
 /// Everything that can go wrong creating, opening or attaching to a ring,
 /// plus the hot-path errors wrapped for `?`.
 #[derive(Debug, thiserror::Error)]
@@ -293,6 +314,13 @@ pub enum Error {
         found: KindName,
         /// Kind that was asked for.
         expected: Kind,
+    },
+    /// The header names a kind this build does not know (when opened as
+    /// any kind; opened as a given kind, it is [`Error::WrongKind`]).
+    #[error("ring is of unknown kind {found}")]
+    UnknownKind {
+        /// The header's `kind` field.
+        found: u32,
     },
     /// The header's geometry is impossible.
     #[error("bad ring geometry: {what} is {value}")]
@@ -356,6 +384,7 @@ impl Error {
 
 /// The kind named by a header: known, or the raw unknown value.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum KindName {
     /// A kind this build knows.
     Known(Kind),

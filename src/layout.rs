@@ -32,8 +32,19 @@
 //!    384    16  roles[0]         producer: pid, attaches, reserved
 //!    400    16  roles[1]         consumer: pid, attaches, reserved
 //!    416    96  reserved         zero
-//!    512        end of header; the data area starts at DATA_OFFSET (4096)
+//!    512   512  reserved         zero
+//!         attachment table (multi-party roles: mpsc producers, mpmc both)
+//!   1024    16  attach[0]        pid, role (1 producer, 2 consumer), reserved
+//!    ...
+//!   3056    16  attach[127]
+//!   3072  1024  reserved         zero
+//!   4096        data area (DATA_OFFSET): `capacity` bytes
 //! ```
+//!
+//! The data area of a framed ring (spsc, mpsc) is a sequence of records,
+//! each an 8-byte [`frame_word`] and its payload padded to 8 bytes. The data
+//! area of a slot ring (mpmc) is `slot_count` slots of
+//! [`slot_stride`]`(slot_size)` bytes, each a [`SlotHeader`] and the payload.
 
 use std::sync::atomic::{AtomicU32, AtomicU64};
 
@@ -99,6 +110,7 @@ pub const MAX_FRAME_LIMIT: u64 = (1 << 31) - 1;
 /// opened as another.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[repr(u32)]
+#[non_exhaustive]
 pub enum Kind {
     /// One producer, one consumer, variable-length frames.
     Spsc = 1,
@@ -162,6 +174,7 @@ pub struct Ident {
 }
 
 /// Block 0 as laid out in memory: the identity, then the init-state word.
+#[derive(Debug)]
 #[repr(C, align(128))]
 pub struct IdentBlock {
     /// The immutable identity.
@@ -179,6 +192,7 @@ pub struct IdentBlock {
 }
 
 /// Block 1: written by the consumer.
+#[derive(Debug)]
 #[repr(C, align(128))]
 pub struct ConsumerBlock {
     /// Free-running count of bytes the consumer has released. Only the
@@ -194,6 +208,7 @@ pub struct ConsumerBlock {
 }
 
 /// Block 2: written by the producer.
+#[derive(Debug)]
 #[repr(C, align(128))]
 pub struct ProducerBlock {
     /// Free-running count of bytes the producer has committed. Only the
@@ -211,6 +226,7 @@ pub struct ProducerBlock {
 /// One attachment record. Liveness is *not* read from here (a pid can be
 /// reused); it comes from an OFD lock on the record's first byte, which the
 /// kernel drops when the holder dies. See `roles.rs`.
+#[derive(Debug)]
 #[repr(C)]
 pub struct RoleRecord {
     /// Pid of the current holder, 0 when detached cleanly. A holder killed
@@ -223,6 +239,7 @@ pub struct RoleRecord {
 }
 
 /// Block 3: role records.
+#[derive(Debug)]
 #[repr(C, align(128))]
 pub struct RoleBlock {
     /// `[producer, consumer]`.
@@ -231,6 +248,7 @@ pub struct RoleBlock {
 
 /// The whole header. Lives at offset 0 of the mapping; never constructed as
 /// a Rust value, only viewed through a pointer into shared memory.
+#[derive(Debug)]
 #[repr(C)]
 pub struct Header {
     /// Block 0.
@@ -345,8 +363,31 @@ pub const fn default_max_frame(capacity: u64) -> u64 {
 }
 
 /// Bytes of slot header (stamp, length, flags) in front of each slot's
-/// payload in a slot ring.
+/// payload in a slot ring: `size_of::<SlotHeader>()`.
 pub const SLOT_HEADER: u64 = 16;
+
+/// The header of one slot of a slot ring (mpmc), at the start of the slot;
+/// the payload follows at [`SLOT_HEADER`]. Only ever viewed through a
+/// pointer into shared memory, and all atomics.
+#[derive(Debug)]
+#[repr(C)]
+pub struct SlotHeader {
+    /// Sequence stamp (see the `mpmc` module docs for its values).
+    pub stamp: AtomicU64,
+    /// Payload length of a published message.
+    pub len: AtomicU32,
+    /// `0`, or [`SLOT_ABORTED`].
+    pub flags: AtomicU32,
+}
+
+const _: () = {
+    use std::mem::{align_of, offset_of, size_of};
+    assert!(size_of::<SlotHeader>() as u64 == SLOT_HEADER);
+    assert!(offset_of!(SlotHeader, stamp) == 0);
+    assert!(offset_of!(SlotHeader, len) == 8);
+    assert!(offset_of!(SlotHeader, flags) == 12);
+    assert!(align_of::<SlotHeader>() == 8);
+};
 
 /// Bytes one slot of `slot_size` payload bytes takes in the data area.
 #[inline]
@@ -360,6 +401,7 @@ pub const SLOT_ABORTED: u32 = 1;
 /// One record of the attachment table (multi-party rings). Its first byte
 /// carries the OFD write lock of the handle that holds it; the fields are
 /// diagnostics.
+#[derive(Debug)]
 #[repr(C)]
 pub struct AttachRecord {
     /// Pid of the holder; 0 when free or detached cleanly.
@@ -379,6 +421,13 @@ pub const ATTACH_RECORD: u64 = 16;
 /// Attachment records: the most handles a multi-party ring can have
 /// attached at once, all processes together.
 pub const ATTACH_SLOTS: u64 = 128;
+
+/// File offset of attachment record `i` (< [`ATTACH_SLOTS`]); its first
+/// byte carries the holder's OFD lock.
+#[inline]
+pub const fn attach_record_offset(i: u64) -> u64 {
+    ATTACH_TABLE + i * ATTACH_RECORD
+}
 
 const _: () = assert!(ATTACH_TABLE + ATTACH_SLOTS * ATTACH_RECORD <= DATA_OFFSET);
 const _: () = assert!(ATTACH_TABLE >= HEADER_LEN);

@@ -37,6 +37,14 @@
 //!   producers claim space with a CAS and publish by their frame word.
 //! * [`mpmc`]: many producers, many consumers, fixed-size slots with
 //!   sequence stamps (Vyukov's bounded queue).
+//! * [`AnyRing`]: a ring whose kind is learnt from its file
+//!   ([`kind_of`]), for tools that take any ring.
+//!
+//! Every flavour has the same handles, generic over the flavour:
+//! [`Ring<P>`](Ring), [`Producer<P>`](Producer),
+//! [`Consumer<P>`](Consumer), [`WriteGrant`], [`ReadGrant`] and
+//! [`WriteBatch`]; each flavour's module names them with aliases
+//! (`spsc::Ring` is `Ring<spsc::Spsc>`).
 //!
 //! # Memory
 //!
@@ -68,24 +76,28 @@ compile_error!("mmring currently supports Linux only (futex, memfd and OFD locks
 
 mod config;
 mod error;
-mod framed;
-mod grant;
+mod flavour;
+mod handle;
 mod layout;
-pub mod mpmc;
-pub mod mpsc;
 mod region;
 mod ring;
 mod roles;
 mod shared;
 mod slots;
-pub mod spsc;
 mod wait;
 mod words;
 
 pub use config::Config;
 pub use error::{Corruption, Error, KindName, RecvError, SendError};
+pub use flavour::any::{
+    AnyConsumer, AnyKind, AnyProducer, AnyReadGrant, AnyRing, AnyWriteGrant, kind_of,
+};
+pub use flavour::{FixedKind, Flavour, mpmc, mpsc, spsc};
+pub use handle::{
+    Consumer, Frame, Iter, Producer, ReadGrant, Ring, TryIter, WriteBatch, WriteGrant,
+};
 pub use layout::{Kind, Role};
-pub use shared::{Holder, RoleStat, Stat};
+pub use shared::{Holder, PeerState, RoleStat, Stat};
 
 // The README's examples are compiled and run as doc-tests.
 #[doc = include_str!("../README.md")]

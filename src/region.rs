@@ -20,18 +20,22 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::ptr::NonNull;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU32, Ordering};
 
 use memmap2::{MmapOptions, MmapRaw};
 
 use crate::config::{Config, Geometry};
 use crate::error::Error;
-use crate::layout::{self, Header, Ident, Kind};
+use crate::layout::{self, ConsumerBlock, Header, Ident, Kind, ProducerBlock, RoleRecord};
+
+/// Writes a fresh ring's initial data-area state (before its header is
+/// published); supplied by the flavour.
+pub(crate) type Init = fn(&Region);
 
 /// A mapped ring: the file (or memfd) and a shared mapping of its first
 /// `DATA_OFFSET + capacity` bytes.
 #[derive(Debug)]
-pub(crate) struct Region {
+pub struct Region {
     map: MmapRaw,
     file: File,
     geo: Geometry,
@@ -49,9 +53,11 @@ unsafe impl Sync for Region {}
 
 impl Region {
     /// Creates a new named ring; fails with `AlreadyExists` if `path` exists.
-    pub fn create(path: &Path, cfg: &Config, kind: Kind) -> Result<Region, Error> {
+    /// `init` writes the flavour's initial data-area state (e.g. slot
+    /// stamps) before the header is published.
+    pub fn create(path: &Path, cfg: &Config, kind: Kind, init: Init) -> Result<Region, Error> {
         let ident = cfg.ident(kind)?;
-        let geo = Geometry::from_ident(&ident, kind)?;
+        let geo = Geometry::from_ident(&ident, Some(kind))?;
         let dir = match path.parent() {
             Some(d) if !d.as_os_str().is_empty() => d,
             _ => Path::new("."),
@@ -64,7 +70,7 @@ impl Region {
             .open(dir)
         {
             Ok(file) => {
-                let region = Region::initialise(file, ident, geo, Some(path.to_owned()))?;
+                let region = Region::initialise(file, ident, geo, Some(path.to_owned()), init)?;
                 let proc_path = format!("/proc/self/fd/{}", region.file.as_raw_fd());
                 rustix::fs::linkat(
                     rustix::fs::CWD,
@@ -82,7 +88,7 @@ impl Region {
                     Some(libc::EOPNOTSUPP) | Some(libc::EISDIR) | Some(libc::EINVAL)
                 ) =>
             {
-                Region::create_via_temp_name(path, dir, cfg, ident, geo)
+                Region::create_via_temp_name(path, dir, cfg, ident, geo, init)
             }
             Err(e) => Err(Error::Io {
                 op: "create the ring file",
@@ -98,6 +104,7 @@ impl Region {
         cfg: &Config,
         ident: Ident,
         geo: Geometry,
+        init: Init,
     ) -> Result<Region, Error> {
         let nanos = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -116,7 +123,7 @@ impl Region {
             .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
             .open(&tmp)
             .map_err(Error::io("create a temporary ring file"))?;
-        let result = Region::initialise(file, ident, geo, Some(path.to_owned())).and_then(|r| {
+        let result = Region::initialise(file, ident, geo, Some(path.to_owned()), init).and_then(|r| {
             std::fs::hard_link(&tmp, path).map_err(Error::io("create the ring file"))?;
             Ok(r)
         });
@@ -124,9 +131,15 @@ impl Region {
         result
     }
 
-    /// Opens an existing named ring of `kind`.
-    pub fn open(path: &Path, kind: Kind) -> Result<Region, Error> {
-        let file = OpenOptions::new()
+    /// Opens an existing named ring of `kind` (`None`: of any kind).
+    pub fn open(path: &Path, kind: Option<Kind>) -> Result<Region, Error> {
+        let file = Region::open_file(path)?;
+        Region::attach(file, kind, Some(path.to_owned()))
+    }
+
+    /// Opens an existing ring file for reading and writing.
+    fn open_file(path: &Path) -> Result<File, Error> {
+        OpenOptions::new()
             .read(true)
             .write(true)
             .custom_flags(libc::O_CLOEXEC | libc::O_NOCTTY | libc::O_NONBLOCK)
@@ -137,13 +150,17 @@ impl Region {
                     op: "open the ring file",
                     source: e,
                 },
-            })?;
-        Region::attach(file, kind, Some(path.to_owned()))
+            })
     }
 
     /// Opens `path` if it exists, else creates it; when it exists its
     /// geometry must equal `cfg`'s.
-    pub fn open_or_create(path: &Path, cfg: &Config, kind: Kind) -> Result<Region, Error> {
+    pub fn open_or_create(
+        path: &Path,
+        cfg: &Config,
+        kind: Kind,
+        init: Init,
+    ) -> Result<Region, Error> {
         let ident = cfg.ident(kind)?;
         // Each round either opens, creates, or observes that a concurrent
         // creator won the link (then the next open succeeds). A file that is
@@ -152,7 +169,7 @@ impl Region {
         // the last error rather than a hang.
         let mut last = None;
         for _ in 0..16 {
-            match Region::open(path, kind) {
+            match Region::open(path, Some(kind)) {
                 Ok(r) => {
                     r.geo.matches(&ident)?;
                     return Ok(r);
@@ -160,7 +177,7 @@ impl Region {
                 Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {}
                 Err(e) => return Err(e),
             }
-            match Region::create(path, cfg, kind) {
+            match Region::create(path, cfg, kind, init) {
                 Ok(r) => return Ok(r),
                 Err(Error::Io { source, op })
                     if source.kind() == std::io::ErrorKind::AlreadyExists =>
@@ -174,14 +191,14 @@ impl Region {
     }
 
     /// Creates an anonymous ring in a memfd, sealed against resizing.
-    pub fn anonymous(cfg: &Config, kind: Kind) -> Result<Region, Error> {
+    pub fn anonymous(cfg: &Config, kind: Kind, init: Init) -> Result<Region, Error> {
         use rustix::fs::{MemfdFlags, SealFlags};
         let ident = cfg.ident(kind)?;
-        let geo = Geometry::from_ident(&ident, kind)?;
+        let geo = Geometry::from_ident(&ident, Some(kind))?;
         let fd =
             rustix::fs::memfd_create("mmring", MemfdFlags::CLOEXEC | MemfdFlags::ALLOW_SEALING)
                 .map_err(Error::errno("create a memfd"))?;
-        let region = Region::initialise(File::from(fd), ident, geo, None)?;
+        let region = Region::initialise(File::from(fd), ident, geo, None, init)?;
         // A peer holding the fd cannot shrink it under our mapping (which
         // would turn our next access into SIGBUS), nor grow it.
         rustix::fs::fcntl_add_seals(
@@ -194,7 +211,7 @@ impl Region {
 
     /// Attaches to a ring through an fd received from another process (or a
     /// duplicate of [`Region::fd`]).
-    pub fn from_fd(fd: OwnedFd, kind: Kind) -> Result<Region, Error> {
+    pub fn from_fd(fd: OwnedFd, kind: Option<Kind>) -> Result<Region, Error> {
         Region::attach(File::from(fd), kind, None)
     }
 
@@ -205,6 +222,7 @@ impl Region {
         ident: Ident,
         geo: Geometry,
         path: Option<PathBuf>,
+        init: Init,
     ) -> Result<Region, Error> {
         let len = geo.file_len();
         file.set_len(len).map_err(Error::io("size the ring file"))?;
@@ -229,9 +247,7 @@ impl Region {
         // the file is not yet visible to any other process (unnamed or under
         // a temporary name, or a fresh memfd), so this write races nothing.
         unsafe { ident_ptr.write_volatile(ident) };
-        if geo.kind == Kind::Mpmc {
-            region.init_slot_stamps();
-        }
+        init(&region);
         // SAFETY: as above; the header pointer is valid and aligned.
         let id = unsafe { &(*hdr).id };
         id.creator_pid.store(std::process::id(), Ordering::Relaxed);
@@ -242,22 +258,16 @@ impl Region {
         Ok(region)
     }
 
-    /// Slot `i` starts with stamp `i`: free for the producer of position `i`.
-    fn init_slot_stamps(&self) {
-        let stride = layout::slot_stride(self.geo.max_frame);
-        for i in 0..self.geo.slot_count {
-            // SAFETY: `i * stride + 8 <= capacity` for every slot, so the
-            // stamp lies in the data area; 8 | stride keeps it aligned; the
-            // file is not yet visible to anyone else.
-            let p = unsafe { self.data().as_ptr().add((i * stride) as usize) };
-            // SAFETY: as above.
-            let stamp = unsafe { &*p.cast::<std::sync::atomic::AtomicU64>() };
-            stamp.store(i, Ordering::Relaxed);
-        }
+    /// Reads and validates the identity of the ring file at `path` without
+    /// mapping it: its geometry (kind included).
+    pub fn probe(path: &Path) -> Result<Geometry, Error> {
+        let file = Region::open_file(path)?;
+        Ok(Region::validate(&file, None)?.1)
     }
 
-    /// Validates an opened file and maps it.
-    fn attach(file: File, kind: Kind, path: Option<PathBuf>) -> Result<Region, Error> {
+    /// Reads block 0 of an opened file with `pread` (a short file must give
+    /// an error, not SIGBUS) and validates it.
+    fn validate(file: &File, kind: Option<Kind>) -> Result<(Ident, Geometry), Error> {
         let meta = file.metadata().map_err(Error::io("stat the ring file"))?;
         if !meta.file_type().is_file() {
             return Err(Error::NotRegularFile);
@@ -269,7 +279,7 @@ impl Region {
         let want = block.len().min(usize::try_from(len).unwrap_or(usize::MAX));
         let mut got = 0;
         while got < want {
-            match rustix::io::pread(&file, &mut block[got..want], got as u64) {
+            match rustix::io::pread(file, &mut block[got..want], got as u64) {
                 Ok(0) => break,
                 Ok(n) => got += n,
                 Err(rustix::io::Errno::INTR) => continue,
@@ -305,10 +315,16 @@ impl Region {
                 needed: geo.file_len(),
             });
         }
+        Ok((ident, geo))
+    }
+
+    /// Validates an opened file and maps it.
+    fn attach(file: File, kind: Option<Kind>, path: Option<PathBuf>) -> Result<Region, Error> {
+        let (ident, geo) = Region::validate(&file, kind)?;
         let region = Region::map(file, geo, path)?;
         // ORDERING(init-publish): Acquire; pairs with the Release store in
         // `Region::initialise`.
-        let init = region.header_ref().id.init.load(Ordering::Acquire);
+        let init = region.init_word().load(Ordering::Acquire);
         if init != layout::INIT_READY {
             return Err(Error::Uninitialized { found: init });
         }
@@ -351,14 +367,54 @@ impl Region {
         NonNull::new(self.map.as_mut_ptr().cast::<Header>()).expect("mmap returned null")
     }
 
-    /// The header as a shared reference. Sound because every field of
-    /// `Header` that is ever written after initialisation is an atomic; the
-    /// identity block is only read through `read_volatile` copies.
-    pub fn header_ref(&self) -> &Header {
-        // SAFETY: the mapping is live for `&self`, aligned, and at least
-        // HEADER_LEN bytes; all fields we access through `&Header` are
-        // atomics, which tolerate concurrent writes by other processes.
-        unsafe { self.header().as_ref() }
+    /// Block 0's init-state word.
+    pub fn init_word(&self) -> &AtomicU32 {
+        let hdr = self.header().as_ptr();
+        // SAFETY: `hdr` points into the live mapping, which covers the
+        // header; projecting with `&raw const` creates no reference to the
+        // plain (non-atomic) identity bytes beside the word.
+        let p = unsafe { &raw const (*hdr).id.init };
+        // SAFETY: aligned (field of an aligned header), live for `&self`, an
+        // atomic that tolerates writes by other processes.
+        unsafe { &*p }
+    }
+
+    /// Block 0's creator pid word (diagnostics).
+    pub fn creator_pid(&self) -> &AtomicU32 {
+        let hdr = self.header().as_ptr();
+        // SAFETY: as in `init_word`.
+        let p = unsafe { &raw const (*hdr).id.creator_pid };
+        // SAFETY: as in `init_word`.
+        unsafe { &*p }
+    }
+
+    /// Block 1, written by the consumer side. All atomics.
+    pub fn consumer_block(&self) -> &ConsumerBlock {
+        let hdr = self.header().as_ptr();
+        // SAFETY: `hdr` points into the live mapping, which covers the
+        // header; the projection creates no reference to block 0.
+        let p = unsafe { &raw const (*hdr).consumer };
+        // SAFETY: 128-byte aligned, live for `&self`, atomics only.
+        unsafe { &*p }
+    }
+
+    /// Block 2, written by the producer side. All atomics.
+    pub fn producer_block(&self) -> &ProducerBlock {
+        let hdr = self.header().as_ptr();
+        // SAFETY: as in `consumer_block`.
+        let p = unsafe { &raw const (*hdr).producer };
+        // SAFETY: as in `consumer_block`.
+        unsafe { &*p }
+    }
+
+    /// The role record of `role` in block 3. All atomics.
+    pub fn role_record(&self, role: layout::Role) -> &RoleRecord {
+        let hdr = self.header().as_ptr();
+        // SAFETY: as in `consumer_block`.
+        let p = unsafe { &raw const (*hdr).roles };
+        // SAFETY: as in `consumer_block`.
+        let block: &layout::RoleBlock = unsafe { &*p };
+        &block.roles[role.index()]
     }
 
     /// Record `i` of the attachment table.
@@ -367,7 +423,7 @@ impl Region {
             i < layout::ATTACH_SLOTS,
             "attachment record {i} out of range"
         );
-        let off = layout::ATTACH_TABLE + i * layout::ATTACH_RECORD;
+        let off = layout::attach_record_offset(i);
         // SAFETY: `off + ATTACH_RECORD <= DATA_OFFSET <= mapping length` (a
         // compile-time assert in layout.rs and the assert above), so the
         // record lies inside the mapping.

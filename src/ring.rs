@@ -11,24 +11,89 @@
 
 use std::ptr::NonNull;
 use std::sync::atomic::AtomicU64;
-use std::sync::atomic::Ordering::{Acquire, SeqCst};
+use std::sync::atomic::Ordering::{Acquire, Relaxed, Release};
 
 use crate::config::Geometry;
 use crate::error::Corruption;
-use crate::layout::{self, Header, frame_word};
+use crate::layout::{self, ConsumerBlock, ProducerBlock, frame_word};
+use crate::region::Region;
 use crate::words::Word64;
 
-/// Pointers to one ring's header and data area, plus its validated
-/// geometry. Copyable; whoever creates it keeps the memory alive.
+/// The two cursor blocks of a ring's header (block 1, the consumer side, and
+/// block 2, the producer side), as pointers into the mapping. Never a
+/// reference to the whole header: block 0 holds plain bytes a peer could
+/// write, and only these all-atomic blocks are viewed as Rust values.
 #[derive(Debug, Clone, Copy)]
-pub(crate) struct RawRing {
-    hdr: NonNull<Header>,
+pub struct Blocks {
+    consumer: NonNull<ConsumerBlock>,
+    producer: NonNull<ProducerBlock>,
+}
+
+// SAFETY: pointers to atomics in memory shared with other processes anyway;
+// only ever dereferenced to shared references of those atomics.
+unsafe impl Send for Blocks {}
+// SAFETY: as above.
+unsafe impl Sync for Blocks {}
+
+impl Blocks {
+    /// The blocks of a mapped region.
+    pub fn of(region: &Region) -> Blocks {
+        Blocks {
+            consumer: NonNull::from(region.consumer_block()),
+            producer: NonNull::from(region.producer_block()),
+        }
+    }
+
+    /// # Safety
+    ///
+    /// Both pointers stay valid (aligned, live, atomics only) as long as
+    /// this value or a copy is used.
+    #[cfg(test)]
+    pub unsafe fn from_raw(
+        consumer: NonNull<ConsumerBlock>,
+        producer: NonNull<ProducerBlock>,
+    ) -> Blocks {
+        Blocks { consumer, producer }
+    }
+
+    /// Block 1: `head` and the space wait point.
+    #[inline]
+    pub fn consumer(&self) -> &ConsumerBlock {
+        // SAFETY: made from a live mapping (`of`) that outlives every use
+        // (the owner keeps the Region beside this value), or under
+        // `from_raw`'s contract; all fields are atomics.
+        unsafe { self.consumer.as_ref() }
+    }
+
+    /// Block 2: `tail` and the data wait point.
+    #[inline]
+    pub fn producer(&self) -> &ProducerBlock {
+        // SAFETY: as in `consumer`.
+        unsafe { self.producer.as_ref() }
+    }
+
+    /// `(head, tail)`, for monitoring.
+    pub fn cursors(&self) -> (u64, u64) {
+        // ORDERING(head-release, tail-publish): Acquire, pairing with the
+        // Release stores of head and tail; a snapshot, no data is read on
+        // its basis.
+        let head = self.consumer().head.load(Acquire);
+        let tail = self.producer().tail.load(Acquire);
+        (head, tail)
+    }
+}
+
+/// Pointers to one framed ring's cursor blocks and data area, plus its
+/// validated geometry. Copyable; whoever creates it keeps the memory alive.
+#[derive(Debug, Clone, Copy)]
+pub struct RawRing {
+    blocks: Blocks,
     data: NonNull<u8>,
     capacity: u64,
     max_frame: u64,
 }
 
-// SAFETY: RawRing is a pair of pointers into memory shared with other
+// SAFETY: RawRing is a set of pointers into memory shared with other
 // processes anyway; it is only dereferenced through atomics or through the
 // byte ranges the ring protocol assigns to one side.
 unsafe impl Send for RawRing {}
@@ -38,26 +103,38 @@ unsafe impl Sync for RawRing {}
 impl RawRing {
     /// # Safety
     ///
-    /// * `hdr` points to a live, 128-byte aligned `Header`;
     /// * `data` points to `geo.capacity` live bytes, 8-byte aligned;
-    /// * both stay valid for as long as this value or a copy is used.
-    pub unsafe fn new(hdr: NonNull<Header>, data: NonNull<u8>, geo: Geometry) -> RawRing {
+    /// * it and `blocks` stay valid for as long as this value or a copy is
+    ///   used.
+    pub unsafe fn new(blocks: Blocks, data: NonNull<u8>, geo: Geometry) -> RawRing {
         debug_assert!(geo.capacity.is_power_of_two());
         debug_assert_eq!(data.as_ptr() as usize % 8, 0);
         RawRing {
-            hdr,
+            blocks,
             data,
             capacity: geo.capacity,
             max_frame: geo.max_frame,
         }
     }
 
-    /// The shared header.
+    /// The ring of a mapped region, after checking its cursors.
+    pub fn of(region: &Region) -> Result<RawRing, Corruption> {
+        // SAFETY: the region maps `capacity` bytes at DATA_OFFSET (page
+        // aligned); its owner keeps the region beside this value.
+        let raw = unsafe { RawRing::new(Blocks::of(region), region.data(), region.geometry()) };
+        raw.check_quiescent_cursors()?;
+        Ok(raw)
+    }
+
+    /// The cursor blocks.
     #[inline]
-    pub fn header(&self) -> &Header {
-        // SAFETY: `new`'s contract keeps the header alive and aligned; all
-        // of its fields written after initialisation are atomics.
-        unsafe { self.hdr.as_ref() }
+    pub fn blocks(&self) -> &Blocks {
+        &self.blocks
+    }
+
+    /// `(head, tail)`, for monitoring.
+    pub fn cursors(&self) -> (u64, u64) {
+        self.blocks.cursors()
     }
 
     /// Pointer to `len` bytes at data offset `off`.
@@ -83,10 +160,13 @@ impl RawRing {
     /// the pair was consistent at the moment `tail` was read, so a
     /// violation is real.
     pub fn check_quiescent_cursors(&self) -> Result<(), Corruption> {
-        let h = self.header();
-        let head = h.consumer.head.load(SeqCst);
-        let tail = h.producer.tail.load(SeqCst);
-        if head == h.consumer.head.load(SeqCst) {
+        let (c, p) = (self.blocks.consumer(), self.blocks.producer());
+        // ORDERING(head-release, tail-publish): Acquire, pairing with the
+        // consumer's Release head store and the producer's Release tail
+        // store; the re-read of head is ordered after the tail load.
+        let head = c.head.load(Acquire);
+        let tail = p.tail.load(Acquire);
+        if head == c.head.load(Acquire) {
             self.check_cursors(head, tail)?;
         }
         Ok(())
@@ -96,7 +176,7 @@ impl RawRing {
 /// Where a framed ring's cursors and frame words live: the shared mapping
 /// ([`RawRing`]), or loom atomics in the model checks, which thereby run the
 /// ring's own protocol code.
-pub(crate) trait FramedMem {
+pub trait FramedMem {
     type W64: Word64;
     /// The consumer's cursor.
     fn head(&self) -> &Self::W64;
@@ -224,12 +304,12 @@ impl FramedMem for RawRing {
 
     #[inline]
     fn head(&self) -> &AtomicU64 {
-        &self.header().consumer.head
+        &self.blocks.consumer().head
     }
 
     #[inline]
     fn tail(&self) -> &AtomicU64 {
-        &self.header().producer.tail
+        &self.blocks.producer().tail
     }
 
     /// The frame word at position `pos` (a multiple of 8).
@@ -273,6 +353,162 @@ impl FramedMem for RawRing {
     }
 }
 
+
+/// The consumer of a framed ring (spsc or mpsc): where it reads, what it has
+/// handed back, and its cached view of the producers' cursor.
+///
+/// The two framed flavours differ in two places only, both selected by
+/// `multi_producer`. In an SPSC ring everything below `tail` is published,
+/// so a zero frame word there is corruption. In an MPSC ring `tail` only
+/// says what producers have *claimed*; a frame is published by its own
+/// frame word, so a zero word means "not ready yet", and the consumer
+/// zeroes what it releases so that every word of the next lap starts out
+/// "not ready".
+#[derive(Debug)]
+pub struct ReadCursor {
+    /// Next position to read (past any padding already skipped).
+    pub read: u64,
+    /// Head as last stored to the header; `released <= read`.
+    pub released: u64,
+    /// Last tail we read; the producers may be further along.
+    pub cached_tail: u64,
+    /// MPSC: a zero frame word below `tail` means "not ready", and
+    /// released space is zeroed.
+    pub multi_producer: bool,
+}
+
+impl ReadCursor {
+    /// The cursor of a consumer that has just claimed its role: at the last
+    /// released frame. The head is ours now; tail is read after it, so a
+    /// correct ring satisfies the invariant whatever the producers do.
+    pub fn attach<M: FramedMem>(m: &M, multi_producer: bool) -> Result<ReadCursor, Corruption> {
+        // ORDERING: Acquire; `head` was last stored (Release) by the
+        // previous consumer, whose releases we continue.
+        let head = m.head().load(Acquire);
+        // ORDERING(tail-publish): Acquire; pairs with the producers'
+        // Release tail store (spsc) or claim CAS (mpsc).
+        let tail = m.tail().load(Acquire);
+        m.check_cursors(head, tail)?;
+        Ok(ReadCursor {
+            read: head,
+            released: head,
+            cached_tail: tail,
+            multi_producer,
+        })
+    }
+
+    /// Locates the frame at `read`, skipping padding and skip records.
+    pub fn next<M: FramedMem>(&mut self, m: &M) -> Result<Option<Located>, Corruption> {
+        locate(
+            m,
+            &mut self.read,
+            self.released,
+            &mut self.cached_tail,
+            self.multi_producer,
+        )
+    }
+
+    /// Hands everything read so far back to the producers; `false` if there
+    /// was nothing to hand back.
+    pub fn release<M: FramedMem>(&mut self, m: &M) -> bool {
+        if self.read == self.released {
+            return false;
+        }
+        release_frames(m, &mut self.released, self.read, self.multi_producer);
+        true
+    }
+
+    /// Bytes committed (or, for mpsc, claimed) and not yet read.
+    pub fn waiting<M: FramedMem>(&self, m: &M) -> u64 {
+        // ORDERING: Relaxed; a hint only, no data is read on its basis.
+        m.tail().load(Relaxed).saturating_sub(self.read)
+    }
+
+    /// Whether no committed frame is waiting at `read`, answered from the
+    /// cached tail when that already shows frames.
+    pub fn is_empty<M: FramedMem>(&self, m: &M) -> bool {
+        // ORDERING: Relaxed; a hint only, no data is read on its basis.
+        self.read >= self.cached_tail && m.tail().load(Relaxed) <= self.read
+    }
+}
+
+/// A frame located by [`locate`].
+#[derive(Debug, Clone, Copy)]
+pub struct Located {
+    /// Data-area offset of the payload.
+    pub payload: u64,
+    /// Payload length.
+    pub len: u64,
+    /// Position just past the frame.
+    pub next: u64,
+}
+
+/// Finds the frame at `*read`, skipping padding (which advances `*read`).
+/// Re-reads the producer's cursor only when the cached one says empty.
+pub(crate) fn locate<M: FramedMem>(
+    raw: &M,
+    read: &mut u64,
+    released: u64,
+    cached_tail: &mut u64,
+    multi_producer: bool,
+) -> Result<Option<Located>, Corruption> {
+    loop {
+        if *read == *cached_tail {
+            // ORDERING(tail-publish): Acquire; pairs with the Release tail
+            // store in `spsc::publish_tail`, making the frame words and
+            // payloads before it visible (for mpsc, the frame word's own
+            // Release store publishes the frame; see `FramedMem::parse`). The
+            // re-check (S4) of the wake-up handshake in `wait::block`.
+            let tail = raw.tail().load(Acquire);
+            if tail < *cached_tail {
+                return Err(Corruption::CursorRegressed {
+                    seen: *cached_tail,
+                    found: tail,
+                });
+            }
+            raw.check_cursors(released, tail)?;
+            *cached_tail = tail;
+            if *read == tail {
+                return Ok(None);
+            }
+        }
+        match raw.parse(*read, *cached_tail - *read)? {
+            Parsed::Data { payload, len, size } => {
+                return Ok(Some(Located {
+                    payload,
+                    len,
+                    next: *read + size,
+                }));
+            }
+            Parsed::Pad { skip } => *read += skip,
+            // Claimed by a producer that has not published it yet.
+            Parsed::NotReady if multi_producer => return Ok(None),
+            Parsed::NotReady => {
+                return Err(Corruption::FrameWord {
+                    pos: *read,
+                    word: 0,
+                });
+            }
+        }
+    }
+}
+
+/// Hands `[*released, pos)` back to the producers: zeroed first for MPSC (so
+/// every frame word of the next lap reads "not ready" until published),
+/// then one Release store of `head`.
+pub(crate) fn release_frames<M: FramedMem>(m: &M, released: &mut u64, pos: u64, multi: bool) {
+    debug_assert!(pos >= *released);
+    if multi {
+        m.zero(*released, pos);
+    }
+    // ORDERING(head-release): Release; pairs with the producers' Acquire
+    // head load, so our reads of the released bytes (and the zeroing)
+    // finish before a producer reuses them. It is W1 of the wake-up
+    // handshake; the caller's `notify` fences before reading the sleepers.
+    m.head().store(pos, Release);
+    *released = pos;
+}
+
 /// Refuses a cursor at or beyond [`layout::MAX_CURSOR`], so that cursor
 /// arithmetic can never overflow.
 #[inline]
@@ -285,7 +521,7 @@ pub(crate) fn check_range(cursor: u64) -> Result<u64, Corruption> {
 
 /// What [`RawRing::parse`] found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Parsed {
+pub enum Parsed {
     /// A data frame: payload at data offset `payload`, `len` bytes; the
     /// whole frame takes `size` bytes.
     Data { payload: u64, len: u64, size: u64 },
@@ -295,10 +531,125 @@ pub(crate) enum Parsed {
     NotReady,
 }
 
+
+/// A framed ring on the heap for the loom models of the spsc and mpsc
+/// protocols: a 64-byte data area with one loom atomic per 8-byte word
+/// (frame words) and one loom cell per word for payloads, so a missing
+/// happens-before between writing a payload and reading it is reported.
+#[cfg(all(test, loom))]
+pub(crate) mod loom_heap {
+    use super::*;
+    use crate::layout::default_max_frame;
+    use loom::cell::UnsafeCell;
+    use loom::sync::atomic::AtomicU64 as L64;
+
+    pub const CAP: u64 = 64;
+
+    pub struct Heap {
+        head: L64,
+        tail: L64,
+        words: Vec<L64>,
+        cells: Vec<UnsafeCell<u64>>,
+    }
+
+    impl Heap {
+        pub fn new() -> Self {
+            Heap {
+                head: L64::new(0),
+                tail: L64::new(0),
+                words: (0..CAP / 8).map(|_| L64::new(0)).collect(),
+                cells: (0..CAP / 8).map(|_| UnsafeCell::new(0)).collect(),
+            }
+        }
+
+        /// Writes `v` as the first payload word of the frame at `start`.
+        pub fn write_payload(&self, start: u64, v: u64) {
+            let i = (self.offset(start) / 8 + 1) as usize;
+            // SAFETY: the protocol gives the producer this word until it
+            // publishes; loom checks exactly that.
+            self.cells[i].with_mut(|p| unsafe { *p = v });
+        }
+
+        pub fn read_payload(&self, f: Located) -> u64 {
+            let i = (f.payload / 8) as usize;
+            // SAFETY: located and not yet released; loom checks it.
+            self.cells[i].with(|p| unsafe { *p })
+        }
+    }
+
+    impl FramedMem for Heap {
+        type W64 = L64;
+        fn head(&self) -> &L64 {
+            &self.head
+        }
+        fn tail(&self) -> &L64 {
+            &self.tail
+        }
+        fn word(&self, pos: u64) -> &L64 {
+            &self.words[(self.offset(pos) / 8) as usize]
+        }
+        fn capacity(&self) -> u64 {
+            CAP
+        }
+        fn max_frame(&self) -> u64 {
+            default_max_frame(CAP)
+        }
+        fn zero(&self, from: u64, to: u64) {
+            let mut pos = from;
+            while pos < to {
+                self.word(pos).store(0, Relaxed);
+                let i = (self.offset(pos) / 8) as usize;
+                // SAFETY: the consumer owns [from, to) until its head store.
+                self.cells[i].with_mut(|p| unsafe { *p = 0 });
+                pos += 8;
+            }
+        }
+    }
+
+    /// The consumer's side, on the ring's own `ReadCursor`: one attempt,
+    /// releasing what it took.
+    pub struct Reader(pub ReadCursor);
+
+    impl Reader {
+        pub fn new(multi: bool) -> Self {
+            Reader(ReadCursor {
+                read: 0,
+                released: 0,
+                cached_tail: 0,
+                multi_producer: multi,
+            })
+        }
+
+        pub fn try_recv(&mut self, m: &Heap) -> Option<u64> {
+            let got = self.0.next(m).unwrap();
+            let v = got.map(|f| {
+                let v = m.read_payload(f);
+                self.0.read = f.next;
+                v
+            });
+            self.0.release(m);
+            v
+        }
+
+        pub fn drain(&mut self, m: &Heap, got: &mut Vec<u64>) {
+            while let Some(v) = self.try_recv(m) {
+                got.push(v);
+            }
+        }
+    }
+
+    /// Runs a model with the preemption bound the framed models use.
+    pub fn model(f: impl Fn() + Sync + Send + 'static) {
+        let mut b = loom::model::Builder::new();
+        b.preemption_bound = Some(2);
+        b.check(f);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::layout::Kind;
+    use crate::layout::{Header, Kind};
 
     /// A heap-backed ring for unit tests: the core does not care where its
     /// memory lives.
@@ -319,13 +670,17 @@ mod tests {
         };
         // SAFETY: both allocations live in `Heap` next to the RawRing and
         // are never moved (Box and Vec keep their heap addresses).
-        let raw = unsafe {
-            RawRing::new(
-                NonNull::new(hdr.as_mut_ptr()).unwrap(),
-                NonNull::new(data.as_mut_ptr().cast()).unwrap(),
-                geo,
-            )
-        };
+        let h = hdr.as_mut_ptr();
+        // SAFETY: `h` points to the boxed, zeroed header (all-zero atomics
+        // are valid); the projections create no references.
+        let (c, p) = unsafe { (&raw mut (*h).consumer, &raw mut (*h).producer) };
+        // SAFETY: both blocks live in the Box, which `Heap` keeps beside
+        // the RawRing.
+        let blocks = unsafe { Blocks::from_raw(NonNull::new(c).unwrap(), NonNull::new(p).unwrap()) };
+        // SAFETY: both allocations live in `Heap` next to the RawRing and
+        // are never moved (Box and Vec keep their heap addresses).
+        let raw =
+            unsafe { RawRing::new(blocks, NonNull::new(data.as_mut_ptr().cast()).unwrap(), geo) };
         Heap {
             _hdr: hdr,
             _data: data,

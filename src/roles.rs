@@ -58,7 +58,7 @@ impl Attachment {
         for i in 0..layout::ATTACH_SLOTS {
             if set_lock(
                 &ofd,
-                layout::ATTACH_TABLE + i * layout::ATTACH_RECORD,
+                layout::attach_record_offset(i),
                 libc::F_WRLCK,
             )? {
                 return Ok(Some(Attachment {

@@ -1,40 +1,40 @@
-//! What every flavour's handles share, whatever their protocol: the mapped
-//! region, the two wait points, attaching and detaching roles, peer
-//! liveness, and the `stat` snapshot.
-//!
-//! A flavour (spsc, mpsc, mpmc) adds only its cursor protocol on top, as
-//! `Shared<R>` with `R` its raw accessor of the data area.
+//! What every handle of a ring shares, whatever its flavour: the mapped
+//! region and the flavour's view of it, the two wait points, attaching and
+//! detaching roles, peer liveness, and the `stat` snapshot.
 
 use std::sync::atomic::Ordering::Relaxed;
 
 use crate::error::Error;
-use crate::layout::{Header, Kind, Role};
+use crate::flavour::Flavour;
+use crate::layout::{self, Kind, Role};
 use crate::region::Region;
 use crate::roles::{self, Attachment};
 use crate::wait::WaitPoint;
 
-/// A mapped ring and its flavour's raw accessor, shared through an `Arc` by
-/// the `Ring` value and every handle made from it.
+/// A mapped ring and its flavour's raw view of it, shared through an `Arc`
+/// by the `Ring` value and every handle made from it.
 #[derive(Debug)]
-pub(crate) struct Shared<R> {
+pub(crate) struct Shared<P: Flavour> {
     pub region: Region,
-    pub raw: R,
+    pub mem: P::Mem,
 }
 
-impl<R> Shared<R> {
-    pub fn header(&self) -> &Header {
-        self.region.header_ref()
+impl<P: Flavour> Shared<P> {
+    /// The flavour's view of `region`, after checking its cursors.
+    pub fn new(region: Region) -> Result<Shared<P>, Error> {
+        let mem = P::mem(&region)?;
+        Ok(Shared { region, mem })
     }
 
     /// Where consumers sleep while there is nothing to read.
     pub fn data_point(&self) -> WaitPoint<'_> {
-        let p = &self.header().producer;
+        let p = self.region.producer_block();
         WaitPoint::new(&p.data_futex, &p.data_waiters)
     }
 
     /// Where producers sleep while there is no room.
     pub fn space_point(&self) -> WaitPoint<'_> {
-        let c = &self.header().consumer;
+        let c = self.region.consumer_block();
         WaitPoint::new(&c.space_futex, &c.space_waiters)
     }
 
@@ -47,24 +47,27 @@ impl<R> Shared<R> {
         }
     }
 
-    /// Claims `role`, alone (`exclusive`) or as one of many, records our pid
-    /// for diagnostics, and wakes the other side's sleepers (a consumer may
-    /// be waiting for its first producer).
-    pub fn attach(&self, role: Role, exclusive: bool) -> Result<Attachment, Error> {
+    /// Claims `role` (alone or as one of many, as the flavour says),
+    /// records our pid for diagnostics, and wakes the other side's sleepers
+    /// (a consumer may be waiting for its first producer).
+    pub fn attach(&self, role: Role) -> Result<Attachment, Error> {
         let fd = self.region.fd();
-        let att = if exclusive {
+        let att = if P::exclusive(&self.mem, role) {
             Attachment::exclusive(fd, role)?
         } else {
             Attachment::shared(fd, role)?
         };
-        let record = &self.header().roles.roles[role.index()];
+        let record = self.region.role_record(role);
         let Some(att) = att else {
+            // ORDERING: Relaxed; diagnostics only.
             let pid = record.pid.load(Relaxed);
             return Err(Error::RoleTaken {
                 role,
                 pid: (pid != 0).then_some(pid),
             });
         };
+        // ORDERING: Relaxed throughout; pids and counts are diagnostics and
+        // liveness hints, never synchronisation (that is the locks' job).
         match att.record() {
             None => record.pid.store(std::process::id(), Relaxed),
             Some(i) => {
@@ -81,56 +84,75 @@ impl<R> Shared<R> {
     /// Clears our pid, releases the lock(s), then wakes the other side's
     /// sleepers so they re-check liveness at once.
     pub fn detach(&self, role: Role, att: Attachment) {
+        // ORDERING: Relaxed; diagnostics only.
         match att.record() {
-            None => self.header().roles.roles[role.index()]
-                .pid
-                .store(0, Relaxed),
+            None => self.region.role_record(role).pid.store(0, Relaxed),
             Some(i) => self.region.attach_record(i).pid.store(0, Relaxed),
         }
         drop(att);
         self.peer_point(role).wake_all();
     }
 
-    /// True when `peer` has attached at least once and no live process
-    /// holds it now. A ring whose peer never attached is not disconnected:
-    /// the first peer may simply not have started yet.
-    pub fn peer_gone(&self, att: &Attachment, peer: Role) -> bool {
-        let record = &self.header().roles.roles[peer.index()];
-        record.attaches.load(Relaxed) != 0 && !att.is_held(peer)
+    /// The state of `peer`, asked through our attachment.
+    pub fn peer_state(&self, att: &Attachment, peer: Role) -> PeerState {
+        if att.is_held(peer) {
+            PeerState::Alive
+        } else {
+            self.unheld_state(peer)
+        }
     }
 
-    /// A snapshot for monitoring; `head` and `tail` in the flavour's units.
-    pub fn stat(&self, head: u64, tail: u64) -> Stat {
+    /// `Gone` if `peer` was ever claimed, else `NeverAttached`.
+    fn unheld_state(&self, peer: Role) -> PeerState {
+        // ORDERING: Relaxed; the count only grows, and a stale zero means a
+        // peer that attached a moment ago, which the next check sees.
+        if self.region.role_record(peer).attaches.load(Relaxed) == 0 {
+            PeerState::NeverAttached
+        } else {
+            PeerState::Gone
+        }
+    }
+
+    /// A snapshot for monitoring.
+    pub fn stat(&self) -> Stat {
+        let (head, tail) = P::cursors(&self.mem);
         let geo = self.region.geometry();
-        let h = self.header();
         let fd = self.region.fd();
+        let held = |off: u64| roles::is_held(fd, off).unwrap_or(false);
+        // ORDERING: Relaxed throughout: diagnostics.
         let role = |role: Role| {
-            let r = &h.roles.roles[role.index()];
+            let r = self.region.role_record(role);
             let mut holders = Vec::new();
             let pid = r.pid.load(Relaxed);
             if pid != 0 {
                 holders.push(Holder {
                     pid,
-                    alive: roles::is_held(fd, role.lock_offset()).unwrap_or(false),
+                    alive: held(role.lock_offset()),
                 });
             }
-            for i in 0..crate::layout::ATTACH_SLOTS {
+            for i in 0..layout::ATTACH_SLOTS {
                 let rec = self.region.attach_record(i);
                 let pid = rec.pid.load(Relaxed);
                 if pid != 0 && rec.role.load(Relaxed) == role.code() {
-                    let off = crate::layout::ATTACH_TABLE + i * crate::layout::ATTACH_RECORD;
                     holders.push(Holder {
                         pid,
-                        alive: roles::is_held(fd, off).unwrap_or(false),
+                        alive: held(layout::attach_record_offset(i)),
                     });
                 }
             }
+            let alive = held(role.lock_offset());
             RoleStat {
-                alive: roles::is_held(fd, role.lock_offset()).unwrap_or(false),
+                alive,
+                state: if alive {
+                    PeerState::Alive
+                } else {
+                    self.unheld_state(role)
+                },
                 attaches: r.attaches.load(Relaxed),
                 holders,
             }
         };
+        let (c, p) = (self.region.consumer_block(), self.region.producer_block());
         Stat {
             kind: geo.kind,
             capacity: geo.capacity,
@@ -140,14 +162,30 @@ impl<R> Shared<R> {
             tail,
             producer: role(Role::Producer),
             consumer: role(Role::Consumer),
-            consumers_waiting: h.producer.data_waiters.load(Relaxed),
-            producers_waiting: h.consumer.space_waiters.load(Relaxed),
+            consumers_waiting: p.data_waiters.load(Relaxed),
+            producers_waiting: c.space_waiters.load(Relaxed),
         }
     }
 }
 
-/// A snapshot of a ring, from `Ring::stat`.
+/// Whether the other side of a ring is there: from the kernel's lock table
+/// (a process killed with `kill -9` loses its locks at once), not from pids.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum PeerState {
+    /// Never claimed since the ring was created: it may simply not have
+    /// started yet, so waiting for it is not a disconnection.
+    NeverAttached,
+    /// Held by at least one live process now.
+    Alive,
+    /// Claimed before, and no live process holds it now (it detached or
+    /// died).
+    Gone,
+}
+
+/// A snapshot of a ring, from [`Ring::stat`](crate::Ring::stat).
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Stat {
     /// The ring's kind.
     pub kind: Kind,
@@ -175,10 +213,14 @@ pub struct Stat {
 
 /// One role in a [`Stat`].
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct RoleStat {
     /// Whether at least one live process holds the role (from the kernel's
     /// lock table, not from pids).
     pub alive: bool,
+    /// The role as one of three states: held now, held once and gone, or
+    /// never claimed.
+    pub state: PeerState,
     /// How many times the role has been claimed since creation.
     pub attaches: u32,
     /// Recorded holders. A holder that detached cleanly is removed; one
@@ -195,6 +237,7 @@ impl RoleStat {
 
 /// A recorded holder of a role.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Holder {
     /// Its pid when it attached.
     pub pid: u32,
@@ -202,155 +245,3 @@ pub struct Holder {
     pub alive: bool,
 }
 
-/// The constructors and accessors every flavour's `Ring` has, over
-/// `Shared<R>`. The flavour supplies `fn wrap(Region) -> Result<Ring, Error>`.
-macro_rules! ring_common {
-    ($kind:expr, $m:literal, $cfg:literal) => {
-        #[doc = concat!("Creates a new ", $m, " ring file at `path` (mode `0o600` unless")]
-        /// [`Config::mode`](crate::Config::mode) says otherwise). Use a path
-        /// under `/dev/shm` for a ring that lives in RAM only. The file
-        /// appears under its name fully initialised or not at all.
-        ///
-        /// # Errors
-        ///
-        /// [`Error::InvalidConfig`] for a bad `cfg`; [`Error::Io`] if the
-        /// file exists (`AlreadyExists`) or cannot be created, sized or have
-        /// its pages reserved (a full `/dev/shm` fails here, not later).
-        ///
-        /// ```no_run
-        #[doc = concat!("let ring = mmring::", $m, "::Ring::create(\"/dev/shm/feed\", mmring::", $cfg, ")?;")]
-        /// # Ok::<(), mmring::Error>(())
-        /// ```
-        pub fn create(
-            path: impl AsRef<std::path::Path>,
-            cfg: crate::Config,
-        ) -> Result<Ring, crate::Error> {
-            Ring::wrap(crate::region::Region::create(path.as_ref(), &cfg, $kind)?)
-        }
-
-        #[doc = concat!("Opens an existing ", $m, " ring file.")]
-        ///
-        /// # Errors
-        ///
-        /// [`Error::Io`] if it cannot be opened; [`Error::NotRegularFile`],
-        /// [`Error::Truncated`], [`Error::BadMagic`],
-        /// [`Error::UnsupportedVersion`], [`Error::ForeignPlatform`],
-        /// [`Error::Uninitialized`], [`Error::WrongKind`],
-        /// [`Error::BadGeometry`] or [`Error::Corrupt`] if it is not a valid
-        #[doc = concat!($m, " ring.")]
-        ///
-        /// ```no_run
-        #[doc = concat!("let ring = mmring::", $m, "::Ring::open(\"/dev/shm/feed\")?;")]
-        /// # Ok::<(), mmring::Error>(())
-        /// ```
-        pub fn open(path: impl AsRef<std::path::Path>) -> Result<Ring, crate::Error> {
-            Ring::wrap(crate::region::Region::open(path.as_ref(), $kind)?)
-        }
-
-        /// Opens the ring at `path`, creating it with `cfg` if it does not
-        /// exist. Any number of processes may call this at once: exactly one
-        /// creates the file and all of them end up attached to it.
-        ///
-        /// # Errors
-        ///
-        /// As `create` and `open`, plus [`Error::GeometryMismatch`] when the
-        /// existing ring's geometry differs from `cfg`.
-        ///
-        /// ```no_run
-        #[doc = concat!("let ring = mmring::", $m, "::Ring::open_or_create(\"/dev/shm/feed\", mmring::", $cfg, ")?;")]
-        /// # Ok::<(), mmring::Error>(())
-        /// ```
-        pub fn open_or_create(
-            path: impl AsRef<std::path::Path>,
-            cfg: crate::Config,
-        ) -> Result<Ring, crate::Error> {
-            Ring::wrap(crate::region::Region::open_or_create(
-                path.as_ref(),
-                &cfg,
-                $kind,
-            )?)
-        }
-
-        /// Creates a ring in anonymous shared memory (a memfd sealed against
-        /// resizing). It is shared with children across `fork` (claim roles
-        /// after forking), and its fd ([`as_fd`](Ring::as_fd)) can be passed
-        /// to another process, which attaches with
-        /// [`from_fd`](Ring::from_fd).
-        ///
-        /// # Errors
-        ///
-        /// [`Error::InvalidConfig`] for a bad `cfg`; [`Error::Io`] if the
-        /// memfd cannot be created or sized.
-        ///
-        /// ```
-        #[doc = concat!("let ring = mmring::", $m, "::Ring::anonymous(mmring::", $cfg, ")?;")]
-        /// assert!(ring.path().is_none());
-        /// # Ok::<(), mmring::Error>(())
-        /// ```
-        pub fn anonymous(cfg: crate::Config) -> Result<Ring, crate::Error> {
-            Ring::wrap(crate::region::Region::anonymous(&cfg, $kind)?)
-        }
-
-        /// Attaches to a ring through a file descriptor (a named ring's file
-        /// or an anonymous ring's memfd), e.g. one received over a Unix
-        /// socket or inherited across `exec`.
-        ///
-        /// # Errors
-        ///
-        /// As `open`.
-        ///
-        /// ```
-        #[doc = concat!("let a = mmring::", $m, "::Ring::anonymous(mmring::", $cfg, ")?;")]
-        /// let fd = a.as_fd().try_clone_to_owned().unwrap();
-        #[doc = concat!("let b = mmring::", $m, "::Ring::from_fd(fd)?;")]
-        /// assert_eq!(a.capacity(), b.capacity());
-        /// # Ok::<(), mmring::Error>(())
-        /// ```
-        pub fn from_fd(fd: std::os::fd::OwnedFd) -> Result<Ring, crate::Error> {
-            Ring::wrap(crate::region::Region::from_fd(fd, $kind)?)
-        }
-
-        /// Bytes in the data area.
-        pub fn capacity(&self) -> u64 {
-            self.shared.region.geometry().capacity
-        }
-
-        /// Largest payload a frame may carry.
-        pub fn max_frame(&self) -> usize {
-            self.shared.region.geometry().max_frame as usize
-        }
-
-        /// The ring's file descriptor (the file, or the memfd of an
-        /// anonymous ring), e.g. to pass to another process.
-        pub fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
-            self.shared.region.fd()
-        }
-
-        /// The path of a named ring.
-        pub fn path(&self) -> Option<&std::path::Path> {
-            self.shared.region.path()
-        }
-
-        /// Writes the mapping back to its file (`msync`), for durability of
-        /// a file-backed ring against power loss. Frames are visible to
-        /// other processes without it.
-        ///
-        /// # Errors
-        ///
-        /// [`Error::Io`] if `msync` fails.
-        pub fn flush(&self) -> Result<(), crate::Error> {
-            self.shared.region.flush()
-        }
-
-        /// A snapshot of the ring's cursors, attachments (with whether each
-        /// holder is alive) and sleepers, for monitoring.
-        pub fn stat(&self) -> crate::Stat {
-            use std::sync::atomic::Ordering::SeqCst;
-            let h = self.shared.header();
-            self.shared
-                .stat(h.consumer.head.load(SeqCst), h.producer.tail.load(SeqCst))
-        }
-    };
-}
-
-pub(crate) use ring_common;

@@ -9,12 +9,16 @@ use std::sync::atomic::Ordering::{AcqRel, Acquire, Relaxed, Release};
 
 pub(crate) use crate::words::{Word32, Word64};
 
+use std::ptr::NonNull;
+use std::sync::atomic::{AtomicU32, AtomicU64};
+
+use crate::config::Geometry;
 use crate::error::Corruption;
-use crate::layout;
-use crate::ring::check_range;
+use crate::layout::{self, SlotHeader};
+use crate::ring::{Blocks, check_range};
 
 /// Where a slot ring's cursors and slot headers live.
-pub(crate) trait SlotMem {
+pub trait SlotMem {
     type W64: Word64;
     type W32: Word32;
     /// The consumers' cursor.
@@ -31,6 +35,121 @@ pub(crate) trait SlotMem {
     fn count(&self) -> u64;
     /// Largest message.
     fn slot_size(&self) -> u64;
+}
+
+/// Raw access to a slot ring's cursors and slots.
+#[derive(Debug, Clone, Copy)]
+pub struct SlotRing {
+    blocks: Blocks,
+    data: NonNull<u8>,
+    count: u64,
+    stride: u64,
+    slot_size: u64,
+}
+
+// SAFETY: pointers into memory shared with other processes anyway, only
+// dereferenced through atomics or through slots the protocol assigns to one
+// party at a time.
+unsafe impl Send for SlotRing {}
+// SAFETY: as above.
+unsafe impl Sync for SlotRing {}
+
+impl SlotRing {
+    /// # Safety
+    ///
+    /// `data` points to `geo.capacity` live, 8-byte aligned bytes; it and
+    /// `blocks` stay valid as long as this value is used.
+    pub unsafe fn new(blocks: Blocks, data: NonNull<u8>, geo: Geometry) -> SlotRing {
+        debug_assert!(geo.slot_count.is_power_of_two());
+        SlotRing {
+            blocks,
+            data,
+            count: geo.slot_count,
+            stride: layout::slot_stride(geo.max_frame),
+            slot_size: geo.max_frame,
+        }
+    }
+
+    /// The slot header for position `pos`: the single choke point of slot
+    /// address arithmetic.
+    fn slot(&self, pos: u64) -> &SlotHeader {
+        let index = pos & (self.count - 1);
+        debug_assert!((index + 1) * self.stride <= self.count * self.stride);
+        // SAFETY: `index < count`, so the slot's `stride` bytes lie inside
+        // the data area of `count * stride` bytes.
+        let p = unsafe { self.data.add((index * self.stride) as usize) };
+        // SAFETY: 8-byte aligned (8 | stride, page-aligned data area), live
+        // for `&self`, all atomics, which tolerate other processes.
+        unsafe { p.cast::<SlotHeader>().as_ref() }
+    }
+
+    /// The payload of the slot for `pos`, `len` bytes.
+    ///
+    /// # Safety
+    ///
+    /// `len <= slot_size`, and the caller holds the slot (claimed it and has
+    /// not yet published or released it).
+    pub unsafe fn payload(&self, pos: u64, len: u64) -> NonNull<u8> {
+        debug_assert!(len <= self.slot_size);
+        let slot = NonNull::from(self.slot(pos)).cast::<u8>();
+        // SAFETY: SLOT_HEADER + len <= stride, so the range is in the slot.
+        unsafe { slot.add(layout::SLOT_HEADER as usize) }
+    }
+
+    pub fn cursors(&self) -> (u64, u64) {
+        self.blocks.cursors()
+    }
+
+    fn check_cursors(&self, head: u64, tail: u64) -> Result<(), Corruption> {
+        check_range(head)?;
+        check_range(tail)?;
+        if head > tail || tail - head > self.count {
+            return Err(Corruption::Cursors {
+                head,
+                tail,
+                capacity: self.count,
+            });
+        }
+        Ok(())
+    }
+
+    /// As `RawRing::check_quiescent_cursors`, in slots.
+    pub fn check_quiescent_cursors(&self) -> Result<(), Corruption> {
+        let head = self.blocks.consumer();
+        let (h, tail) = self.cursors();
+        // ORDERING: Acquire, as in `Blocks::cursors`; ordered after the
+        // tail load.
+        if h == head.head.load(Acquire) {
+            self.check_cursors(h, tail)?;
+        }
+        Ok(())
+    }
+}
+
+impl SlotMem for SlotRing {
+    type W64 = AtomicU64;
+    type W32 = AtomicU32;
+    fn head(&self) -> &AtomicU64 {
+        &self.blocks.consumer().head
+    }
+    fn tail(&self) -> &AtomicU64 {
+        &self.blocks.producer().tail
+    }
+    fn stamp(&self, pos: u64) -> &AtomicU64 {
+        &self.slot(pos).stamp
+    }
+    fn len(&self, pos: u64) -> &AtomicU32 {
+        &self.slot(pos).len
+    }
+    fn flags(&self, pos: u64) -> &AtomicU32 {
+        &self.slot(pos).flags
+    }
+    fn count(&self) -> u64 {
+        self.count
+    }
+    fn slot_size(&self) -> u64 {
+        self.slot_size
+    }
 }
 
 /// Claims the next free position for a producer. `Ok(None)`: full.

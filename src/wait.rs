@@ -157,26 +157,6 @@ pub(crate) enum Gave<E> {
     Err(E),
 }
 
-impl From<Gave<crate::Corruption>> for crate::SendError {
-    fn from(g: Gave<crate::Corruption>) -> Self {
-        match g {
-            Gave::Timeout => crate::SendError::Timeout,
-            Gave::Disconnected => crate::SendError::Disconnected,
-            Gave::Err(c) => crate::SendError::Corrupt(c),
-        }
-    }
-}
-
-impl From<Gave<crate::Corruption>> for crate::RecvError {
-    fn from(g: Gave<crate::Corruption>) -> Self {
-        match g {
-            Gave::Timeout => crate::RecvError::Timeout,
-            Gave::Disconnected => crate::RecvError::Disconnected,
-            Gave::Err(c) => crate::RecvError::Corrupt(c),
-        }
-    }
-}
-
 /// Runs `attempt` until it yields a value: first spinning with a backoff,
 /// then sleeping on `point` between attempts.
 ///

@@ -5,14 +5,14 @@ use std::sync::atomic::Ordering;
 use std::sync::atomic::{AtomicU32, AtomicU64};
 
 /// A 64-bit atomic word (std's, or loom's in the models).
-pub(crate) trait Word64 {
+pub trait Word64 {
     fn load(&self, o: Ordering) -> u64;
     fn store(&self, v: u64, o: Ordering);
     fn cas_weak(&self, cur: u64, new: u64, ok: Ordering, err: Ordering) -> Result<u64, u64>;
 }
 
 /// A 32-bit atomic word.
-pub(crate) trait Word32 {
+pub trait Word32 {
     fn load(&self, o: Ordering) -> u32;
     fn store(&self, v: u32, o: Ordering);
 }

@@ -1,0 +1,244 @@
+//! Many producers, many consumers, fixed-size slots: work sharing across
+//! processes, every message delivered to exactly one consumer.
+//!
+//! The algorithm is Dmitry Vyukov's bounded MPMC queue (as in crossbeam's
+//! `ArrayQueue`): each slot carries a sequence stamp. For position `p` (a
+//! free-running slot count) in slot `p % n`:
+//!
+//! | stamp       | meaning                                                   |
+//! |-------------|-----------------------------------------------------------|
+//! | `p - n`     | the producer of position `p - n` is still writing         |
+//! | `p - n + 1` | position `p - n` is published or still being read         |
+//! | `p`         | free: the producer that claims `p` may write it           |
+//! | `p + 1`     | full: the consumer that claims `p` may read it            |
+//! | `p + n`     | released: free for position `p + n`                       |
+//!
+//! A producer at `p` sees the first two as "full", a consumer at `p` sees
+//! `p - n + 1` and `p` as "empty"; later stamps mean another party took
+//! `p` already and the cursor has moved on.
+//!
+//! Producers claim a position with a CAS on `tail`, consumers with a CAS on
+//! `head`; the stamp store publishes (producer) or releases (consumer) the
+//! slot. A stalled producer or consumer holds up only its own slot; the
+//! cursors of everyone else move on. An aborted reservation is published
+//! with an "aborted" flag, and consumers skip it.
+//!
+//! Every stamp is checked against the positions that could legally produce
+//! it; anything else is reported as [`Corruption::Stamp`] instead of being
+//! waited on forever. The protocol itself lives in `slots.rs`, generic over
+//! where the slots are, so that loom checks the same functions.
+//!
+//! ```
+//! use mmring::{Config, mpmc};
+//! # fn main() -> Result<(), mmring::Error> {
+//! let ring = mpmc::Ring::anonymous(Config::slots(64, 16))?;
+//! let mut tx = ring.producer()?;
+//! let mut rx1 = ring.consumer()?;
+//! let mut rx2 = ring.consumer()?;
+//! tx.send(b"job 1")?;
+//! tx.send(b"job 2")?;
+//! assert_eq!(&*rx1.try_recv()?, b"job 1"); // each job goes to one consumer
+//! assert_eq!(&*rx2.try_recv()?, b"job 2");
+//! # Ok(()) }
+//! ```
+
+use std::cell::Cell;
+use std::ptr::NonNull;
+use std::sync::atomic::Ordering::{Acquire, Relaxed};
+
+use super::sealed::Protocol;
+use crate::slots::SlotMem;
+use super::{FixedKind, Flavour};
+use crate::error::{Corruption, Error};
+use crate::layout::{Kind, Role};
+use crate::region::Region;
+use crate::ring::Blocks;
+use crate::slots::{self, SlotRing};
+
+/// The mpmc flavour: the type parameter of [`Ring`], [`Producer`] and
+/// [`Consumer`] below.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mpmc {}
+
+/// A many-producer many-consumer ring of fixed-size slots in shared
+/// memory, sized with [`Config::slots`](crate::Config::slots). Any number
+/// of producers and consumers (up to 128 handles in all) in any processes.
+pub type Ring = crate::Ring<Mpmc>;
+/// One writer of an mpmc [`Ring`].
+pub type Producer = crate::Producer<Mpmc>;
+/// One reader of an mpmc [`Ring`].
+pub type Consumer = crate::Consumer<Mpmc>;
+/// A slot claimed by an mpmc [`Producer`]. Dropping it uncommitted (or
+/// [`abort`](crate::WriteGrant::abort)) publishes the slot as aborted,
+/// which consumers skip.
+pub type WriteGrant<'a> = crate::WriteGrant<'a, Mpmc>;
+/// A message taken by an mpmc [`Consumer`]; dropping it releases the slot.
+pub type ReadGrant<'a> = crate::ReadGrant<'a, Mpmc>;
+
+impl Flavour for Mpmc {}
+
+impl FixedKind for Mpmc {
+    const KIND: Kind = Kind::Mpmc;
+}
+
+impl crate::Ring<Mpmc> {
+    /// Number of slots.
+    pub fn slot_count(&self) -> u64 {
+        self.mem().count()
+    }
+}
+
+impl crate::Consumer<Mpmc> {
+    /// Messages claimed by producers and not yet taken by any consumer (a
+    /// snapshot; it counts slots still being written, and aborted ones).
+    pub fn len(&self) -> usize {
+        let (head, tail) = self.mem().cursors();
+        tail.saturating_sub(head) as usize
+    }
+}
+
+pub(crate) use state::{Rx, Slot, Tx};
+
+/// The protocol's per-handle types: public to the sealed trait, unreachable
+/// from outside the crate.
+mod state {
+    /// A claimed or taken slot: its position and message length.
+    #[derive(Debug, Clone, Copy)]
+    pub struct Slot {
+        pub pos: u64,
+        pub len: u64,
+    }
+
+    /// A producer's private state.
+    #[derive(Debug)]
+    pub struct Tx {
+        /// A slot was published since the last wake-up.
+        pub unflushed: bool,
+    }
+
+    /// A consumer's private state.
+    #[derive(Debug)]
+    pub struct Rx {
+        /// A slot was released since the last wake-up.
+        pub unreleased: bool,
+    }
+}
+
+impl Protocol for Mpmc {
+    type Mem = SlotRing;
+    type Tx = Tx;
+    type Rx = Rx;
+    type Claim = Slot;
+    type Taken = Slot;
+
+    /// Slot `i` starts with stamp `i`: free for the producer of position `i`.
+    fn init(region: &Region) {
+        // SAFETY: the region maps `capacity = slot_count * stride` bytes at
+        // DATA_OFFSET; the SlotRing lives only for this call.
+        let ring =
+            unsafe { SlotRing::new(Blocks::of(region), region.data(), region.geometry()) };
+        for i in 0..ring.count() {
+            // ORDERING: Relaxed; the file is not visible to anyone yet, and
+            // the Release store of `init` publishes the stamps with the
+            // header.
+            ring.stamp(i).store(i, Relaxed);
+        }
+    }
+
+    fn mem(region: &Region) -> Result<SlotRing, Error> {
+        // SAFETY: the region maps the header and `capacity` = slot_count *
+        // stride bytes at DATA_OFFSET; the owner keeps the region beside
+        // the SlotRing.
+        let ring =
+            unsafe { SlotRing::new(Blocks::of(region), region.data(), region.geometry()) };
+        ring.check_quiescent_cursors()?;
+        Ok(ring)
+    }
+
+    fn kind(_: &SlotRing) -> Kind {
+        Kind::Mpmc
+    }
+
+    fn exclusive(_: &SlotRing, _: Role) -> bool {
+        false
+    }
+
+    fn cursors(m: &SlotRing) -> (u64, u64) {
+        m.cursors()
+    }
+
+    fn max_frame(m: &SlotRing) -> u64 {
+        m.slot_size()
+    }
+
+    fn producer(_: &SlotRing) -> Result<Tx, Corruption> {
+        Ok(Tx { unflushed: false })
+    }
+
+    fn try_claim(m: &SlotRing, _: &mut Tx, len: u64) -> Result<Option<Slot>, Corruption> {
+        Ok(slots::claim_produce(m)?.map(|pos| Slot { pos, len }))
+    }
+
+    unsafe fn claim_payload(m: &SlotRing, s: &Slot) -> NonNull<u8> {
+        // SAFETY: `len <= slot_size` (checked before claiming) and we hold
+        // the claimed slot until publishing it.
+        unsafe { m.payload(s.pos, s.len) }
+    }
+
+    fn publish(m: &SlotRing, tx: &mut Tx, s: Slot, committed: Option<u64>) {
+        slots::publish(m, s.pos, committed);
+        tx.unflushed = true;
+    }
+
+    fn flush(_: &SlotRing, tx: &mut Tx) -> bool {
+        std::mem::take(&mut tx.unflushed)
+    }
+
+    fn is_full(m: &SlotRing, _: &Tx) -> bool {
+        let (head, tail) = m.cursors();
+        tail.saturating_sub(head) >= m.count()
+    }
+
+    fn unreleased(m: &SlotRing, _: &Tx) -> u64 {
+        let (head, tail) = m.cursors();
+        tail.saturating_sub(head)
+    }
+
+    fn consumer(_: &SlotRing) -> Result<Rx, Corruption> {
+        Ok(Rx { unreleased: false })
+    }
+
+    fn try_take(m: &SlotRing, rx: &mut Rx) -> Result<Option<Slot>, Corruption> {
+        let skipped = Cell::new(false);
+        let r = slots::claim_consume(m, || skipped.set(true));
+        rx.unreleased |= skipped.get();
+        Ok(r?.map(|(pos, len)| Slot { pos, len }))
+    }
+
+    unsafe fn taken_payload(m: &SlotRing, s: &Slot) -> (NonNull<u8>, usize) {
+        // SAFETY: `claim_consume` checked `len <= slot_size`; we hold the
+        // slot until it is consumed (the caller's contract).
+        (unsafe { m.payload(s.pos, s.len) }, s.len as usize)
+    }
+
+    fn consume(m: &SlotRing, rx: &mut Rx, s: Slot) {
+        slots::release(m, s.pos);
+        rx.unreleased = true;
+    }
+
+    fn release(_: &SlotRing, rx: &mut Rx) -> bool {
+        std::mem::take(&mut rx.unreleased)
+    }
+
+    fn is_empty(m: &SlotRing, _: &Rx) -> bool {
+        // ORDERING: Relaxed; a snapshot, nothing is read on its basis.
+        let head = m.head().load(Relaxed);
+        // ORDERING(stamp): Acquire, as in `slots::claim_consume`.
+        m.stamp(head).load(Acquire) != head.wrapping_add(1)
+    }
+
+    fn waiting(m: &SlotRing, _: &Rx) -> u64 {
+        let (head, tail) = m.cursors();
+        tail.saturating_sub(head)
+    }
+}

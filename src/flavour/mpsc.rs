@@ -1,0 +1,360 @@
+//! Many producers, one consumer, variable-length frames.
+//!
+//! Producers claim space with one compare-and-swap on `tail` (retried if
+//! another producer moved it first), write their frame in place, and
+//! publish it with one store of its frame word. Until then the word is
+//! zero, "not ready", and the consumer, which reads frames strictly in
+//! order, stops there. The consumer zeroes the space it releases, so every
+//! word of the next lap starts out "not ready" (the scheme of Aeron's
+//! many-to-one ring buffer).
+//!
+//! Progress: claiming is lock-free (a failed CAS means another producer
+//! succeeded). Consumption is in order, so a producer that has claimed but
+//! not yet published holds back the frames claimed after it; an aborted
+//! or dropped reservation is published as a skip record, never left
+//! blocking the ring. Frames from one producer arrive in the order it
+//! committed them; frames of different producers interleave in claim
+//! order.
+//!
+//! ```
+//! use mmring::{Config, mpsc};
+//! # fn main() -> Result<(), mmring::Error> {
+//! let ring = mpsc::Ring::anonymous(Config::new(1 << 16))?;
+//! let mut rx = ring.consumer()?;
+//! let writers: Vec<_> = (0..4u8)
+//!     .map(|id| {
+//!         let mut tx = ring.producer().unwrap(); // one handle per writer
+//!         std::thread::spawn(move || {
+//!             for i in 0..100u8 {
+//!                 tx.send(&[id, i]).unwrap();
+//!             }
+//!         })
+//!     })
+//!     .collect();
+//! let mut next = [0u8; 4];
+//! for _ in 0..400 {
+//!     let f = rx.recv()?;
+//!     assert_eq!(f[1], next[f[0] as usize]); // per-producer order holds
+//!     next[f[0] as usize] += 1;
+//! }
+//! for w in writers { w.join().unwrap(); }
+//! # Ok(()) }
+//! ```
+
+use std::ptr::NonNull;
+use std::sync::atomic::Ordering::{AcqRel, Acquire, Relaxed, Release};
+
+use super::sealed::Protocol;
+use super::{FixedKind, Flavour};
+use crate::error::{Corruption, Error};
+use crate::layout::{self, Kind, Role, frame_word};
+use crate::region::Region;
+use crate::ring::{FramedMem, Located, RawRing, ReadCursor, check_range};
+use crate::words::Word64;
+
+/// The mpsc flavour: the type parameter of [`Ring`], [`Producer`] and
+/// [`Consumer`] below.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mpsc {}
+
+/// A many-producer single-consumer ring of variable-length frames in shared
+/// memory: any number of [`Producer`]s (up to 128 handles in all) in any
+/// processes, one live [`Consumer`]. A ring of one flavour is refused when
+/// opened as another.
+pub type Ring = crate::Ring<Mpsc>;
+/// One writer of an mpsc [`Ring`]; make one per writing thread or process.
+pub type Producer = crate::Producer<Mpsc>;
+/// The reading half of an mpsc [`Ring`].
+pub type Consumer = crate::Consumer<Mpsc>;
+/// Space claimed by an mpsc [`Producer`]. Dropping it uncommitted (or
+/// [`abort`](crate::WriteGrant::abort)) publishes a skip record over the
+/// claimed space, so the consumer passes over it instead of waiting.
+pub type WriteGrant<'a> = crate::WriteGrant<'a, Mpsc>;
+/// A frame taken by an mpsc [`Consumer`]; dropping it releases the space.
+pub type ReadGrant<'a> = crate::ReadGrant<'a, Mpsc>;
+
+impl Flavour for Mpsc {}
+
+impl FixedKind for Mpsc {
+    const KIND: Kind = Kind::Mpsc;
+}
+
+pub(crate) use state::{Claim, Tx};
+
+/// The protocol's per-handle types: public to the sealed trait, unreachable
+/// from outside the crate.
+mod state {
+    /// A producer's private state.
+    #[derive(Debug)]
+    pub struct Tx {
+        /// Last head we read; the consumer may be further along.
+        pub cached_head: u64,
+        /// A frame or skip record was published since the last wake-up.
+        pub unflushed: bool,
+    }
+
+    /// A claimed range: padding (already published) then the frame.
+    #[derive(Debug, Clone, Copy)]
+    pub struct Claim {
+        /// Position of the frame word.
+        pub start: u64,
+        /// Reserved payload length.
+        pub len: u64,
+    }
+}
+
+impl Protocol for Mpsc {
+    type Mem = RawRing;
+    type Tx = Tx;
+    type Rx = ReadCursor;
+    type Claim = Claim;
+    type Taken = Located;
+
+    fn mem(region: &Region) -> Result<RawRing, Error> {
+        Ok(RawRing::of(region)?)
+    }
+
+    fn kind(_: &RawRing) -> Kind {
+        Kind::Mpsc
+    }
+
+    fn exclusive(_: &RawRing, role: Role) -> bool {
+        role == Role::Consumer
+    }
+
+    fn cursors(m: &RawRing) -> (u64, u64) {
+        m.cursors()
+    }
+
+    fn max_frame(m: &RawRing) -> u64 {
+        m.max_frame()
+    }
+
+    fn producer(m: &RawRing) -> Result<Tx, Corruption> {
+        // ORDERING(head-release): Acquire; pairs with the consumer's
+        // Release head store, as in `claim`.
+        let head = check_range(m.head().load(Acquire))?;
+        Ok(Tx {
+            cached_head: head,
+            unflushed: false,
+        })
+    }
+
+    fn try_claim(m: &RawRing, tx: &mut Tx, len: u64) -> Result<Option<Claim>, Corruption> {
+        claim(m, &mut tx.cached_head, len)
+    }
+
+    unsafe fn claim_payload(m: &RawRing, c: &Claim) -> NonNull<u8> {
+        // SAFETY: `claim` placed the frame wholly inside the data area, in
+        // a range our CAS on `tail` gave to us alone; the consumer does not
+        // read it before we publish its frame word.
+        unsafe { m.bytes(m.offset(c.start) + layout::FRAME_HEADER, c.len) }
+    }
+
+    fn publish(m: &RawRing, tx: &mut Tx, c: Claim, committed: Option<u64>) {
+        publish_claim(m, c, committed);
+        tx.unflushed = true;
+    }
+
+    fn flush(_: &RawRing, tx: &mut Tx) -> bool {
+        std::mem::take(&mut tx.unflushed)
+    }
+
+    fn is_full(m: &RawRing, _: &Tx) -> bool {
+        // ORDERING: Relaxed; a snapshot, nothing is read on its basis.
+        let head = m.head().load(Relaxed);
+        let tail = m.tail().load(Relaxed);
+        tail.saturating_sub(head) >= m.capacity()
+    }
+
+    fn unreleased(m: &RawRing, _: &Tx) -> u64 {
+        // ORDERING: Relaxed; a hint only.
+        let head = m.head().load(Relaxed);
+        m.tail().load(Relaxed).saturating_sub(head)
+    }
+
+    fn consumer(m: &RawRing) -> Result<ReadCursor, Corruption> {
+        ReadCursor::attach(m, true)
+    }
+
+    fn try_take(m: &RawRing, rx: &mut ReadCursor) -> Result<Option<Located>, Corruption> {
+        rx.next(m)
+    }
+
+    unsafe fn taken_payload(m: &RawRing, f: &Located) -> (NonNull<u8>, usize) {
+        // SAFETY: `locate` checked `payload + len <= capacity`; the frame is
+        // published and unreleased (the caller's contract).
+        (unsafe { m.bytes(f.payload, f.len) }, f.len as usize)
+    }
+
+    fn consume(_: &RawRing, rx: &mut ReadCursor, f: Located) {
+        rx.read = f.next;
+    }
+
+    fn release(m: &RawRing, rx: &mut ReadCursor) -> bool {
+        rx.release(m)
+    }
+
+    fn is_empty(m: &RawRing, rx: &ReadCursor) -> bool {
+        rx.is_empty(m)
+    }
+
+    fn waiting(m: &RawRing, rx: &ReadCursor) -> u64 {
+        rx.waiting(m)
+    }
+}
+
+/// Publishes a claim: a frame of `committed` bytes (the payload is already
+/// in place) and a skip record over the rest, or a skip record over all of
+/// it.
+pub(crate) fn publish_claim<M: FramedMem>(raw: &M, claim: Claim, committed: Option<u64>) {
+    let Claim { start, len } = claim;
+    let claimed_end = start + layout::frame_size(len);
+    match committed {
+        Some(n) => {
+            let frame_end = start + layout::frame_size(n);
+            if claimed_end > frame_end {
+                // ORDERING(word-publish): Release, and before the frame
+                // word: a consumer that sees the frame sees this too.
+                raw.word(frame_end).store(
+                    frame_word::skip((claimed_end - frame_end - 8) as u32),
+                    Release,
+                );
+            }
+            // ORDERING(word-publish): Release; pairs with the consumer's
+            // Acquire word load in `FramedMem::parse`, publishing the payload
+            // written before. W1 of the wake-up handshake.
+            raw.word(start).store(frame_word::data(n as u32), Release);
+        }
+        None => {
+            // ORDERING(word-publish): as above.
+            raw.word(start)
+                .store(frame_word::skip((claimed_end - start - 8) as u32), Release);
+        }
+    }
+}
+
+/// Claims room for a frame of `len` bytes by moving `tail` with a CAS.
+/// `Ok(None)`: no room. Publishes the padding record, if one is needed,
+/// right away: it is complete as it stands.
+pub(crate) fn claim<M: FramedMem>(
+    raw: &M,
+    cached_head: &mut u64,
+    len: u64,
+) -> Result<Option<Claim>, Corruption> {
+    let tail_word = raw.tail();
+    // ORDERING: Relaxed; producers share nothing through `tail` but the
+    // claim itself, which the CAS below decides.
+    let mut tail = tail_word.load(Relaxed);
+    loop {
+        check_range(tail)?;
+        if tail % layout::FRAME_ALIGN != 0 {
+            return Err(Corruption::MisalignedCursor { cursor: tail });
+        }
+        let (pad, start) = raw.place(tail, len);
+        let end = start + layout::frame_size(len);
+        if end.wrapping_sub(*cached_head) > raw.capacity() {
+            // ORDERING(head-release): Acquire; pairs with the consumer's
+            // Release head store after zeroing, so the space we claim is
+            // zeroed and no longer read. The re-check (S4) of the wake-up
+            // handshake in `wait::block`.
+            let head = raw.head().load(Acquire);
+            if head < *cached_head {
+                return Err(Corruption::CursorRegressed {
+                    seen: *cached_head,
+                    found: head,
+                });
+            }
+            if head > tail {
+                // Our tail is stale (the consumer has passed it, so other
+                // producers moved it): retry with a fresh one, but only if it
+                // did move, else the pair is impossible.
+                let fresh = tail_word.load(Relaxed);
+                if fresh == tail {
+                    raw.check_cursors(head, tail)?;
+                }
+                tail = fresh;
+                continue;
+            }
+            raw.check_cursors(head, tail)?;
+            *cached_head = head;
+            if end - head > raw.capacity() {
+                return Ok(None);
+            }
+        }
+        // ORDERING: AcqRel on success (the claim is ordered before our
+        // writes into the claimed space); Relaxed on failure (we only retry
+        // with the value read).
+        match tail_word.cas_weak(tail, end, AcqRel, Relaxed) {
+            Ok(_) => {
+                if pad > 0 {
+                    // ORDERING(word-publish): Release; pairs with the
+                    // consumer's Acquire word load in `RawRing::parse`.
+                    raw.word(tail).store(frame_word::PAD, Release);
+                }
+                return Ok(Some(Claim { start, len }));
+            }
+            Err(now) => tail = now,
+        }
+    }
+}
+
+/// Model checks of the mpsc protocol with loom, running `claim`,
+/// `publish_claim` and the framed consumer (`ring::ReadCursor`, with its
+/// zero-on-release) on loom atomics.
+///
+/// `RUSTFLAGS="--cfg loom" cargo test --release --lib loom_`
+#[cfg(all(test, loom))]
+mod loom_models {
+    use super::*;
+    use crate::ring::loom_heap::{Heap, Reader, model};
+    use loom::sync::Arc;
+
+    fn send(m: &Heap, cached_head: &mut u64, len: u64, v: Option<u64>) {
+        let c = claim(m, cached_head, len)
+            .unwrap()
+            .expect("the models size frames so they always fit");
+        match v {
+            Some(v) => {
+                m.write_payload(c.start, v);
+                publish_claim(m, c, Some(len));
+            }
+            None => publish_claim(m, c, None),
+        }
+    }
+
+    /// After wrap-around: two producers claim and publish racing the
+    /// consumer, one of them after giving a claim back; frames arrive in
+    /// claim order, each once, the aborted one never, and the zeroing of
+    /// released space keeps stale words from being read as frames.
+    #[test]
+    fn loom_mpsc_claim_publish_with_abort() {
+        model(|| {
+            let m = Arc::new(Heap::new());
+            let mut r = Reader::new(true);
+            let mut ch = 0;
+            for v in 0..3 {
+                send(&m, &mut ch, 8, Some(100 + v));
+                assert_eq!(r.try_recv(&m), Some(100 + v));
+            }
+            let p1 = m.clone();
+            let a = loom::thread::spawn(move || {
+                let mut ch = 0;
+                send(&p1, &mut ch, 0, None); // an aborted claim
+                send(&p1, &mut ch, 8, Some(1));
+            });
+            let c = m.clone();
+            let consumer = loom::thread::spawn(move || {
+                let got: Vec<u64> = r.try_recv(&c).into_iter().collect();
+                (r, got)
+            });
+            let mut ch = 0;
+            send(&m, &mut ch, 8, Some(2));
+            a.join().unwrap();
+            let (mut r, mut got) = consumer.join().unwrap();
+            r.drain(&m, &mut got);
+            got.sort_unstable();
+            assert_eq!(got, [1, 2]);
+        });
+    }
+}

@@ -1,0 +1,1271 @@
+//! The handle layer, written once for every flavour: [`Ring`], its
+//! [`Producer`] and [`Consumer`] handles, their grants and batches, and the
+//! blocking, timeouts, copying helpers, liveness queries and `stat` they
+//! share. A flavour supplies only its protocol (`flavour::sealed::Protocol`).
+//!
+//! Naming follows crossbeam and rtrb: `try_*` never blocks, the bare verb
+//! blocks, `*_timeout` blocks for at most a `Duration`.
+
+use std::fmt;
+use std::os::fd::{BorrowedFd, OwnedFd};
+use std::path::Path;
+use std::ptr::NonNull;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::config::Config;
+use crate::error::{Corruption, Error, RecvError, SendError};
+use crate::flavour::{FixedKind, Flavour};
+use crate::layout::{Kind, Role};
+use crate::region::Region;
+use crate::roles::Attachment;
+use crate::shared::{PeerState, Shared, Stat};
+use crate::wait;
+
+/// The deadline `timeout` from now; `None` (no deadline) when it lies beyond
+/// what an `Instant` can represent, e.g. `Duration::MAX`. Every `*_timeout`
+/// method computes its deadline here, so none of them can overflow.
+pub(crate) fn deadline(timeout: Duration) -> Option<Instant> {
+    Instant::now().checked_add(timeout)
+}
+
+/// A ring in shared memory: the mapping, from which [`Producer`] and
+/// [`Consumer`] handles are made. Cheap to clone (an `Arc`); each handle
+/// keeps the mapping alive.
+///
+/// `P` is the flavour: use the aliases [`spsc::Ring`](crate::spsc::Ring),
+/// [`mpsc::Ring`](crate::mpsc::Ring), [`mpmc::Ring`](crate::mpmc::Ring), or
+/// [`AnyRing`](crate::AnyRing) for a ring whose kind is learnt from its
+/// file.
+///
+/// # Constructors
+///
+/// | constructor                 | memory                                  |
+/// |-----------------------------|-----------------------------------------|
+/// | [`Ring::create`]            | new named file (fails if it exists)     |
+/// | [`Ring::open`]              | existing named file                     |
+/// | [`Ring::open_or_create`]    | either; race-free across processes      |
+/// | [`Ring::anonymous`]         | memfd: shared across `fork` or by fd    |
+/// | [`Ring::from_fd`]           | a ring fd received from another process |
+pub struct Ring<P: Flavour> {
+    shared: Arc<Shared<P>>,
+}
+
+impl<P: Flavour> Clone for Ring<P> {
+    fn clone(&self) -> Self {
+        Ring {
+            shared: self.shared.clone(),
+        }
+    }
+}
+
+impl<P: Flavour> fmt::Debug for Ring<P> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Ring")
+            .field("kind", &self.kind())
+            .field("path", &self.path())
+            .field("capacity", &self.capacity())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<P: FixedKind> Ring<P> {
+    /// Creates a new ring file at `path` (mode `0o600` unless
+    /// [`Config::mode`] says otherwise). Use a path under `/dev/shm` for a
+    /// ring that lives in RAM only. The file appears under its name fully
+    /// initialised or not at all.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidConfig`] for a bad `cfg` (framed rings are sized with
+    /// [`Config::new`], mpmc rings with [`Config::slots`]); [`Error::Io`] if
+    /// the file exists (`AlreadyExists`) or cannot be created, sized or have
+    /// its pages reserved (a full `/dev/shm` fails here, not later).
+    ///
+    /// ```no_run
+    /// let ring = mmring::spsc::Ring::create("/dev/shm/feed", mmring::Config::new(1 << 20))?;
+    /// let jobs = mmring::mpmc::Ring::create("/dev/shm/jobs", mmring::Config::slots(1024, 64))?;
+    /// # Ok::<(), mmring::Error>(())
+    /// ```
+    pub fn create(path: impl AsRef<Path>, cfg: Config) -> Result<Self, Error> {
+        Ring::wrap(Region::create(path.as_ref(), &cfg, P::KIND, P::init)?)
+    }
+
+    /// Opens an existing ring file of this flavour.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Io`] if it cannot be opened; [`Error::NotRegularFile`],
+    /// [`Error::Truncated`], [`Error::BadMagic`],
+    /// [`Error::UnsupportedVersion`], [`Error::ForeignPlatform`],
+    /// [`Error::Uninitialized`], [`Error::WrongKind`],
+    /// [`Error::BadGeometry`] or [`Error::Corrupt`] if it is not a valid
+    /// ring of this flavour.
+    ///
+    /// ```no_run
+    /// let ring = mmring::spsc::Ring::open("/dev/shm/feed")?;
+    /// # Ok::<(), mmring::Error>(())
+    /// ```
+    pub fn open(path: impl AsRef<Path>) -> Result<Self, Error> {
+        Ring::wrap(Region::open(path.as_ref(), Some(P::KIND))?)
+    }
+
+    /// Opens the ring at `path`, creating it with `cfg` if it does not
+    /// exist. Any number of processes may call this at once: exactly one
+    /// creates the file and all of them end up attached to it.
+    ///
+    /// # Errors
+    ///
+    /// As `create` and `open`, plus [`Error::GeometryMismatch`] when the
+    /// existing ring's geometry differs from `cfg`.
+    ///
+    /// ```no_run
+    /// let ring = mmring::mpsc::Ring::open_or_create("/dev/shm/log", mmring::Config::new(1 << 20))?;
+    /// # Ok::<(), mmring::Error>(())
+    /// ```
+    pub fn open_or_create(path: impl AsRef<Path>, cfg: Config) -> Result<Self, Error> {
+        Ring::wrap(Region::open_or_create(
+            path.as_ref(),
+            &cfg,
+            P::KIND,
+            P::init,
+        )?)
+    }
+
+    /// Creates a ring in anonymous shared memory (a memfd sealed against
+    /// resizing). It is shared with children across `fork` (claim roles
+    /// after forking), and its fd ([`as_fd`](Ring::as_fd)) can be passed to
+    /// another process, which attaches with [`from_fd`](Ring::from_fd).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidConfig`] for a bad `cfg`; [`Error::Io`] if the memfd
+    /// cannot be created or sized.
+    ///
+    /// ```
+    /// let ring = mmring::spsc::Ring::anonymous(mmring::Config::new(1 << 16))?;
+    /// assert!(ring.path().is_none());
+    /// # Ok::<(), mmring::Error>(())
+    /// ```
+    pub fn anonymous(cfg: Config) -> Result<Self, Error> {
+        Ring::wrap(Region::anonymous(&cfg, P::KIND, P::init)?)
+    }
+
+    /// Attaches to a ring through a file descriptor (a named ring's file or
+    /// an anonymous ring's memfd), e.g. one received over a Unix socket or
+    /// inherited across `exec`.
+    ///
+    /// # Errors
+    ///
+    /// As `open`.
+    ///
+    /// ```
+    /// let a = mmring::mpmc::Ring::anonymous(mmring::Config::slots(64, 32))?;
+    /// let fd = a.as_fd().try_clone_to_owned().unwrap();
+    /// let b = mmring::mpmc::Ring::from_fd(fd)?;
+    /// assert_eq!(a.capacity(), b.capacity());
+    /// # Ok::<(), mmring::Error>(())
+    /// ```
+    pub fn from_fd(fd: OwnedFd) -> Result<Self, Error> {
+        Ring::wrap(Region::from_fd(fd, Some(P::KIND))?)
+    }
+}
+
+impl<P: Flavour> Ring<P> {
+    pub(crate) fn wrap(region: Region) -> Result<Self, Error> {
+        Ok(Ring {
+            shared: Arc::new(Shared::new(region)?),
+        })
+    }
+
+    pub(crate) fn mem(&self) -> &P::Mem {
+        &self.shared.mem
+    }
+
+    /// Attaches a producer. A single-producer ring (spsc) has one at a
+    /// time; the others take any number (up to 128 handles of all roles in
+    /// all processes): make one per writing thread or process.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::RoleTaken`] (with the holder's pid) while another live
+    /// handle, in any process, holds an exclusive role;
+    /// [`Error::TooManyAttachments`] when 128 handles are attached;
+    /// [`Error::Corrupt`] if the cursors are inconsistent.
+    ///
+    /// ```
+    /// let ring = mmring::spsc::Ring::anonymous(mmring::Config::new(4096))?;
+    /// let tx = ring.producer()?;
+    /// assert!(matches!(ring.producer(), Err(mmring::Error::RoleTaken { .. })));
+    /// drop(tx);
+    /// let tx = ring.producer()?; // free again
+    /// # Ok::<(), mmring::Error>(())
+    /// ```
+    pub fn producer(&self) -> Result<Producer<P>, Error> {
+        let role = RoleGuard::attach(&self.shared, Role::Producer)?;
+        let st = P::producer(&self.shared.mem)?;
+        Ok(Producer { role, st })
+    }
+
+    /// Attaches a consumer, positioned at the oldest message not yet
+    /// released. Framed rings (spsc, mpsc) have one consumer at a time;
+    /// mpmc takes any number.
+    ///
+    /// # Errors
+    ///
+    /// As [`producer`](Ring::producer).
+    ///
+    /// ```
+    /// let ring = mmring::spsc::Ring::anonymous(mmring::Config::new(4096))?;
+    /// let rx = ring.consumer()?;
+    /// assert!(rx.is_empty());
+    /// # Ok::<(), mmring::Error>(())
+    /// ```
+    pub fn consumer(&self) -> Result<Consumer<P>, Error> {
+        let role = RoleGuard::attach(&self.shared, Role::Consumer)?;
+        let st = P::consumer(&self.shared.mem)?;
+        Ok(Consumer { role, st })
+    }
+
+    /// The ring's kind.
+    pub fn kind(&self) -> Kind {
+        P::kind(&self.shared.mem)
+    }
+
+    /// Bytes in the data area.
+    pub fn capacity(&self) -> u64 {
+        self.shared.region.geometry().capacity
+    }
+
+    /// Largest payload a message may carry (the slot size of an mpmc ring).
+    pub fn max_frame(&self) -> usize {
+        P::max_frame(&self.shared.mem) as usize
+    }
+
+    /// The ring's file descriptor (the file, or the memfd of an anonymous
+    /// ring), e.g. to pass to another process.
+    pub fn as_fd(&self) -> BorrowedFd<'_> {
+        self.shared.region.fd()
+    }
+
+    /// The path of a named ring.
+    pub fn path(&self) -> Option<&Path> {
+        self.shared.region.path()
+    }
+
+    /// Writes the mapping back to its file (`msync`), for durability of a
+    /// file-backed ring against power loss. Messages are visible to other
+    /// processes without it.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Io`] if `msync` fails.
+    pub fn flush(&self) -> Result<(), Error> {
+        self.shared.region.flush()
+    }
+
+    /// A snapshot of the ring's cursors, attachments (with whether each
+    /// holder is alive) and sleepers, for monitoring. Cursors are in the
+    /// flavour's units: bytes for framed rings, slots for mpmc.
+    pub fn stat(&self) -> Stat {
+        self.shared.stat()
+    }
+}
+
+/// A held role: the attachment (OFD lock) and the ring it belongs to.
+/// Dropping it detaches and wakes the other side.
+struct RoleGuard<P: Flavour> {
+    shared: Arc<Shared<P>>,
+    role: Role,
+    att: Option<Attachment>,
+}
+
+impl<P: Flavour> RoleGuard<P> {
+    fn attach(shared: &Arc<Shared<P>>, role: Role) -> Result<Self, Error> {
+        let att = shared.attach(role)?;
+        Ok(RoleGuard {
+            shared: shared.clone(),
+            role,
+            att: Some(att),
+        })
+    }
+
+    fn att(&self) -> &Attachment {
+        self.att.as_ref().expect("attached while the handle lives")
+    }
+
+    /// The state of the other role.
+    fn peer_state(&self) -> PeerState {
+        let peer = match self.role {
+            Role::Producer => Role::Consumer,
+            Role::Consumer => Role::Producer,
+        };
+        self.shared.peer_state(self.att(), peer)
+    }
+}
+
+impl<P: Flavour> Drop for RoleGuard<P> {
+    fn drop(&mut self) {
+        if let Some(att) = self.att.take() {
+            self.shared.detach(self.role, att);
+        }
+    }
+}
+
+/// The writing half of a [`Ring`]. `Send` and `'static`: move it to the
+/// thread that writes. Dropping it detaches, waking consumers blocked on an
+/// empty ring so they can return [`RecvError::Disconnected`] once every
+/// producer is gone.
+pub struct Producer<P: Flavour> {
+    role: RoleGuard<P>,
+    st: P::Tx,
+}
+
+impl<P: Flavour> fmt::Debug for Producer<P> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Producer")
+            .field("kind", &P::kind(self.mem()))
+            .field("state", &self.st)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<P: Flavour> Producer<P> {
+    fn mem(&self) -> &P::Mem {
+        &self.role.shared.mem
+    }
+
+    fn check_len(&self, len: usize) -> Result<u64, SendError> {
+        let max = P::max_frame(self.mem());
+        match u64::try_from(len) {
+            Ok(l) if l <= max => Ok(l),
+            _ => Err(SendError::TooLarge {
+                len,
+                max: max as usize,
+            }),
+        }
+    }
+
+    /// Reserves room for a message of up to `len` bytes without blocking.
+    /// The grant derefs to `len` bytes inside the mapping (8-byte aligned);
+    /// write them, then [`commit`](WriteGrant::commit) (or
+    /// [`commit_len`](WriteGrant::commit_len) a shorter prefix). Dropping the
+    /// grant gives the space back (see the flavour's `WriteGrant` alias for
+    /// how).
+    ///
+    /// # Errors
+    ///
+    /// [`SendError::TooLarge`] if `len > max_frame`; [`SendError::Full`] if
+    /// there is no room now; [`SendError::Corrupt`] if the ring is
+    /// inconsistent.
+    ///
+    /// ```
+    /// let ring = mmring::spsc::Ring::anonymous(mmring::Config::new(4096))?;
+    /// let (mut tx, mut rx) = (ring.producer()?, ring.consumer()?);
+    /// let mut g = tx.try_reserve(8)?;
+    /// g.copy_from_slice(&42u64.to_le_bytes());
+    /// g.commit();
+    /// assert_eq!(rx.try_recv()?.as_pod::<u64>(), Ok(&42));
+    /// # Ok::<(), mmring::Error>(())
+    /// ```
+    pub fn try_reserve(&mut self, len: usize) -> Result<WriteGrant<'_, P>, SendError> {
+        let len64 = self.check_len(len)?;
+        match P::try_claim(&self.role.shared.mem, &mut self.st, len64)? {
+            Some(claim) => Ok(self.grant(claim, len, false)),
+            None => Err(SendError::Full),
+        }
+    }
+
+    /// Reserves room for a message of up to `len` bytes, blocking while the
+    /// ring is full: spinning briefly, then sleeping in the kernel until a
+    /// consumer frees space.
+    ///
+    /// # Errors
+    ///
+    /// [`SendError::TooLarge`]; [`SendError::Disconnected`] if the ring is
+    /// full and every consumer that attached has detached or died (noticed
+    /// within about 200 ms of a `kill -9`; a ring whose consumer never
+    /// attached waits for it); [`SendError::Corrupt`].
+    pub fn reserve(&mut self, len: usize) -> Result<WriteGrant<'_, P>, SendError> {
+        self.reserve_until(len, None, false)
+    }
+
+    /// As [`reserve`](Producer::reserve), giving up with
+    /// [`SendError::Timeout`] after `timeout` (a timeout too large to
+    /// represent waits for ever).
+    pub fn reserve_timeout(
+        &mut self,
+        len: usize,
+        timeout: Duration,
+    ) -> Result<WriteGrant<'_, P>, SendError> {
+        self.reserve_until(len, deadline(timeout), false)
+    }
+
+    fn reserve_until(
+        &mut self,
+        len: usize,
+        deadline: Option<Instant>,
+        batched: bool,
+    ) -> Result<WriteGrant<'_, P>, SendError> {
+        let len64 = self.check_len(len)?;
+        let shared = &*self.role.shared;
+        let st = &mut self.st;
+        let claim = match P::try_claim(&shared.mem, st, len64)? {
+            Some(claim) => claim,
+            None => {
+                // What this producer has published but not yet made visible
+                // (a batch) must be visible before it waits for room, or the
+                // consumer could wait for it while it waits for the consumer.
+                if P::flush(&shared.mem, st) {
+                    shared.data_point().notify();
+                }
+                let role = &self.role;
+                wait::block(
+                    shared.space_point(),
+                    deadline,
+                    || P::try_claim(&shared.mem, st, len64),
+                    || role.peer_state() == PeerState::Gone,
+                )?
+            }
+        };
+        Ok(self.grant(claim, len, batched))
+    }
+
+    fn grant(&mut self, claim: P::Claim, len: usize, batched: bool) -> WriteGrant<'_, P> {
+        WriteGrant {
+            producer: self,
+            claim,
+            len,
+            done: false,
+            batched,
+        }
+    }
+
+    /// Copies `msg` into the ring without blocking.
+    ///
+    /// # Errors
+    ///
+    /// As [`try_reserve`](Producer::try_reserve).
+    pub fn try_send(&mut self, msg: &[u8]) -> Result<(), SendError> {
+        self.try_reserve(msg.len())?.fill(msg);
+        Ok(())
+    }
+
+    /// Copies `msg` into the ring, blocking while it is full.
+    ///
+    /// # Errors
+    ///
+    /// As [`reserve`](Producer::reserve).
+    pub fn send(&mut self, msg: &[u8]) -> Result<(), SendError> {
+        self.reserve(msg.len())?.fill(msg);
+        Ok(())
+    }
+
+    /// Copies `msg` into the ring, blocking at most `timeout`.
+    ///
+    /// # Errors
+    ///
+    /// As [`reserve_timeout`](Producer::reserve_timeout).
+    pub fn send_timeout(&mut self, msg: &[u8], timeout: Duration) -> Result<(), SendError> {
+        self.reserve_timeout(msg.len(), timeout)?.fill(msg);
+        Ok(())
+    }
+
+    /// Copies the bytes of `value` into the ring as one message, without
+    /// blocking. The consumer views it in place with
+    /// [`ReadGrant::as_pod`] (payloads are 8-byte aligned, so any `T` with
+    /// alignment up to 8 can be viewed without copying).
+    ///
+    /// # Errors
+    ///
+    /// As [`try_reserve`](Producer::try_reserve).
+    ///
+    /// ```
+    /// #[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable, PartialEq, Debug)]
+    /// #[repr(C)]
+    /// struct Tick { seq: u64, price: f64 }
+    /// let ring = mmring::mpsc::Ring::anonymous(mmring::Config::new(4096))?;
+    /// let (mut tx, mut rx) = (ring.producer()?, ring.consumer()?);
+    /// tx.try_send_pod(&Tick { seq: 1, price: 9.5 })?;
+    /// assert_eq!(rx.try_recv()?.as_pod::<Tick>(), Ok(&Tick { seq: 1, price: 9.5 }));
+    /// # Ok::<(), mmring::Error>(())
+    /// ```
+    pub fn try_send_pod<T: bytemuck::Pod>(&mut self, value: &T) -> Result<(), SendError> {
+        self.try_send(bytemuck::bytes_of(value))
+    }
+
+    /// As [`try_send_pod`](Producer::try_send_pod), blocking while the ring
+    /// is full.
+    ///
+    /// # Errors
+    ///
+    /// As [`reserve`](Producer::reserve).
+    pub fn send_pod<T: bytemuck::Pod>(&mut self, value: &T) -> Result<(), SendError> {
+        self.send(bytemuck::bytes_of(value))
+    }
+
+    /// Starts a send-side batch: messages reserved and committed through it
+    /// become visible to consumers together, with one publication (one
+    /// store of the cursor and one wake-up check on spsc; one wake-up check
+    /// on mpsc and mpmc, whose messages are each published by their own
+    /// frame word or stamp), when the batch is dropped or
+    /// [`publish`](WriteBatch::publish)ed, or when it must wait for room.
+    ///
+    /// ```
+    /// let ring = mmring::spsc::Ring::anonymous(mmring::Config::new(4096))?;
+    /// let (mut tx, mut rx) = (ring.producer()?, ring.consumer()?);
+    /// let mut batch = tx.batch();
+    /// for i in 0..10u8 {
+    ///     batch.try_send(&[i])?;
+    /// }
+    /// assert!(rx.is_empty());        // nothing visible yet
+    /// batch.publish();               // one tail store for all ten
+    /// assert_eq!(rx.try_recv_batch(usize::MAX, |_| {})?, 10);
+    /// # Ok::<(), mmring::Error>(())
+    /// ```
+    pub fn batch(&mut self) -> WriteBatch<'_, P> {
+        WriteBatch { producer: self }
+    }
+
+    /// Copies as many of `msgs` as fit now into the ring, in order, and
+    /// publishes them together (see [`batch`](Producer::batch)). Returns how
+    /// many were sent; it stops at the first that does not fit, so that
+    /// message and the rest remain the caller's.
+    ///
+    /// # Errors
+    ///
+    /// As [`try_send`](Producer::try_send), for the first message only (an
+    /// error after some messages were sent ends the batch early; the next
+    /// call reports it).
+    ///
+    /// ```
+    /// let ring = mmring::mpmc::Ring::anonymous(mmring::Config::slots(4, 8))?;
+    /// let (mut tx, mut rx) = (ring.producer()?, ring.consumer()?);
+    /// let msgs = [b"a", b"b", b"c", b"d", b"e"];
+    /// assert_eq!(tx.try_send_batch(msgs)?, 4); // four slots
+    /// assert_eq!(rx.len(), 4);
+    /// # Ok::<(), mmring::Error>(())
+    /// ```
+    pub fn try_send_batch<I>(&mut self, msgs: I) -> Result<usize, SendError>
+    where
+        I: IntoIterator,
+        I::Item: AsRef<[u8]>,
+    {
+        let mut batch = self.batch();
+        let mut n = 0;
+        for msg in msgs {
+            match batch.try_send(msg.as_ref()) {
+                Ok(()) => n += 1,
+                Err(e) if n == 0 => return Err(e),
+                Err(_) => break,
+            }
+        }
+        Ok(n)
+    }
+
+    /// Largest payload a message may carry.
+    pub fn max_frame(&self) -> usize {
+        P::max_frame(self.mem()) as usize
+    }
+
+    /// Bytes in the data area.
+    pub fn capacity(&self) -> u64 {
+        self.role.shared.region.geometry().capacity
+    }
+
+    /// The ring's kind.
+    pub fn kind(&self) -> Kind {
+        P::kind(self.mem())
+    }
+
+    /// Whether the ring is full now: not even an empty message fits (for
+    /// framed rings, fewer than 8 bytes are free; for mpmc, every slot is
+    /// claimed). A message of `n` bytes may not fit even when this is
+    /// `false`: only [`try_reserve`](Producer::try_reserve) answers for a
+    /// given length. A snapshot: consumers may free space at any moment.
+    pub fn is_full(&self) -> bool {
+        P::is_full(self.mem(), &self.st)
+    }
+
+    /// Claimed or committed and not yet released by the consumers: bytes
+    /// for framed rings, slots for mpmc (an upper bound: consumers may have
+    /// moved on since).
+    pub fn len_hint(&self) -> u64 {
+        P::unreleased(self.mem(), &self.st)
+    }
+
+    /// Whether a live consumer holds the other role right now.
+    pub fn is_consumer_attached(&self) -> bool {
+        self.consumer_state() == PeerState::Alive
+    }
+
+    /// The consumers' state: attached now, attached once and gone, or never
+    /// attached.
+    pub fn consumer_state(&self) -> PeerState {
+        self.role.peer_state()
+    }
+}
+
+/// Space reserved by a [`Producer`]: derefs to the reserved bytes inside
+/// the shared mapping (8-byte aligned). Nothing is visible to consumers
+/// until [`commit`](WriteGrant::commit) or
+/// [`commit_len`](WriteGrant::commit_len). Dropping the grant (or
+/// [`abort`](WriteGrant::abort)) gives the space back.
+///
+/// Write in place, even a `Pod` value, and commit fewer bytes than reserved
+/// if the message came out shorter:
+///
+/// ```
+/// #[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+/// #[repr(C)]
+/// struct Tick { seq: u64, price: f64 }
+///
+/// let ring = mmring::spsc::Ring::anonymous(mmring::Config::new(4096))?;
+/// let (mut tx, mut rx) = (ring.producer()?, ring.consumer()?);
+/// let mut g = tx.try_reserve(size_of::<Tick>())?;
+/// *g.as_pod_mut::<Tick>() = Tick { seq: 1, price: 9.5 };
+/// g.commit();
+/// let mut g = tx.try_reserve(100)?;
+/// let n = { use std::io::Write; let mut w = &mut g[..]; write!(w, "id={}", 7).unwrap(); 100 - w.len() };
+/// g.commit_len(n);
+///
+/// let frame = rx.try_recv()?;
+/// let tick: &Tick = frame.as_pod().unwrap(); // no copy: points into the ring
+/// assert_eq!((tick.seq, tick.price), (1, 9.5));
+/// drop(frame);
+/// assert_eq!(&*rx.try_recv()?, b"id=7");
+/// # Ok::<(), mmring::Error>(())
+/// ```
+#[must_use = "a WriteGrant publishes nothing unless committed"]
+pub struct WriteGrant<'a, P: Flavour> {
+    producer: &'a mut Producer<P>,
+    claim: P::Claim,
+    len: usize,
+    done: bool,
+    /// Part of a [`WriteBatch`]: the batch makes it visible.
+    batched: bool,
+}
+
+impl<P: Flavour> fmt::Debug for WriteGrant<'_, P> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("WriteGrant")
+            .field("claim", &self.claim)
+            .field("len", &self.len)
+            .finish()
+    }
+}
+
+impl<P: Flavour> WriteGrant<'_, P> {
+    /// Publishes the whole reserved length.
+    pub fn commit(self) {
+        let len = self.len;
+        self.commit_len(len);
+    }
+
+    /// Publishes the first `len` bytes as the message.
+    ///
+    /// # Panics
+    ///
+    /// If `len` is larger than the reservation.
+    pub fn commit_len(mut self, len: usize) {
+        assert!(
+            len <= self.len,
+            "commit_len({len}) exceeds the reservation of {}",
+            self.len
+        );
+        self.end(Some(len as u64));
+    }
+
+    /// Gives the space back without publishing a message (the same as
+    /// dropping the grant): nothing at all on spsc, a skip record on mpsc,
+    /// an aborted slot on mpmc, which consumers pass over.
+    pub fn abort(mut self) {
+        self.end(None);
+    }
+
+    /// Views the first `size_of::<T>()` bytes as a `T`, to build a value in
+    /// place. The payload is 8-byte aligned, so any `T` with alignment up to
+    /// 8 works.
+    ///
+    /// # Panics
+    ///
+    /// If the reservation is shorter than `T` or `T` needs more than 8-byte
+    /// alignment.
+    pub fn as_pod_mut<T: bytemuck::Pod>(&mut self) -> &mut T {
+        let n = size_of::<T>();
+        bytemuck::from_bytes_mut(&mut self[..n])
+    }
+
+    /// The reserved length in bytes: the most this grant can commit.
+    pub fn reserved_len(&self) -> usize {
+        self.len
+    }
+
+    /// Reserved length.
+    #[deprecated(since = "0.2.0", note = "use `reserved_len`")]
+    pub fn capacity(&self) -> usize {
+        self.len
+    }
+
+    fn fill(mut self, msg: &[u8]) {
+        self.copy_from_slice(msg);
+        self.commit();
+    }
+
+    fn payload(&self) -> NonNull<u8> {
+        // SAFETY: the claim came from `try_claim` with this length and is
+        // not yet published (`done` is false while the grant is usable).
+        unsafe { P::claim_payload(self.producer.mem(), &self.claim) }
+    }
+
+    /// Publishes `committed` bytes, or gives the claim back; once.
+    fn end(&mut self, committed: Option<u64>) {
+        if std::mem::replace(&mut self.done, true) {
+            return;
+        }
+        let p = &mut *self.producer;
+        let shared = &*p.role.shared;
+        P::publish(&shared.mem, &mut p.st, self.claim, committed);
+        if !self.batched && P::flush(&shared.mem, &mut p.st) {
+            shared.data_point().notify();
+        }
+    }
+}
+
+impl<P: Flavour> std::ops::Deref for WriteGrant<'_, P> {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        // SAFETY: `payload` points to `len` bytes inside the data area that
+        // the protocol gives this grant alone until it publishes them.
+        unsafe { std::slice::from_raw_parts(self.payload().as_ptr(), self.len) }
+    }
+}
+
+impl<P: Flavour> std::ops::DerefMut for WriteGrant<'_, P> {
+    fn deref_mut(&mut self) -> &mut [u8] {
+        // SAFETY: as in `deref`; the grant borrows its producer mutably, so
+        // this is the only view of those bytes in this process.
+        unsafe { std::slice::from_raw_parts_mut(self.payload().as_ptr(), self.len) }
+    }
+}
+
+impl<P: Flavour> Drop for WriteGrant<'_, P> {
+    fn drop(&mut self) {
+        self.end(None);
+    }
+}
+
+/// A send-side batch, from [`Producer::batch`]: grants committed through it
+/// become visible together when it is dropped or
+/// [`publish`](WriteBatch::publish)ed (or earlier, when a blocking
+/// reservation must wait for room).
+#[must_use = "a WriteBatch publishes its messages when dropped; drop or publish it"]
+pub struct WriteBatch<'a, P: Flavour> {
+    producer: &'a mut Producer<P>,
+}
+
+impl<P: Flavour> fmt::Debug for WriteBatch<'_, P> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("WriteBatch")
+            .field("producer", &self.producer)
+            .finish()
+    }
+}
+
+impl<P: Flavour> WriteBatch<'_, P> {
+    /// As [`Producer::try_reserve`]; the committed message becomes visible
+    /// with the batch.
+    ///
+    /// # Errors
+    ///
+    /// As [`Producer::try_reserve`].
+    pub fn try_reserve(&mut self, len: usize) -> Result<WriteGrant<'_, P>, SendError> {
+        let p = &mut *self.producer;
+        let len64 = p.check_len(len)?;
+        match P::try_claim(&p.role.shared.mem, &mut p.st, len64)? {
+            Some(claim) => Ok(p.grant(claim, len, true)),
+            None => Err(SendError::Full),
+        }
+    }
+
+    /// As [`Producer::reserve`]: while the ring is full, what the batch
+    /// holds is published first, then the call waits for room.
+    ///
+    /// # Errors
+    ///
+    /// As [`Producer::reserve`].
+    pub fn reserve(&mut self, len: usize) -> Result<WriteGrant<'_, P>, SendError> {
+        self.producer.reserve_until(len, None, true)
+    }
+
+    /// As [`reserve`](WriteBatch::reserve), giving up with
+    /// [`SendError::Timeout`] after `timeout`.
+    ///
+    /// # Errors
+    ///
+    /// As [`Producer::reserve_timeout`].
+    pub fn reserve_timeout(
+        &mut self,
+        len: usize,
+        timeout: Duration,
+    ) -> Result<WriteGrant<'_, P>, SendError> {
+        self.producer.reserve_until(len, deadline(timeout), true)
+    }
+
+    /// Copies `msg` into the batch without blocking.
+    ///
+    /// # Errors
+    ///
+    /// As [`Producer::try_reserve`].
+    pub fn try_send(&mut self, msg: &[u8]) -> Result<(), SendError> {
+        self.try_reserve(msg.len())?.fill(msg);
+        Ok(())
+    }
+
+    /// Copies `msg` into the batch, blocking while the ring is full.
+    ///
+    /// # Errors
+    ///
+    /// As [`Producer::reserve`].
+    pub fn send(&mut self, msg: &[u8]) -> Result<(), SendError> {
+        self.reserve(msg.len())?.fill(msg);
+        Ok(())
+    }
+
+    /// Makes every message committed through the batch visible, and wakes
+    /// consumers that sleep (the same as dropping the batch).
+    pub fn publish(self) {}
+}
+
+impl<P: Flavour> Drop for WriteBatch<'_, P> {
+    fn drop(&mut self) {
+        let p = &mut *self.producer;
+        let shared = &*p.role.shared;
+        if P::flush(&shared.mem, &mut p.st) {
+            shared.data_point().notify();
+        }
+    }
+}
+
+/// The reading half of a [`Ring`]. `Send` and `'static`. Dropping it
+/// detaches, waking producers blocked on a full ring so they can return
+/// [`SendError::Disconnected`] once every consumer is gone.
+pub struct Consumer<P: Flavour> {
+    role: RoleGuard<P>,
+    st: P::Rx,
+}
+
+impl<P: Flavour> fmt::Debug for Consumer<P> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Consumer")
+            .field("kind", &P::kind(self.mem()))
+            .field("state", &self.st)
+            .finish_non_exhaustive()
+    }
+}
+
+/// One attempt to take a message; space skipped on the way (padding, skip
+/// records, aborted slots) is handed back at once when nothing is found, so
+/// producers are never kept waiting for it.
+fn take<P: Flavour>(shared: &Shared<P>, st: &mut P::Rx) -> Result<Option<P::Taken>, Corruption> {
+    let r = P::try_take(&shared.mem, st);
+    if matches!(r, Ok(None)) && P::release(&shared.mem, st) {
+        shared.space_point().notify();
+    }
+    r
+}
+
+impl<P: Flavour> Consumer<P> {
+    pub(crate) fn mem(&self) -> &P::Mem {
+        &self.role.shared.mem
+    }
+
+    /// Takes the next message without blocking. The grant derefs to the
+    /// payload inside the mapping; dropping it releases the space.
+    ///
+    /// # Errors
+    ///
+    /// [`RecvError::Empty`] if no committed message is waiting;
+    /// [`RecvError::Corrupt`] if the ring is inconsistent (a framed
+    /// consumer stays in place, so every later call reports the same; an
+    /// mpmc consumer hands the bad slot back and moves on).
+    pub fn try_recv(&mut self) -> Result<ReadGrant<'_, P>, RecvError> {
+        match take(&self.role.shared, &mut self.st)? {
+            Some(taken) => Ok(self.grant(taken)),
+            None => Err(RecvError::Empty),
+        }
+    }
+
+    /// Takes the next message, blocking while the ring is empty: spinning
+    /// briefly, then sleeping in the kernel until a producer publishes.
+    ///
+    /// # Errors
+    ///
+    /// [`RecvError::Disconnected`] once the ring is empty and every producer
+    /// that attached has detached or died (within about 200 ms of a
+    /// `kill -9`; a ring whose producer never attached waits for it);
+    /// [`RecvError::Corrupt`].
+    pub fn recv(&mut self) -> Result<ReadGrant<'_, P>, RecvError> {
+        let taken = self.wait_take(None)?;
+        Ok(self.grant(taken))
+    }
+
+    /// As [`recv`](Consumer::recv), giving up with [`RecvError::Timeout`]
+    /// after `timeout` (a timeout too large to represent waits for ever).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let ring = mmring::spsc::Ring::anonymous(mmring::Config::new(4096))?;
+    /// let mut rx = ring.consumer()?;
+    /// assert_eq!(
+    ///     rx.recv_timeout(Duration::from_millis(10)).unwrap_err(),
+    ///     mmring::RecvError::Timeout,
+    /// );
+    /// # Ok::<(), mmring::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// As [`recv`](Consumer::recv), plus [`RecvError::Timeout`].
+    pub fn recv_timeout(&mut self, timeout: Duration) -> Result<ReadGrant<'_, P>, RecvError> {
+        let taken = self.wait_take(deadline(timeout))?;
+        Ok(self.grant(taken))
+    }
+
+    fn wait_take(&mut self, deadline: Option<Instant>) -> Result<P::Taken, RecvError> {
+        let shared = &*self.role.shared;
+        let st = &mut self.st;
+        if let Some(taken) = take(shared, st)? {
+            return Ok(taken);
+        }
+        let role = &self.role;
+        Ok(wait::block(
+            shared.data_point(),
+            deadline,
+            || take(shared, st),
+            || role.peer_state() == PeerState::Gone,
+        )?)
+    }
+
+    fn grant(&mut self, taken: P::Taken) -> ReadGrant<'_, P> {
+        ReadGrant {
+            consumer: self,
+            taken,
+        }
+    }
+
+    /// Copies the next message into `buf` (replacing its contents) and
+    /// releases it, without blocking. Returns its length.
+    ///
+    /// # Errors
+    ///
+    /// As [`try_recv`](Consumer::try_recv).
+    pub fn try_recv_into(&mut self, buf: &mut Vec<u8>) -> Result<usize, RecvError> {
+        let g = self.try_recv()?;
+        buf.clear();
+        buf.extend_from_slice(&g);
+        Ok(buf.len())
+    }
+
+    /// Copies the next message into `buf` (replacing its contents) and
+    /// releases it, blocking while the ring is empty.
+    ///
+    /// # Errors
+    ///
+    /// As [`recv`](Consumer::recv).
+    pub fn recv_into(&mut self, buf: &mut Vec<u8>) -> Result<usize, RecvError> {
+        let g = self.recv()?;
+        buf.clear();
+        buf.extend_from_slice(&g);
+        Ok(buf.len())
+    }
+
+    /// Hands up to `max` waiting messages (at least one) to `f`, in order,
+    /// in place, then releases them all at once: one cursor store and one
+    /// wake-up check for the lot on framed rings (mpmc hands each slot back
+    /// by its stamp, with one wake-up check). Does not block; returns how
+    /// many messages `f` saw.
+    ///
+    /// # Errors
+    ///
+    /// [`RecvError::Empty`] if no message is waiting; [`RecvError::Corrupt`]
+    /// if the first one is corrupt (a corrupt message after good ones ends
+    /// the batch early, and the next call reports it).
+    ///
+    /// ```
+    /// let ring = mmring::spsc::Ring::anonymous(mmring::Config::new(4096))?;
+    /// let (mut tx, mut rx) = (ring.producer()?, ring.consumer()?);
+    /// for i in 0..10u8 { tx.send(&[i])?; }
+    /// let mut sum = 0;
+    /// let n = rx.try_recv_batch(usize::MAX, |frame| sum += frame[0] as u32)?;
+    /// assert_eq!((n, sum), (10, 45));
+    /// # Ok::<(), mmring::Error>(())
+    /// ```
+    pub fn try_recv_batch(&mut self, max: usize, f: impl FnMut(&[u8])) -> Result<usize, RecvError> {
+        match take(&self.role.shared, &mut self.st)? {
+            Some(first) => Ok(self.drain(first, max, f)),
+            None => Err(RecvError::Empty),
+        }
+    }
+
+    /// As [`try_recv_batch`](Consumer::try_recv_batch), but blocks until at
+    /// least one message is waiting.
+    ///
+    /// # Errors
+    ///
+    /// As [`recv`](Consumer::recv).
+    pub fn recv_batch(&mut self, max: usize, f: impl FnMut(&[u8])) -> Result<usize, RecvError> {
+        let first = self.wait_take(None)?;
+        Ok(self.drain(first, max, f))
+    }
+
+    /// As [`recv_batch`](Consumer::recv_batch), giving up with
+    /// [`RecvError::Timeout`] after `timeout`.
+    ///
+    /// # Errors
+    ///
+    /// As [`recv_timeout`](Consumer::recv_timeout).
+    pub fn recv_batch_timeout(
+        &mut self,
+        max: usize,
+        timeout: Duration,
+        f: impl FnMut(&[u8]),
+    ) -> Result<usize, RecvError> {
+        let first = self.wait_take(deadline(timeout))?;
+        Ok(self.drain(first, max, f))
+    }
+
+    fn drain(&mut self, first: P::Taken, max: usize, mut f: impl FnMut(&[u8])) -> usize {
+        let shared = &*self.role.shared;
+        let mut taken = first;
+        let mut n = 0;
+        loop {
+            // SAFETY: `taken` came from `try_take` and is not yet consumed.
+            let (p, len) = unsafe { P::taken_payload(&shared.mem, &taken) };
+            // SAFETY: the payload lies in the data area and belongs to this
+            // consumer until `consume`; producers leave it alone until the
+            // release below.
+            f(unsafe { std::slice::from_raw_parts(p.as_ptr(), len) });
+            P::consume(&shared.mem, &mut self.st, taken);
+            n += 1;
+            if n >= max {
+                break;
+            }
+            match P::try_take(&shared.mem, &mut self.st) {
+                Ok(Some(next)) => taken = next,
+                Ok(None) | Err(_) => break,
+            }
+        }
+        if P::release(&shared.mem, &mut self.st) {
+            shared.space_point().notify();
+        }
+        n
+    }
+
+    /// An iterator over the messages waiting now, each copied out
+    /// ([`Frame`]) and released; it ends when the ring is empty (or on an
+    /// error, which the next `try_recv` reports). For zero-copy access use
+    /// [`try_recv`](Consumer::try_recv) or
+    /// [`try_recv_batch`](Consumer::try_recv_batch).
+    ///
+    /// ```
+    /// let ring = mmring::mpsc::Ring::anonymous(mmring::Config::new(4096))?;
+    /// let (mut tx, mut rx) = (ring.producer()?, ring.consumer()?);
+    /// tx.send(b"a")?;
+    /// tx.send(b"bc")?;
+    /// let got: Vec<Vec<u8>> = rx.try_iter().map(|f| f.to_vec()).collect();
+    /// assert_eq!(got, [b"a".to_vec(), b"bc".to_vec()]);
+    /// # Ok::<(), mmring::Error>(())
+    /// ```
+    pub fn try_iter(&mut self) -> TryIter<'_, P> {
+        TryIter { consumer: self }
+    }
+
+    /// A blocking iterator over messages, each copied out ([`Frame`]) and
+    /// released; it ends once every producer is gone and the ring is empty
+    /// (or on an error, which the next `recv` reports).
+    pub fn iter(&mut self) -> Iter<'_, P> {
+        Iter { consumer: self }
+    }
+
+    /// Whether no message is waiting right now. Answers from the consumer's
+    /// cached view of the producers' cursor when that already shows
+    /// messages, so a spin loop on it does not pull the producers' cache
+    /// line across cores for every message.
+    pub fn is_empty(&self) -> bool {
+        P::is_empty(self.mem(), &self.st)
+    }
+
+    /// Committed (or claimed, on mpsc and mpmc) and not yet taken by this
+    /// consumer: bytes for framed rings, slots for mpmc. A hint: producers
+    /// may have added more since.
+    pub fn len_hint(&self) -> u64 {
+        P::waiting(self.mem(), &self.st)
+    }
+
+    /// Largest payload a message may carry.
+    pub fn max_frame(&self) -> usize {
+        P::max_frame(self.mem()) as usize
+    }
+
+    /// Bytes in the data area.
+    pub fn capacity(&self) -> u64 {
+        self.role.shared.region.geometry().capacity
+    }
+
+    /// The ring's kind.
+    pub fn kind(&self) -> Kind {
+        P::kind(self.mem())
+    }
+
+    /// Whether a live producer holds the other role right now.
+    pub fn is_producer_attached(&self) -> bool {
+        self.producer_state() == PeerState::Alive
+    }
+
+    /// The producers' state: attached now, attached once and gone, or never
+    /// attached.
+    pub fn producer_state(&self) -> PeerState {
+        self.role.peer_state()
+    }
+}
+
+/// A message taken by a [`Consumer`]: derefs to the payload inside the
+/// shared mapping, 8-byte aligned. The space is released to the producers
+/// when the grant is dropped.
+///
+/// The bytes are committed and a correct producer leaves them alone until
+/// released; a misbehaving process with write access to the mapping could
+/// still change them under you, so validate what you parse. mmring itself
+/// never derives an address from payload bytes.
+#[must_use = "dropping a ReadGrant releases the message immediately"]
+pub struct ReadGrant<'a, P: Flavour> {
+    consumer: &'a mut Consumer<P>,
+    taken: P::Taken,
+}
+
+impl<P: Flavour> fmt::Debug for ReadGrant<'_, P> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ReadGrant")
+            .field("taken", &self.taken)
+            .finish()
+    }
+}
+
+impl<P: Flavour> ReadGrant<'_, P> {
+    /// Views the payload as a `T` without copying, if its length is exactly
+    /// `size_of::<T>()` and `T` needs at most 8-byte alignment (payloads are
+    /// 8-byte aligned).
+    ///
+    /// # Errors
+    ///
+    /// `bytemuck`'s [`PodCastError`](bytemuck::PodCastError) on a size or
+    /// alignment mismatch.
+    pub fn as_pod<T: bytemuck::Pod>(&self) -> Result<&T, bytemuck::PodCastError> {
+        bytemuck::try_from_bytes(self)
+    }
+
+    /// Releases the message (the same as dropping the grant).
+    pub fn release(self) {}
+}
+
+impl<P: Flavour> std::ops::Deref for ReadGrant<'_, P> {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        // SAFETY: `taken` came from `try_take` and is consumed only on drop.
+        let (p, len) = unsafe { P::taken_payload(self.consumer.mem(), &self.taken) };
+        // SAFETY: committed bytes inside the data area, which producers
+        // leave alone until this grant releases them on drop; the grant
+        // borrows its consumer, so the release cannot happen while this
+        // borrow lives.
+        unsafe { std::slice::from_raw_parts(p.as_ptr(), len) }
+    }
+}
+
+impl<P: Flavour> Drop for ReadGrant<'_, P> {
+    fn drop(&mut self) {
+        let c = &mut *self.consumer;
+        let shared = &*c.role.shared;
+        P::consume(&shared.mem, &mut c.st, self.taken);
+        if P::release(&shared.mem, &mut c.st) {
+            shared.space_point().notify();
+        }
+    }
+}
+
+/// A message copied out of a ring, from [`Consumer::try_iter`] or
+/// [`Consumer::iter`]: derefs to `[u8]`, and its buffer is 8-byte aligned
+/// like a payload in the ring, so [`as_pod`](Frame::as_pod) works on it
+/// too.
+#[derive(Clone, PartialEq, Eq, Default)]
+pub struct Frame {
+    words: Vec<u64>,
+    len: usize,
+}
+
+impl Frame {
+    /// A copy of `bytes`.
+    pub fn copy_of(bytes: &[u8]) -> Frame {
+        let mut words = vec![0u64; bytes.len().div_ceil(8)];
+        bytemuck::cast_slice_mut::<u64, u8>(&mut words)[..bytes.len()].copy_from_slice(bytes);
+        Frame {
+            words,
+            len: bytes.len(),
+        }
+    }
+
+    /// Views the bytes as a `T`, as [`ReadGrant::as_pod`].
+    ///
+    /// # Errors
+    ///
+    /// `bytemuck`'s [`PodCastError`](bytemuck::PodCastError) on a size or
+    /// alignment mismatch.
+    pub fn as_pod<T: bytemuck::Pod>(&self) -> Result<&T, bytemuck::PodCastError> {
+        bytemuck::try_from_bytes(self)
+    }
+}
+
+impl std::ops::Deref for Frame {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        &bytemuck::cast_slice::<u64, u8>(&self.words)[..self.len]
+    }
+}
+
+impl AsRef<[u8]> for Frame {
+    fn as_ref(&self) -> &[u8] {
+        self
+    }
+}
+
+impl fmt::Debug for Frame {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("Frame").field(&&**self).finish()
+    }
+}
+
+/// The iterator of [`Consumer::try_iter`].
+#[derive(Debug)]
+pub struct TryIter<'a, P: Flavour> {
+    consumer: &'a mut Consumer<P>,
+}
+
+impl<P: Flavour> Iterator for TryIter<'_, P> {
+    type Item = Frame;
+    fn next(&mut self) -> Option<Frame> {
+        self.consumer.try_recv().ok().map(|g| Frame::copy_of(&g))
+    }
+}
+
+/// The iterator of [`Consumer::iter`].
+#[derive(Debug)]
+pub struct Iter<'a, P: Flavour> {
+    consumer: &'a mut Consumer<P>,
+}
+
+impl<P: Flavour> Iterator for Iter<'_, P> {
+    type Item = Frame;
+    fn next(&mut self) -> Option<Frame> {
+        self.consumer.recv().ok().map(|g| Frame::copy_of(&g))
+    }
+}
