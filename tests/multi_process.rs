@@ -192,13 +192,9 @@ fn killed_producer_disconnects_blocked_consumer() {
     holder.expect("HOLDING");
     let st = ring.stat();
     assert!(st.producer.alive && st.consumer.alive);
-    assert_eq!(
-        st.producer.holders,
-        vec![mmring::Holder {
-            pid: holder.pid(),
-            alive: true
-        }]
-    );
+    let holders: Vec<_> = st.producer.holders.iter().map(|h| (h.pid, h.alive)).collect();
+    assert_eq!(holders, [(holder.pid(), true)]);
+    assert_eq!(st.producer.state, mmring::PeerState::Alive);
     let mut rx = ring.consumer().unwrap();
     let waiter = std::thread::spawn(move || rx.recv().map(|g| g.len()));
     std::thread::sleep(std::time::Duration::from_millis(50));
@@ -211,10 +207,9 @@ fn killed_producer_disconnects_blocked_consumer() {
     assert_eq!(waiter.join().unwrap(), Err(RecvError::Disconnected));
     let st = ring.stat();
     assert!(!st.producer.alive);
-    assert_eq!(
-        st.producer.holders,
-        vec![mmring::Holder { pid, alive: false }]
-    );
+    assert_eq!(st.producer.state, mmring::PeerState::Gone);
+    let holders: Vec<_> = st.producer.holders.iter().map(|h| (h.pid, h.alive)).collect();
+    assert_eq!(holders, [(pid, false)]);
     // The dead holder's records are free again.
     let _tx = ring.producer().unwrap();
 }

@@ -17,7 +17,7 @@ use hdrhistogram::Histogram;
 use mmring::{Config, Kind, RecvError};
 
 use crate::KindArg;
-use crate::any::{AnyRing, AnyRx, AnyTx};
+use mmring::{AnyConsumer, AnyProducer, AnyRing, PeerState, SendError};
 use crate::proc::{Gate, fork_child, now_ns, pin, shared_counter, unpin, wait_child};
 
 /// Latency is sampled on one frame in this many.
@@ -358,10 +358,8 @@ fn rtt_ring(kind: Kind, size: usize, blocking: bool) -> Result<Histogram<u64>, S
         gate.child_wait();
         let mut buf = vec![0u8; size];
         for _ in 0..ROUND_TRIPS {
-            if rx.recv_with(blocking, |f| buf.copy_from_slice(f)).is_err()
-                || tx
-                    .send_with(size, blocking, |f| f.copy_from_slice(&buf))
-                    .is_err()
+            if recv_with(&mut rx, blocking, |f| buf.copy_from_slice(f)).is_err()
+                || send_with(&mut tx, size, blocking, |f| f.copy_from_slice(&buf)).is_err()
             {
                 return 1;
             }
@@ -379,10 +377,11 @@ fn rtt_ring(kind: Kind, size: usize, blocking: bool) -> Result<Histogram<u64>, S
     for seq in 0..ROUND_TRIPS {
         let t0 = std::time::Instant::now();
         out[..8].copy_from_slice(&seq.to_le_bytes());
-        tx.send_with(size, blocking, |f| f.copy_from_slice(&out))
+        send_with(&mut tx, size, blocking, |f| f.copy_from_slice(&out))
             .map_err(|e| format!("round trip: {e}"))?;
-        let back = rx
-            .recv_with(blocking, |f| u64::from_le_bytes(f[..8].try_into().unwrap()))
+        let back = recv_with(&mut rx, blocking, |f| {
+            u64::from_le_bytes(f[..8].try_into().unwrap())
+        })
             .map_err(|e| format!("round trip: {e}"))?;
         let _ = h.record((t0.elapsed().as_nanos() as u64).max(1));
         if back != seq {
@@ -451,12 +450,73 @@ fn readable(f: &std::fs::File) -> bool {
 }
 
 fn ring_keeps_order(ring: &AnyRing) -> bool {
-    !matches!(ring, AnyRing::Mpmc(_))
+    ring.kind() != Kind::Mpmc
 }
 
-fn produce(tx: &mut AnyTx, id: u32, n: u64, size: usize, blocking: bool) -> i32 {
+/// Reserves `len` bytes (blocking, or spinning on `Full`), lets `fill`
+/// write them, and commits.
+fn send_with(
+    tx: &mut AnyProducer,
+    len: usize,
+    blocking: bool,
+    fill: impl FnOnce(&mut [u8]),
+) -> Result<(), SendError> {
+    let mut g = if blocking {
+        tx.reserve(len)?
+    } else {
+        let backoff = crossbeam_utils::Backoff::new();
+        loop {
+            match tx.try_reserve(len) {
+                Err(SendError::Full) => backoff.spin(),
+                other => break other?,
+            }
+        }
+    };
+    fill(&mut g);
+    g.commit();
+    Ok(())
+}
+
+/// Takes the next message (blocking, or spinning on `Empty`) and hands it
+/// to `f`. A spinning wait ends with `Disconnected` too, once the producers
+/// that attached are gone and nothing is left.
+fn recv_with<R>(
+    rx: &mut AnyConsumer,
+    blocking: bool,
+    f: impl FnOnce(&[u8]) -> R,
+) -> Result<R, RecvError> {
+    if blocking {
+        return rx.recv().map(|g| f(&g));
+    }
+    // `f` runs at most once, inside `map`, so no grant outlives a loop turn.
+    let mut f = Some(f);
+    let mut call = |g: &[u8]| (f.take().expect("called once"))(g);
+    let mut spins = 0u32;
+    let backoff = crossbeam_utils::Backoff::new();
+    loop {
+        match rx.try_recv().map(|g| call(&g)) {
+            Err(RecvError::Empty) => {
+                spins = spins.wrapping_add(1);
+                // Now and then, ask whether anyone is left to send; the
+                // blocking path does this itself.
+                if spins % 4096 == 0 && rx.producer_state() == PeerState::Gone {
+                    return match rx.try_recv().map(|g| call(&g)) {
+                        Err(RecvError::Empty) => Err(RecvError::Disconnected),
+                        other => other,
+                    };
+                }
+                // Exponential busy-wait, never yielding: fewer loads of the
+                // producer's cursor line.
+                backoff.spin();
+            }
+            other => return other,
+        }
+    }
+}
+
+fn produce(tx: &mut AnyProducer, id: u32, n: u64, size: usize, blocking: bool) -> i32 {
     for seq in 0..n {
-        let r = tx.send_with(size, blocking, |f| {
+        let r = send_with(tx, size, blocking, |f| {
             f[..8].copy_from_slice(&seq.to_le_bytes());
             f[8..12].copy_from_slice(&id.to_le_bytes());
             if seq % SAMPLE == 0 {
@@ -472,7 +532,7 @@ fn produce(tx: &mut AnyTx, id: u32, n: u64, size: usize, blocking: bool) -> i32 
 }
 
 fn consume(
-    rx: &mut AnyRx,
+    rx: &mut AnyConsumer,
     blocking: bool,
     producers: usize,
     checks_order: bool,
@@ -483,7 +543,7 @@ fn consume(
     let mut next = vec![0u64; producers];
     let (mut count, mut errors) = (0u64, 0u64);
     loop {
-        let r = rx.recv_with(blocking, |f| {
+        let r = recv_with(rx, blocking, |f| {
             let seq = u64::from_le_bytes(f[..8].try_into().unwrap());
             let id = u32::from_le_bytes(f[8..12].try_into().unwrap()) as usize;
             if seq % SAMPLE == 0 {

@@ -11,7 +11,6 @@
 //! mmring recv PATH [--raw] [--count N] frames -> stdout
 //! ```
 
-mod any;
 mod bench;
 mod ops;
 mod proc;

@@ -5,9 +5,8 @@ use std::path::Path;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use mmring::{Config, Error, Kind, RecvError, Stat};
+use mmring::{AnyRing, Config, Error, Kind, RecvError, Stat};
 
-use crate::any::AnyRing;
 
 /// One line: what went wrong, with which file, and what to do about it.
 pub fn explain(path: &Path, e: &Error) -> String {
@@ -291,8 +290,8 @@ pub fn recv(path: &Path, raw: bool, count: Option<u64>) -> Result<ExitCode, Stri
     let mut out = std::io::BufWriter::new(stdout.lock());
     let mut n = 0u64;
     while count.is_none_or(|c| n < c) {
-        let r = rx.recv_with(true, |frame| {
-            out.write_all(frame)?;
+        let r = rx.recv().map(|frame| {
+            out.write_all(&frame)?;
             if !raw {
                 out.write_all(b"\n")?;
             }
@@ -306,18 +305,10 @@ pub fn recv(path: &Path, raw: bool, count: Option<u64>) -> Result<ExitCode, Stri
             Err(e) => return Err(format!("{}: {e}", path.display())),
         }
         // Keep a pipeline moving: flush whenever nothing more is waiting.
-        if rx_is_idle(&mut rx) {
+        if rx.is_empty() {
             out.flush().map_err(|e| format!("stdout: {e}"))?;
         }
     }
     out.flush().map_err(|e| format!("stdout: {e}"))?;
     Ok(ExitCode::SUCCESS)
-}
-
-fn rx_is_idle(rx: &mut crate::any::AnyRx) -> bool {
-    use crate::any::AnyRx;
-    match rx {
-        AnyRx::Spsc(c) | AnyRx::Mpsc(c) => c.is_empty(),
-        AnyRx::Mpmc(_) => true,
-    }
 }
