@@ -123,10 +123,11 @@ impl Region {
             .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
             .open(&tmp)
             .map_err(Error::io("create a temporary ring file"))?;
-        let result = Region::initialise(file, ident, geo, Some(path.to_owned()), init).and_then(|r| {
-            std::fs::hard_link(&tmp, path).map_err(Error::io("create the ring file"))?;
-            Ok(r)
-        });
+        let result =
+            Region::initialise(file, ident, geo, Some(path.to_owned()), init).and_then(|r| {
+                std::fs::hard_link(&tmp, path).map_err(Error::io("create the ring file"))?;
+                Ok(r)
+            });
         let _ = std::fs::remove_file(&tmp);
         result
     }

@@ -353,7 +353,6 @@ impl FramedMem for RawRing {
     }
 }
 
-
 /// The consumer of a framed ring (spsc or mpsc): where it reads, what it has
 /// handed back, and its cached view of the producers' cursor.
 ///
@@ -531,7 +530,6 @@ pub enum Parsed {
     NotReady,
 }
 
-
 /// A framed ring on the heap for the loom models of the spsc and mpsc
 /// protocols: a 64-byte data area with one loom atomic per 8-byte word
 /// (frame words) and one loom cell per word for payloads, so a missing
@@ -668,15 +666,16 @@ mod tests {
             max_frame: layout::default_max_frame(capacity),
             slot_count: 0,
         };
-        // SAFETY: both allocations live in `Heap` next to the RawRing and
-        // are never moved (Box and Vec keep their heap addresses).
         let h = hdr.as_mut_ptr();
         // SAFETY: `h` points to the boxed, zeroed header (all-zero atomics
-        // are valid); the projections create no references.
-        let (c, p) = unsafe { (&raw mut (*h).consumer, &raw mut (*h).producer) };
+        // are valid); the projection creates no reference.
+        let c = unsafe { &raw mut (*h).consumer };
+        // SAFETY: as above.
+        let p = unsafe { &raw mut (*h).producer };
         // SAFETY: both blocks live in the Box, which `Heap` keeps beside
         // the RawRing.
-        let blocks = unsafe { Blocks::from_raw(NonNull::new(c).unwrap(), NonNull::new(p).unwrap()) };
+        let blocks =
+            unsafe { Blocks::from_raw(NonNull::new(c).unwrap(), NonNull::new(p).unwrap()) };
         // SAFETY: both allocations live in `Heap` next to the RawRing and
         // are never moved (Box and Vec keep their heap addresses).
         let raw =

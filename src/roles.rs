@@ -56,11 +56,7 @@ impl Attachment {
             return Ok(None);
         }
         for i in 0..layout::ATTACH_SLOTS {
-            if set_lock(
-                &ofd,
-                layout::attach_record_offset(i),
-                libc::F_WRLCK,
-            )? {
+            if set_lock(&ofd, layout::attach_record_offset(i), libc::F_WRLCK)? {
                 return Ok(Some(Attachment {
                     ofd,
                     record: Some(i),

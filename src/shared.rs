@@ -244,4 +244,3 @@ pub struct Holder {
     /// Whether it still holds the role.
     pub alive: bool,
 }
-

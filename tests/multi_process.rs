@@ -192,7 +192,12 @@ fn killed_producer_disconnects_blocked_consumer() {
     holder.expect("HOLDING");
     let st = ring.stat();
     assert!(st.producer.alive && st.consumer.alive);
-    let holders: Vec<_> = st.producer.holders.iter().map(|h| (h.pid, h.alive)).collect();
+    let holders: Vec<_> = st
+        .producer
+        .holders
+        .iter()
+        .map(|h| (h.pid, h.alive))
+        .collect();
     assert_eq!(holders, [(holder.pid(), true)]);
     assert_eq!(st.producer.state, mmring::PeerState::Alive);
     let mut rx = ring.consumer().unwrap();
@@ -208,7 +213,12 @@ fn killed_producer_disconnects_blocked_consumer() {
     let st = ring.stat();
     assert!(!st.producer.alive);
     assert_eq!(st.producer.state, mmring::PeerState::Gone);
-    let holders: Vec<_> = st.producer.holders.iter().map(|h| (h.pid, h.alive)).collect();
+    let holders: Vec<_> = st
+        .producer
+        .holders
+        .iter()
+        .map(|h| (h.pid, h.alive))
+        .collect();
     assert_eq!(holders, [(pid, false)]);
     // The dead holder's records are free again.
     let _tx = ring.producer().unwrap();

@@ -326,9 +326,7 @@ impl Protocol for AnyKind {
     unsafe fn taken_payload(m: &Mem, t: &Taken) -> (NonNull<u8>, usize) {
         match (m, t) {
             // SAFETY: the caller's contract, for the inner message.
-            (Mem::Spsc(r) | Mem::Mpsc(r), Taken::Framed(f)) => unsafe {
-                Spsc::taken_payload(r, f)
-            },
+            (Mem::Spsc(r) | Mem::Mpsc(r), Taken::Framed(f)) => unsafe { Spsc::taken_payload(r, f) },
             // SAFETY: as above.
             (Mem::Mpmc(r), Taken::Mpmc(s)) => unsafe { Mpmc::taken_payload(r, s) },
             _ => mismatch(),

@@ -126,12 +126,7 @@ pub(crate) mod sealed {
         /// Ends a claim: `Some(n)` commits its first `n` bytes (`n` no more
         /// than claimed), `None` gives it back. The frame may stay invisible
         /// to consumers until [`flush`](Protocol::flush).
-        fn publish(
-            mem: &Self::Mem,
-            tx: &mut Self::Tx,
-            claim: Self::Claim,
-            committed: Option<u64>,
-        );
+        fn publish(mem: &Self::Mem, tx: &mut Self::Tx, claim: Self::Claim, committed: Option<u64>);
 
         /// Makes everything published so far visible; `true` if anything
         /// became visible since the last flush (then consumers are woken).

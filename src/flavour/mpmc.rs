@@ -47,12 +47,12 @@ use std::ptr::NonNull;
 use std::sync::atomic::Ordering::{Acquire, Relaxed};
 
 use super::sealed::Protocol;
-use crate::slots::SlotMem;
 use super::{FixedKind, Flavour};
 use crate::error::{Corruption, Error};
 use crate::layout::{Kind, Role};
 use crate::region::Region;
 use crate::ring::Blocks;
+use crate::slots::SlotMem;
 use crate::slots::{self, SlotRing};
 
 /// The mpmc flavour: the type parameter of [`Ring`], [`Producer`] and
@@ -135,8 +135,7 @@ impl Protocol for Mpmc {
     fn init(region: &Region) {
         // SAFETY: the region maps `capacity = slot_count * stride` bytes at
         // DATA_OFFSET; the SlotRing lives only for this call.
-        let ring =
-            unsafe { SlotRing::new(Blocks::of(region), region.data(), region.geometry()) };
+        let ring = unsafe { SlotRing::new(Blocks::of(region), region.data(), region.geometry()) };
         for i in 0..ring.count() {
             // ORDERING: Relaxed; the file is not visible to anyone yet, and
             // the Release store of `init` publishes the stamps with the
@@ -149,8 +148,7 @@ impl Protocol for Mpmc {
         // SAFETY: the region maps the header and `capacity` = slot_count *
         // stride bytes at DATA_OFFSET; the owner keeps the region beside
         // the SlotRing.
-        let ring =
-            unsafe { SlotRing::new(Blocks::of(region), region.data(), region.geometry()) };
+        let ring = unsafe { SlotRing::new(Blocks::of(region), region.data(), region.geometry()) };
         ring.check_quiescent_cursors()?;
         Ok(ring)
     }

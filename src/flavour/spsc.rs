@@ -138,7 +138,13 @@ impl Protocol for Spsc {
     }
 
     fn try_claim(m: &RawRing, tx: &mut Tx, len: u64) -> Result<Option<Claim>, Corruption> {
-        Ok(space(m, tx.tail, &mut tx.cached_head, len)?.map(|(pad, start)| Claim { pad, start, len }))
+        Ok(
+            space(m, tx.tail, &mut tx.cached_head, len)?.map(|(pad, start)| Claim {
+                pad,
+                start,
+                len,
+            }),
+        )
     }
 
     unsafe fn claim_payload(m: &RawRing, c: &Claim) -> NonNull<u8> {

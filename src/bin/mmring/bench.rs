@@ -17,8 +17,8 @@ use hdrhistogram::Histogram;
 use mmring::{Config, Kind, RecvError};
 
 use crate::KindArg;
-use mmring::{AnyConsumer, AnyProducer, AnyRing, PeerState, SendError};
 use crate::proc::{Gate, fork_child, now_ns, pin, shared_counter, unpin, wait_child};
+use mmring::{AnyConsumer, AnyProducer, AnyRing, PeerState, SendError};
 
 /// Latency is sampled on one frame in this many.
 const SAMPLE: u64 = 64;
@@ -382,7 +382,7 @@ fn rtt_ring(kind: Kind, size: usize, blocking: bool) -> Result<Histogram<u64>, S
         let back = recv_with(&mut rx, blocking, |f| {
             u64::from_le_bytes(f[..8].try_into().unwrap())
         })
-            .map_err(|e| format!("round trip: {e}"))?;
+        .map_err(|e| format!("round trip: {e}"))?;
         let _ = h.record((t0.elapsed().as_nanos() as u64).max(1));
         if back != seq {
             return Err(format!("round trip {seq}: got {back}"));

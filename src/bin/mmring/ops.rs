@@ -7,7 +7,6 @@ use std::time::{Duration, Instant};
 
 use mmring::{AnyRing, Config, Error, Kind, RecvError, Stat};
 
-
 /// One line: what went wrong, with which file, and what to do about it.
 pub fn explain(path: &Path, e: &Error) -> String {
     let p = path.display();
