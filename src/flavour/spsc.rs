@@ -363,6 +363,29 @@ mod loom_models {
         });
     }
 
+    /// The batch model has teeth: the same batch published with a Relaxed
+    /// tail store lets the consumer see the tail without the frame words
+    /// and payloads written before it (a torn frame, or a race on the
+    /// payload), and the model fails.
+    #[test]
+    #[should_panic]
+    fn loom_spsc_catches_a_relaxed_batch_publish() {
+        model(|| {
+            let m = Arc::new(Heap::new());
+            let (mut w, mut r) = at_40(&m);
+            let p = m.clone();
+            let producer = loom::thread::spawn(move || {
+                w.write(&p, 8, 1);
+                w.write(&p, 24, 2);
+                p.tail().store(w.tail, Relaxed); // sabotage: not Release
+            });
+            let mut got: Vec<u64> = r.try_recv(&m).into_iter().collect();
+            producer.join().unwrap();
+            r.drain(&m, &mut got);
+            assert_eq!(got, [1, 2]);
+        });
+    }
+
     /// A producer that stops for ever after writing a frame but before its
     /// tail store (killed mid-batch): the consumer never sees the frame,
     /// and its cursors stay consistent.
