@@ -15,8 +15,8 @@ use std::time::{Duration, Instant};
 
 use crate::config::Config;
 use crate::error::{Corruption, Error, RecvError, SendError};
-use crate::flavour::{FixedKind, Flavour};
 use crate::layout::{Kind, Role};
+use crate::protocol::{FixedKind, Flavour};
 use crate::region::Region;
 use crate::roles::Attachment;
 use crate::shared::{PeerState, Shared, Stat};

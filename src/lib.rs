@@ -79,6 +79,7 @@ mod error;
 mod flavour;
 mod handle;
 mod layout;
+mod protocol;
 mod region;
 mod ring;
 mod roles;
@@ -92,11 +93,12 @@ pub use error::{Corruption, Error, KindName, RecvError, SendError};
 pub use flavour::any::{
     AnyConsumer, AnyKind, AnyProducer, AnyReadGrant, AnyRing, AnyWriteGrant, kind_of,
 };
-pub use flavour::{FixedKind, Flavour, mpmc, mpsc, spsc};
+pub use flavour::{mpmc, mpsc, spsc};
 pub use handle::{
     Consumer, Frame, Iter, Producer, ReadGrant, Ring, TryIter, WriteBatch, WriteGrant,
 };
 pub use layout::{Kind, Role};
+pub use protocol::{FixedKind, Flavour};
 pub use shared::{Holder, PeerState, RoleStat, Stat};
 
 // The README's examples are compiled and run as doc-tests.

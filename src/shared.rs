@@ -5,8 +5,8 @@
 use std::sync::atomic::Ordering::Relaxed;
 
 use crate::error::Error;
-use crate::flavour::Flavour;
 use crate::layout::{self, Kind, Role};
+use crate::protocol::Flavour;
 use crate::region::Region;
 use crate::roles::{self, Attachment};
 use crate::wait::WaitPoint;

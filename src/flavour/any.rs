@@ -7,15 +7,15 @@ use std::os::fd::OwnedFd;
 use std::path::Path;
 use std::ptr::NonNull;
 
-use super::Flavour;
 use super::mpmc::{self, Mpmc};
 use super::mpsc::{self, Mpsc};
-use super::sealed::Protocol;
 use super::spsc::{self, Spsc};
 use crate::config::Config;
 use crate::error::{Corruption, Error};
 use crate::handle::Ring;
 use crate::layout::{Kind, Role};
+use crate::protocol::Flavour;
+use crate::protocol::sealed::Protocol;
 use crate::region::Region;
 use crate::ring::{Located, RawRing, ReadCursor};
 use crate::slots::SlotRing;

@@ -46,10 +46,10 @@ use std::cell::Cell;
 use std::ptr::NonNull;
 use std::sync::atomic::Ordering::{Acquire, Relaxed};
 
-use super::sealed::Protocol;
-use super::{FixedKind, Flavour};
 use crate::error::{Corruption, Error};
 use crate::layout::{Kind, Role};
+use crate::protocol::sealed::Protocol;
+use crate::protocol::{FixedKind, Flavour};
 use crate::region::Region;
 use crate::ring::Blocks;
 use crate::slots::SlotMem;

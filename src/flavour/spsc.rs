@@ -34,10 +34,10 @@
 use std::ptr::NonNull;
 use std::sync::atomic::Ordering::{Acquire, Relaxed, Release};
 
-use super::sealed::Protocol;
-use super::{FixedKind, Flavour};
 use crate::error::{Corruption, Error};
 use crate::layout::{self, Kind, Role, frame_word};
+use crate::protocol::sealed::Protocol;
+use crate::protocol::{FixedKind, Flavour};
 use crate::region::Region;
 use crate::ring::{FramedMem, Located, RawRing, ReadCursor};
 use crate::words::Word64;
