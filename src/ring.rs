@@ -518,7 +518,7 @@ pub(crate) fn check_range(cursor: u64) -> Result<u64, Corruption> {
     Ok(cursor)
 }
 
-/// What [`RawRing::parse`] found.
+/// What [`FramedMem::parse`] found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Parsed {
     /// A data frame: payload at data offset `payload`, `len` bytes; the

@@ -289,7 +289,7 @@ pub(crate) fn claim<M: FramedMem>(
             Ok(_) => {
                 if pad > 0 {
                     // ORDERING(word-publish): Release; pairs with the
-                    // consumer's Acquire word load in `RawRing::parse`.
+                    // consumer's Acquire word load in `FramedMem::parse`.
                     raw.word(tail).store(frame_word::PAD, Release);
                 }
                 return Ok(Some(Claim { start, len }));

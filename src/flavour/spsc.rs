@@ -249,7 +249,7 @@ pub(crate) fn space<M: FramedMem>(
         return Ok(Some((pad, start)));
     }
     // ORDERING(head-release): Acquire; pairs with the Release head store in
-    // `framed::Cursor::release_to`, so the consumer is done reading the
+    // `ring::release_frames`, so the consumer is done reading the
     // bytes it released before we overwrite them. The re-check (S4) of the
     // wake-up handshake when called from `wait::block`.
     let head = raw.head().load(Acquire);
