@@ -362,13 +362,14 @@ mod tests {
             Geometry::from_ident(&id, Some(Kind::Spsc)),
             Err(Error::BadMagic { .. })
         ));
+        // A file of the previous layout (version 1) is refused, never misread.
         let mut id = good;
-        id.version = 2;
+        id.version = 1;
         assert!(matches!(
             Geometry::from_ident(&id, Some(Kind::Spsc)),
             Err(Error::UnsupportedVersion {
-                found: 2,
-                supported: 1
+                found: 1,
+                supported: 2
             })
         ));
         let mut id = good;

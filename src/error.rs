@@ -70,6 +70,14 @@ pub enum Corruption {
         /// The word found.
         word: u64,
     },
+    /// A frame position is covered by the claims of two dead producers
+    /// with different extents and neither marked as taken, so which one
+    /// owned it cannot be told (mpsc; needs two producers killed within a
+    /// few instructions of each other).
+    AmbiguousClaim {
+        /// Ring position of the stuck frame.
+        pos: u64,
+    },
     /// A data frame claims more bytes than the maximum frame size.
     FrameTooLong {
         /// Ring position of the frame.
@@ -122,6 +130,10 @@ impl fmt::Display for Corruption {
             Corruption::FrameWord { pos, word } => {
                 write!(f, "invalid frame word {word:#018x} at position {pos}")
             }
+            Corruption::AmbiguousClaim { pos } => write!(
+                f,
+                "frame at position {pos} is claimed by two dead producers with different extents"
+            ),
             Corruption::FrameTooLong { pos, len, max } => write!(
                 f,
                 "frame at position {pos} claims {len} bytes, more than the maximum {max}"

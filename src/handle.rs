@@ -11,6 +11,7 @@ use std::os::fd::{BorrowedFd, OwnedFd};
 use std::path::Path;
 use std::ptr::NonNull;
 use std::sync::Arc;
+use std::sync::atomic::AtomicU32;
 use std::time::{Duration, Instant};
 
 use crate::config::Config;
@@ -203,7 +204,7 @@ impl<P: Flavour> Ring<P> {
     /// ```
     pub fn producer(&self) -> Result<Producer<P>, Error> {
         let role = RoleGuard::attach(&self.shared, Role::Producer)?;
-        let st = P::producer(&self.shared.mem)?;
+        let st = P::producer(&self.shared.mem, role.record())?;
         Ok(Producer { role, st })
     }
 
@@ -223,7 +224,7 @@ impl<P: Flavour> Ring<P> {
     /// ```
     pub fn consumer(&self) -> Result<Consumer<P>, Error> {
         let role = RoleGuard::attach(&self.shared, Role::Consumer)?;
-        let st = P::consumer(&self.shared.mem)?;
+        let st = P::consumer(&self.shared.mem, role.record())?;
         Ok(Consumer { role, st })
     }
 
@@ -278,6 +279,8 @@ struct RoleGuard<P: Flavour> {
     shared: Arc<Shared<P>>,
     role: Role,
     att: Option<Attachment>,
+    /// Wake-ups that found nobody asleep (see `Shared::notify`).
+    futile: AtomicU32,
 }
 
 impl<P: Flavour> RoleGuard<P> {
@@ -287,11 +290,27 @@ impl<P: Flavour> RoleGuard<P> {
             shared: shared.clone(),
             role,
             att: Some(att),
+            futile: AtomicU32::new(0),
         })
     }
 
     fn att(&self) -> &Attachment {
         self.att.as_ref().expect("attached while the handle lives")
+    }
+
+    /// Our attachment record.
+    fn record(&self) -> u64 {
+        self.att().record()
+    }
+
+    /// Our bit in the sleeper sets.
+    fn bit(&self) -> u32 {
+        self.record() as u32
+    }
+
+    /// Wakes the other side, if anyone sleeps there.
+    fn notify(&self) {
+        self.shared.notify(self.role, &self.futile);
     }
 
     /// The state of the other role.
@@ -416,15 +435,16 @@ impl<P: Flavour> Producer<P> {
                 // What this producer has published but not yet made visible
                 // (a batch) must be visible before it waits for room, or the
                 // consumer could wait for it while it waits for the consumer.
-                if P::flush(&shared.mem, st) {
-                    shared.data_point().notify();
-                }
                 let role = &self.role;
+                if P::flush(&shared.mem, st) {
+                    role.notify();
+                }
                 wait::block(
                     shared.space_point(),
+                    role.bit(),
                     deadline,
                     || P::try_claim(&shared.mem, st, len64),
-                    || role.peer_state() == PeerState::Gone,
+                    || role.peer_state().is_gone(),
                 )?
             }
         };
@@ -599,8 +619,9 @@ impl<P: Flavour> Producer<P> {
         self.consumer_state() == PeerState::Alive
     }
 
-    /// The consumers' state: attached now, attached once and gone, or never
-    /// attached.
+    /// The consumers' state: attached now, never attached, or attached once
+    /// and since gone cleanly ([`PeerState::Gone`]) or died
+    /// ([`PeerState::Died`]).
     pub fn consumer_state(&self) -> PeerState {
         self.role.peer_state()
     }
@@ -727,7 +748,7 @@ impl<P: Flavour> WriteGrant<'_, P> {
         let shared = &*p.role.shared;
         P::publish(&shared.mem, &mut p.st, self.claim, committed);
         if !self.batched && P::flush(&shared.mem, &mut p.st) {
-            shared.data_point().notify();
+            p.role.notify();
         }
     }
 }
@@ -840,9 +861,8 @@ impl<P: Flavour> WriteBatch<'_, P> {
 impl<P: Flavour> Drop for WriteBatch<'_, P> {
     fn drop(&mut self) {
         let p = &mut *self.producer;
-        let shared = &*p.role.shared;
-        if P::flush(&shared.mem, &mut p.st) {
-            shared.data_point().notify();
+        if P::flush(&p.role.shared.mem, &mut p.st) {
+            p.role.notify();
         }
     }
 }
@@ -867,10 +887,11 @@ impl<P: Flavour> fmt::Debug for Consumer<P> {
 /// One attempt to take a message; space skipped on the way (padding, skip
 /// records, aborted slots) is handed back at once when nothing is found, so
 /// producers are never kept waiting for it.
-fn take<P: Flavour>(shared: &Shared<P>, st: &mut P::Rx) -> Result<Option<P::Taken>, Corruption> {
-    let r = P::try_take(&shared.mem, st);
-    if matches!(r, Ok(None)) && P::release(&shared.mem, st) {
-        shared.space_point().notify();
+fn take<P: Flavour>(role: &RoleGuard<P>, st: &mut P::Rx) -> Result<Option<P::Taken>, Corruption> {
+    let mem = &role.shared.mem;
+    let r = P::try_take(mem, st);
+    if matches!(r, Ok(None)) && P::release(mem, st) {
+        role.notify();
     }
     r
 }
@@ -890,7 +911,7 @@ impl<P: Flavour> Consumer<P> {
     /// consumer stays in place, so every later call reports the same; an
     /// mpmc consumer hands the bad slot back and moves on).
     pub fn try_recv(&mut self) -> Result<ReadGrant<'_, P>, RecvError> {
-        match take(&self.role.shared, &mut self.st)? {
+        match take(&self.role, &mut self.st)? {
             Some(taken) => Ok(self.grant(taken)),
             None => Err(RecvError::Empty),
         }
@@ -933,17 +954,17 @@ impl<P: Flavour> Consumer<P> {
     }
 
     fn wait_take(&mut self, deadline: Option<Instant>) -> Result<P::Taken, RecvError> {
-        let shared = &*self.role.shared;
+        let role = &self.role;
         let st = &mut self.st;
-        if let Some(taken) = take(shared, st)? {
+        if let Some(taken) = take(role, st)? {
             return Ok(taken);
         }
-        let role = &self.role;
         Ok(wait::block(
-            shared.data_point(),
+            role.shared.data_point(),
+            role.bit(),
             deadline,
-            || take(shared, st),
-            || role.peer_state() == PeerState::Gone,
+            || take(role, st),
+            || role.peer_state().is_gone(),
         )?)
     }
 
@@ -1002,7 +1023,7 @@ impl<P: Flavour> Consumer<P> {
     /// # Ok::<(), mmring::Error>(())
     /// ```
     pub fn try_recv_batch(&mut self, max: usize, f: impl FnMut(&[u8])) -> Result<usize, RecvError> {
-        match take(&self.role.shared, &mut self.st)? {
+        match take(&self.role, &mut self.st)? {
             Some(first) => Ok(self.drain(first, max, f)),
             None => Err(RecvError::Empty),
         }
@@ -1057,7 +1078,7 @@ impl<P: Flavour> Consumer<P> {
             }
         }
         if P::release(&shared.mem, &mut self.st) {
-            shared.space_point().notify();
+            self.role.notify();
         }
         n
     }
@@ -1123,8 +1144,10 @@ impl<P: Flavour> Consumer<P> {
         self.producer_state() == PeerState::Alive
     }
 
-    /// The producers' state: attached now, attached once and gone, or never
-    /// attached.
+    /// The producers' state: attached now, never attached, or attached once
+    /// and since gone cleanly ([`PeerState::Gone`], an end of stream) or
+    /// died ([`PeerState::Died`], a crash); [`recv`](Consumer::recv) returns
+    /// [`RecvError::Disconnected`] in both cases.
     pub fn producer_state(&self) -> PeerState {
         self.role.peer_state()
     }
@@ -1185,10 +1208,10 @@ impl<P: Flavour> std::ops::Deref for ReadGrant<'_, P> {
 impl<P: Flavour> Drop for ReadGrant<'_, P> {
     fn drop(&mut self) {
         let c = &mut *self.consumer;
-        let shared = &*c.role.shared;
-        P::consume(&shared.mem, &mut c.st, self.taken);
-        if P::release(&shared.mem, &mut c.st) {
-            shared.space_point().notify();
+        let mem = &c.role.shared.mem;
+        P::consume(mem, &mut c.st, self.taken);
+        if P::release(mem, &mut c.st) {
+            c.role.notify();
         }
     }
 }

@@ -12,7 +12,7 @@
 //!      8     4  version          LAYOUT_VERSION
 //!     12     4  kind             1 = spsc, 2 = mpsc, 3 = mpmc
 //!     16     4  flags            FLAG_LITTLE_ENDIAN | FLAG_64BIT (must equal ours)
-//!     20     4  data_offset      DATA_OFFSET (4096)
+//!     20     4  data_offset      DATA_OFFSET (12288)
 //!     24     8  capacity         data area bytes, a power of two
 //!     32     8  max_frame        largest payload in bytes
 //!     40     8  slot_size        0 for framed rings (reserved for mpmc)
@@ -21,24 +21,26 @@
 //!     68     4  creator_pid      diagnostics only
 //!     72    56  reserved         zero
 //!         block 1: consumer side (128-byte aligned)
-//!    128     8  head             bytes released by the consumer (free-running)
-//!    136     4  space_futex      bumped by the consumer to wake producers
-//!    140     4  space_waiters    producers asleep on space_futex
+//!    128     8  head             released by the consumer(s) (free-running)
+//!    136     4  space_futex      bumped by consumers to wake producers
+//!    140     4  reserved         zero
+//!    144    16  space_sleepers   bit i: the handle of attach[i] sleeps on space_futex
 //!         block 2: producer side (128-byte aligned)
-//!    256     8  tail             bytes committed by the producer (free-running)
-//!    264     4  data_futex       bumped by the producer to wake consumers
-//!    268     4  data_waiters     consumers asleep on data_futex
-//!         block 3: role records (diagnostics; liveness lives in OFD locks)
-//!    384    16  roles[0]         producer: pid, attaches, reserved
-//!    400    16  roles[1]         consumer: pid, attaches, reserved
-//!    416    96  reserved         zero
-//!    512   512  reserved         zero
-//!         attachment table (multi-party roles: mpsc producers, mpmc both)
-//!   1024    16  attach[0]        pid, role (1 producer, 2 consumer), reserved
+//!    256     8  tail             committed (spsc) or claimed (mpsc, mpmc)
+//!    264     4  data_futex       bumped by producers to wake consumers
+//!    268     4  reserved         zero
+//!    272    16  data_sleepers    bit i: the handle of attach[i] sleeps on data_futex
+//!         block 3: role records (liveness lives in OFD locks)
+//!    384    16  roles[0]         producer: pid, attaches, pending
+//!    400    16  roles[1]         consumer: pid, attaches, pending (a release in progress)
+//!    416     8  recoveries       dead parties' claims completed by live ones
+//!    424    88  reserved         zero
+//!    512  3584  reserved         zero
+//!         attachment table (one record per attached handle)
+//!   4096    64  attach[0]        pid, role, claim, claim_end, reserved
 //!    ...
-//!   3056    16  attach[127]
-//!   3072  1024  reserved         zero
-//!   4096        data area (DATA_OFFSET): `capacity` bytes
+//!  12224    64  attach[127]
+//!  12288        data area (DATA_OFFSET): `capacity` bytes
 //! ```
 //!
 //! The data area of a framed ring (spsc, mpsc) is a sequence of records,
@@ -55,7 +57,7 @@ pub const MAGIC: [u8; 8] = *b"MMRING\0\x01";
 
 /// Version of the layout described in this module. Bumped on any change to
 /// the header or the frame format; older or newer files are refused.
-pub const LAYOUT_VERSION: u32 = 1;
+pub const LAYOUT_VERSION: u32 = 2;
 
 /// Value of the `init` word once the creator has written the whole header.
 /// It is stored last, with Release, so a reader that sees it sees the rest.
@@ -81,10 +83,11 @@ pub const NATIVE_FLAGS: u32 = (if cfg!(target_endian = "little") {
 /// Size of the header structure in bytes.
 pub const HEADER_LEN: u64 = 512;
 
-/// Byte offset of the data area from the start of the mapping. One page, so
+/// Byte offset of the data area from the start of the mapping: the header
+/// page and two pages of attachment table. A multiple of the page size, so
 /// the data area is page-aligned and every 8-byte offset inside it is
 /// 8-byte aligned in memory.
-pub const DATA_OFFSET: u64 = 4096;
+pub const DATA_OFFSET: u64 = 12288;
 
 /// Smallest data area a ring may have.
 pub const MIN_CAPACITY: u64 = 64;
@@ -198,13 +201,18 @@ pub struct ConsumerBlock {
     /// Free-running count of bytes the consumer has released. Only the
     /// consumer writes it; `head <= tail <= head + capacity` always.
     pub head: AtomicU64,
-    /// Futex word producers sleep on while the ring is full. The consumer
+    /// Futex word producers sleep on while the ring is full. A consumer
     /// adds one to it (and wakes) after releasing space when
-    /// `space_waiters != 0`, and whenever the consumer role detaches.
+    /// `space_sleepers != 0`, and whenever a consumer attaches or detaches.
     pub space_futex: AtomicU32,
-    /// Number of producers between "about to sleep" and "awake" on
-    /// `space_futex`.
-    pub space_waiters: AtomicU32,
+    /// Zero.
+    pub reserved: AtomicU32,
+    /// The producers between "about to sleep" and "awake" on `space_futex`:
+    /// bit `i` (of the 128) is the handle holding attachment record `i`.
+    /// A sleeper that dies leaves its bit set; whoever next takes record `i`,
+    /// or a waker whose wake-ups keep finding nobody, clears it once the
+    /// record's lock shows its holder dead.
+    pub space_sleepers: [AtomicU64; 2],
 }
 
 /// Block 2: written by the producer.
@@ -214,13 +222,15 @@ pub struct ProducerBlock {
     /// Free-running count of bytes the producer has committed. Only the
     /// producer writes it.
     pub tail: AtomicU64,
-    /// Futex word consumers sleep on while the ring is empty. The producer
-    /// adds one to it (and wakes) after committing when `data_waiters != 0`,
-    /// and whenever the producer role attaches or detaches.
+    /// Futex word consumers sleep on while the ring is empty. A producer
+    /// adds one to it (and wakes) after committing when `data_sleepers != 0`,
+    /// and whenever a producer attaches or detaches.
     pub data_futex: AtomicU32,
-    /// Number of consumers between "about to sleep" and "awake" on
-    /// `data_futex`.
-    pub data_waiters: AtomicU32,
+    /// Zero.
+    pub reserved: AtomicU32,
+    /// The consumers between "about to sleep" and "awake" on `data_futex`,
+    /// one bit per attachment record, as `space_sleepers`.
+    pub data_sleepers: [AtomicU64; 2],
 }
 
 /// One attachment record. Liveness is *not* read from here (a pid can be
@@ -234,16 +244,21 @@ pub struct RoleRecord {
     pub pid: AtomicU32,
     /// Number of times this role has been claimed since the ring was created.
     pub attaches: AtomicU32,
-    /// Zero.
-    pub reserved: AtomicU64,
+    /// Consumer of an mpsc ring: the position a release in progress is
+    /// zeroing up to (0: none). Written before zeroing, cleared after the
+    /// `head` store; a consumer that finds it set when it attaches finishes
+    /// the dead one's release before reading (see `ring::ReadCursor`).
+    pub pending: AtomicU64,
 }
 
-/// Block 3: role records.
+/// Block 3: role records and the recovery count.
 #[derive(Debug)]
 #[repr(C, align(128))]
 pub struct RoleBlock {
     /// `[producer, consumer]`.
     pub roles: [RoleRecord; 2],
+    /// How many dead parties' claims live parties have completed.
+    pub recoveries: AtomicU64,
 }
 
 /// The whole header. Lives at offset 0 of the mapping; never constructed as
@@ -276,12 +291,14 @@ const _: () = {
     assert!(offset_of!(IdentBlock, creator_pid) == 68);
     assert!(offset_of!(Header, consumer) == 128);
     assert!(offset_of!(Header, consumer) + offset_of!(ConsumerBlock, space_futex) == 136);
-    assert!(offset_of!(Header, consumer) + offset_of!(ConsumerBlock, space_waiters) == 140);
+    assert!(offset_of!(Header, consumer) + offset_of!(ConsumerBlock, space_sleepers) == 144);
     assert!(offset_of!(Header, producer) == 256);
     assert!(offset_of!(Header, producer) + offset_of!(ProducerBlock, data_futex) == 264);
-    assert!(offset_of!(Header, producer) + offset_of!(ProducerBlock, data_waiters) == 268);
+    assert!(offset_of!(Header, producer) + offset_of!(ProducerBlock, data_sleepers) == 272);
     assert!(offset_of!(Header, roles) == 384);
     assert!(size_of::<RoleRecord>() == 16);
+    assert!(offset_of!(RoleRecord, pending) == 8);
+    assert!(offset_of!(Header, roles) + offset_of!(RoleBlock, recoveries) == 416);
     assert!(size_of::<Header>() as u64 == HEADER_LEN);
     assert!(align_of::<Header>() == 128);
     assert!(HEADER_LEN <= DATA_OFFSET);
@@ -398,9 +415,22 @@ pub const fn slot_stride(slot_size: u64) -> u64 {
 /// Slot flag: the producer aborted its reservation; consumers skip it.
 pub const SLOT_ABORTED: u32 = 1;
 
-/// One record of the attachment table (multi-party rings). Its first byte
-/// carries the OFD write lock of the handle that holds it; the fields are
-/// diagnostics.
+/// One record of the attachment table: one per attached handle. Its first
+/// byte carries the OFD write lock of the handle that holds it (liveness);
+/// `claim` and `claim_end` record the handle's in-flight claim, written
+/// *before* the claim is taken (the CAS on `tail` or `head`), so that a
+/// live party that finds a claim stuck can tell whose it is and, once the
+/// lock shows its owner dead, complete it.
+///
+/// | `claim`        | meaning                                                     |
+/// |----------------|-------------------------------------------------------------|
+/// | `0`            | no claim in flight                                          |
+/// | `p + 1`        | claiming (or holding) from position `p` on                  |
+///
+/// `claim_end` is the position just past the claimed range (framed rings:
+/// bytes, padding included; slot rings: `p + 1`), with [`CLAIM_WON`] set
+/// once the claimant's CAS has succeeded. The claimant clears `claim` after
+/// publishing (or releasing) what it claimed.
 #[derive(Debug)]
 #[repr(C)]
 pub struct AttachRecord {
@@ -408,18 +438,32 @@ pub struct AttachRecord {
     pub pid: AtomicU32,
     /// `1` producer, `2` consumer.
     pub role: AtomicU32,
+    /// The in-flight claim: `start + 1`, or 0.
+    pub claim: AtomicU64,
+    /// End of the in-flight claim, with [`CLAIM_WON`] once it is taken.
+    pub claim_end: AtomicU64,
     /// Zero.
-    pub reserved: AtomicU64,
+    pub reserved: [AtomicU64; 5],
 }
 
-const _: () = assert!(std::mem::size_of::<AttachRecord>() as u64 == ATTACH_RECORD);
+/// Bit of [`AttachRecord::claim_end`]: the claim's CAS succeeded.
+pub const CLAIM_WON: u64 = 1 << 63;
 
-/// First byte of the attachment table used by multi-party rings.
-pub const ATTACH_TABLE: u64 = 1024;
-/// Bytes per attachment record.
-pub const ATTACH_RECORD: u64 = 16;
-/// Attachment records: the most handles a multi-party ring can have
-/// attached at once, all processes together.
+const _: () = {
+    use std::mem::offset_of;
+    assert!(std::mem::size_of::<AttachRecord>() as u64 == ATTACH_RECORD);
+    assert!(offset_of!(AttachRecord, role) == 4);
+    assert!(offset_of!(AttachRecord, claim) == 8);
+    assert!(offset_of!(AttachRecord, claim_end) == 16);
+};
+
+/// First byte of the attachment table.
+pub const ATTACH_TABLE: u64 = 4096;
+/// Bytes per attachment record: a cache line, so that the claims recorded
+/// by handles in different processes never share one.
+pub const ATTACH_RECORD: u64 = 64;
+/// Attachment records: the most handles a ring can have attached at once,
+/// all processes and roles together. Also the width of the sleeper bitmaps.
 pub const ATTACH_SLOTS: u64 = 128;
 
 /// File offset of attachment record `i` (< [`ATTACH_SLOTS`]); its first

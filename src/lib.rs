@@ -99,7 +99,7 @@ pub use handle::{
 };
 pub use layout::{Kind, Role};
 pub use protocol::{FixedKind, Flavour};
-pub use shared::{Holder, PeerState, RoleStat, Stat};
+pub use shared::{ClaimStat, Holder, PeerState, RoleStat, Stat};
 
 // The README's examples are compiled and run as doc-tests.
 #[doc = include_str!("../README.md")]

@@ -97,13 +97,16 @@ pub(crate) mod sealed {
         /// Largest payload.
         fn max_frame(mem: &Self::Mem) -> u64;
 
-        /// The state of a producer that has just claimed its role.
-        fn producer(mem: &Self::Mem) -> Result<Self::Tx, Corruption>;
+        /// The state of a producer that has just claimed its role and
+        /// attachment record `rec` (where it records its claims).
+        fn producer(mem: &Self::Mem, rec: u64) -> Result<Self::Tx, Corruption>;
 
         /// Claims room for `len <= max_frame` payload bytes without
         /// waiting. `Ok(None)`: no room now. Re-reads the consumers' cursor
         /// (Acquire) before saying so: the re-check (S4) of the wake-up
-        /// handshake in `wait.rs`.
+        /// handshake in `wait.rs`. When held up by a dead party's claim (a
+        /// consumer that died holding a slot), completes it first, at most
+        /// once per `ring::RECOVERY_GRACE`.
         fn try_claim(
             mem: &Self::Mem,
             tx: &mut Self::Tx,
@@ -134,13 +137,22 @@ pub(crate) mod sealed {
         /// the flavour's units (an upper bound).
         fn unreleased(mem: &Self::Mem, tx: &Self::Tx) -> u64;
 
-        /// The state of a consumer that has just claimed its role.
-        fn consumer(mem: &Self::Mem) -> Result<Self::Rx, Corruption>;
+        /// The state of a consumer that has just claimed its role and
+        /// attachment record `rec`. Finishes what a dead consumer left half
+        /// done before it.
+        fn consumer(mem: &Self::Mem, rec: u64) -> Result<Self::Rx, Corruption>;
+
+        /// Whether attachment record `i`, whose holder is dead (we hold its
+        /// lock now), may be reused: it records no claim that a live party
+        /// still has to complete. Clears a completed one.
+        fn reusable(mem: &Self::Mem, i: u64) -> bool;
 
         /// Takes the next message without waiting. `Ok(None)`: none now.
         /// Re-reads the producers' cursor or stamp (Acquire) before saying
         /// so (S4 of the handshake). May hand back space it skipped; the
-        /// caller then calls [`release`](Protocol::release).
+        /// caller then calls [`release`](Protocol::release). When held up
+        /// by a dead producer's claim, completes it first, at most once per
+        /// `ring::RECOVERY_GRACE`.
         fn try_take(mem: &Self::Mem, rx: &mut Self::Rx) -> Result<Option<Self::Taken>, Corruption>;
 
         /// The payload of a taken message and its length.

@@ -408,14 +408,18 @@ impl Region {
         unsafe { &*p }
     }
 
-    /// The role record of `role` in block 3. All atomics.
-    pub fn role_record(&self, role: layout::Role) -> &RoleRecord {
+    /// Block 3: role records and the recovery count. All atomics.
+    pub fn role_block(&self) -> &layout::RoleBlock {
         let hdr = self.header().as_ptr();
         // SAFETY: as in `consumer_block`.
         let p = unsafe { &raw const (*hdr).roles };
         // SAFETY: as in `consumer_block`.
-        let block: &layout::RoleBlock = unsafe { &*p };
-        &block.roles[role.index()]
+        unsafe { &*p }
+    }
+
+    /// The role record of `role` in block 3. All atomics.
+    pub fn role_record(&self, role: layout::Role) -> &RoleRecord {
+        &self.role_block().roles[role.index()]
     }
 
     /// Record `i` of the attachment table.
@@ -429,7 +433,7 @@ impl Region {
         // compile-time assert in layout.rs and the assert above), so the
         // record lies inside the mapping.
         let p = unsafe { self.map.as_mut_ptr().add(off as usize) };
-        // SAFETY: the record is 16-byte aligned (page-aligned mapping, 16 |
+        // SAFETY: the record is 64-byte aligned (page-aligned mapping, 64 |
         // off), lives as long as `&self`, and consists of atomics only.
         unsafe { &*p.cast::<layout::AttachRecord>() }
     }

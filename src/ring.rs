@@ -15,22 +15,31 @@ use std::sync::atomic::Ordering::{Acquire, Relaxed, Release};
 
 use crate::config::Geometry;
 use crate::error::Corruption;
-use crate::layout::{self, ConsumerBlock, ProducerBlock, frame_word};
+use std::os::fd::{AsRawFd, BorrowedFd, RawFd};
+
+use crate::layout::{self, AttachRecord, ConsumerBlock, ProducerBlock, RoleBlock, frame_word};
 use crate::region::Region;
+use crate::roles;
 use crate::words::Word64;
 
-/// The two cursor blocks of a ring's header (block 1, the consumer side, and
-/// block 2, the producer side), as pointers into the mapping. Never a
-/// reference to the whole header: block 0 holds plain bytes a peer could
-/// write, and only these all-atomic blocks are viewed as Rust values.
+/// The all-atomic parts of a ring's header and attachment table, as
+/// pointers into the mapping: block 1 (the consumer side), block 2 (the
+/// producer side), block 3 (role records) and the attachment table, plus
+/// the ring's fd for asking the kernel whether a record's holder lives.
+/// Never a reference to the whole header: block 0 holds plain bytes a peer
+/// could write, and only these all-atomic parts are viewed as Rust values.
 #[derive(Debug, Clone, Copy)]
 pub struct Blocks {
     consumer: NonNull<ConsumerBlock>,
     producer: NonNull<ProducerBlock>,
+    roles: NonNull<RoleBlock>,
+    table: NonNull<AttachRecord>,
+    fd: RawFd,
 }
 
 // SAFETY: pointers to atomics in memory shared with other processes anyway;
-// only ever dereferenced to shared references of those atomics.
+// only ever dereferenced to shared references of those atomics. The fd is a
+// plain number, only used for lock queries while its Region lives.
 unsafe impl Send for Blocks {}
 // SAFETY: as above.
 unsafe impl Sync for Blocks {}
@@ -41,27 +50,18 @@ impl Blocks {
         Blocks {
             consumer: NonNull::from(region.consumer_block()),
             producer: NonNull::from(region.producer_block()),
+            roles: NonNull::from(region.role_block()),
+            table: NonNull::from(region.attach_record(0)),
+            fd: region.fd().as_raw_fd(),
         }
-    }
-
-    /// # Safety
-    ///
-    /// Both pointers stay valid (aligned, live, atomics only) as long as
-    /// this value or a copy is used.
-    #[cfg(test)]
-    pub unsafe fn from_raw(
-        consumer: NonNull<ConsumerBlock>,
-        producer: NonNull<ProducerBlock>,
-    ) -> Blocks {
-        Blocks { consumer, producer }
     }
 
     /// Block 1: `head` and the space wait point.
     #[inline]
     pub fn consumer(&self) -> &ConsumerBlock {
         // SAFETY: made from a live mapping (`of`) that outlives every use
-        // (the owner keeps the Region beside this value), or under
-        // `from_raw`'s contract; all fields are atomics.
+        // (the owner keeps the Region beside this value); all fields are
+        // atomics.
         unsafe { self.consumer.as_ref() }
     }
 
@@ -70,6 +70,66 @@ impl Blocks {
     pub fn producer(&self) -> &ProducerBlock {
         // SAFETY: as in `consumer`.
         unsafe { self.producer.as_ref() }
+    }
+
+    /// Block 3: role records and the recovery count.
+    #[inline]
+    pub fn roles(&self) -> &RoleBlock {
+        // SAFETY: as in `consumer`.
+        unsafe { self.roles.as_ref() }
+    }
+
+    /// Attachment record `i`.
+    #[inline]
+    pub fn record(&self, i: u64) -> &AttachRecord {
+        assert!(
+            i < layout::ATTACH_SLOTS,
+            "attachment record {i} out of range"
+        );
+        // SAFETY: the table holds ATTACH_SLOTS records (a compile-time
+        // assert in layout.rs keeps it inside the mapping) and `i` is below
+        // that; the records are all atomics.
+        unsafe { self.table.add(i as usize).as_ref() }
+    }
+
+    /// Whether a live handle (in any process, this one included) holds
+    /// attachment record `i`: the kernel's lock table, never a pid or a
+    /// timeout. A failed query counts as alive (never recover on doubt).
+    pub fn is_alive(&self, i: u64) -> bool {
+        // SAFETY: `fd` is the Region's fd, open while the Region (kept beside
+        // this value by its owner) lives.
+        let fd = unsafe { BorrowedFd::borrow_raw(self.fd) };
+        roles::is_held(fd, layout::attach_record_offset(i)).unwrap_or(true)
+    }
+
+    /// The blocks of a header and attachment table laid out in `area`, as
+    /// in a mapping, with no fd behind them (liveness queries fail, which
+    /// counts as alive). For the heap-backed unit tests.
+    ///
+    /// # Safety
+    ///
+    /// `area` points to `DATA_OFFSET` zeroed (or validly written), 128-byte
+    /// aligned bytes that stay valid as long as this value is used.
+    #[cfg(test)]
+    pub unsafe fn in_area(area: NonNull<u8>) -> Blocks {
+        use crate::layout::Header;
+        use std::mem::offset_of;
+        // SAFETY: every offset below lies inside the DATA_OFFSET bytes.
+        unsafe {
+            Blocks {
+                consumer: area.add(offset_of!(Header, consumer)).cast(),
+                producer: area.add(offset_of!(Header, producer)).cast(),
+                roles: area.add(offset_of!(Header, roles)).cast(),
+                table: area.add(layout::ATTACH_TABLE as usize).cast(),
+                fd: -1,
+            }
+        }
+    }
+
+    /// Counts one completed recovery.
+    pub fn count_recovery(&self) {
+        // ORDERING: Relaxed; a statistic.
+        self.roles().recoveries.fetch_add(1, Relaxed);
     }
 
     /// `(head, tail)`, for monitoring.
@@ -190,6 +250,19 @@ pub trait FramedMem {
     fn max_frame(&self) -> u64;
     /// Zeroes `[from, to)` of the data area, which the caller owns.
     fn zero(&self, from: u64, to: u64);
+    /// Number of attachment records.
+    fn records(&self) -> u64;
+    /// The in-flight claim of record `i`: `start + 1`, or 0.
+    fn claim(&self, i: u64) -> &Self::W64;
+    /// The end of record `i`'s claim, with `CLAIM_WON` once taken.
+    fn claim_end(&self, i: u64) -> &Self::W64;
+    /// Whether a live handle holds record `i` (the OS lock table).
+    fn is_alive(&self, i: u64) -> bool;
+    /// The consumer role record's `pending` word: where a release in
+    /// progress zeroes up to.
+    fn pending(&self) -> &Self::W64;
+    /// Counts one completed recovery.
+    fn count_recovery(&self);
 
     /// Offset of `pos` in the data area.
     #[inline]
@@ -338,6 +411,30 @@ impl FramedMem for RawRing {
         self.max_frame
     }
 
+    fn records(&self) -> u64 {
+        layout::ATTACH_SLOTS
+    }
+
+    fn claim(&self, i: u64) -> &AtomicU64 {
+        &self.blocks.record(i).claim
+    }
+
+    fn claim_end(&self, i: u64) -> &AtomicU64 {
+        &self.blocks.record(i).claim_end
+    }
+
+    fn is_alive(&self, i: u64) -> bool {
+        self.blocks.is_alive(i)
+    }
+
+    fn pending(&self) -> &AtomicU64 {
+        &self.blocks.roles().roles[layout::Role::Consumer.index()].pending
+    }
+
+    fn count_recovery(&self) {
+        self.blocks.count_recovery();
+    }
+
     fn zero(&self, from: u64, to: u64) {
         let mut pos = from;
         while pos < to {
@@ -374,25 +471,56 @@ pub struct ReadCursor {
     /// MPSC: a zero frame word below `tail` means "not ready", and
     /// released space is zeroed.
     pub multi_producer: bool,
+    /// Since when the consumer is held at `read` by an unpublished claim.
+    pub held: Held,
 }
 
 impl ReadCursor {
     /// The cursor of a consumer that has just claimed its role: at the last
     /// released frame. The head is ours now; tail is read after it, so a
     /// correct ring satisfies the invariant whatever the producers do.
+    ///
+    /// For mpsc, a release that a dead consumer left half done (its
+    /// `pending` word is past `head`: it had read those frames and was
+    /// zeroing them) is finished first: zeroed again (zeroing is
+    /// idempotent, and no producer writes below the unmoved `head`) and
+    /// published. So the zeroed words a killed release leaves at `head`
+    /// are never read as unpublished claims.
     pub fn attach<M: FramedMem>(m: &M, multi_producer: bool) -> Result<ReadCursor, Corruption> {
         // ORDERING: Acquire; `head` was last stored (Release) by the
         // previous consumer, whose releases we continue.
-        let head = m.head().load(Acquire);
+        let mut head = m.head().load(Acquire);
         // ORDERING(tail-publish): Acquire; pairs with the producers'
         // Release tail store (spsc) or claim CAS (mpsc).
         let tail = m.tail().load(Acquire);
         m.check_cursors(head, tail)?;
+        if multi_producer {
+            // ORDERING: Acquire; the dead consumer's last word, ordered by
+            // the role lock's hand-over (it is dead before we hold the
+            // role) and paired with its Release store for good measure.
+            let pending = m.pending().load(Acquire);
+            if pending != 0 {
+                let valid = pending > head
+                    && pending <= tail
+                    && pending % layout::FRAME_ALIGN == 0
+                    && pending - head <= m.capacity();
+                if valid {
+                    m.zero(head, pending);
+                    // ORDERING(head-release): Release, as in `release_frames`.
+                    m.head().store(pending, Release);
+                    m.count_recovery();
+                    head = pending;
+                }
+                // ORDERING: Relaxed; only consumers read it, one at a time.
+                m.pending().store(0, Relaxed);
+            }
+        }
         Ok(ReadCursor {
             read: head,
             released: head,
             cached_tail: tail,
             multi_producer,
+            held: Held::default(),
         })
     }
 
@@ -405,6 +533,12 @@ impl ReadCursor {
             &mut self.cached_tail,
             self.multi_producer,
         )
+    }
+
+    /// Where the consumer is held up by a claim not yet published (mpsc):
+    /// the read position, when it is below the producers' claim cursor.
+    pub fn stuck_at(&self) -> Option<u64> {
+        (self.multi_producer && self.read < self.cached_tail).then_some(self.read)
     }
 
     /// Hands everything read so far back to the producers; `false` if there
@@ -495,9 +629,17 @@ pub(crate) fn locate<M: FramedMem>(
 /// Hands `[*released, pos)` back to the producers: zeroed first for MPSC (so
 /// every frame word of the next lap reads "not ready" until published),
 /// then one Release store of `head`.
+///
+/// The zeroing is announced first in the consumer role record's `pending`
+/// word and withdrawn after the `head` store: a consumer killed while
+/// zeroing leaves `pending > head`, and the next consumer finishes the
+/// release before reading anything (`ReadCursor::attach`).
 pub(crate) fn release_frames<M: FramedMem>(m: &M, released: &mut u64, pos: u64, multi: bool) {
     debug_assert!(pos >= *released);
     if multi {
+        // ORDERING: Release; read (Acquire) only by a later consumer, after
+        // we are gone.
+        m.pending().store(pos, Release);
         m.zero(*released, pos);
     }
     // ORDERING(head-release): Release; pairs with the producers' Acquire
@@ -505,7 +647,58 @@ pub(crate) fn release_frames<M: FramedMem>(m: &M, released: &mut u64, pos: u64, 
     // finish before a producer reuses them. It is W1 of the wake-up
     // handshake; the caller's `notify` fences before reading the sleepers.
     m.head().store(pos, Release);
+    if multi {
+        // ORDERING: Relaxed; `pending <= head` already reads as "none".
+        m.pending().store(0, Relaxed);
+    }
     *released = pos;
+}
+
+/// Withdraws a dead party's completed claim from its record, unless the
+/// record has changed since (a new holder's claim is left alone).
+pub(crate) fn clear_claim<W: Word64>(claim: &W, seen: u64) {
+    // ORDERING: Relaxed; the claim is complete, whoever reads the record.
+    while claim.load(Relaxed) == seen {
+        if claim.cas_weak(seen, 0, Relaxed, Relaxed).is_ok() {
+            break;
+        }
+    }
+}
+
+/// How long a party is held at one position before it asks the lock table
+/// whether the claim holding it belongs to a dead party: short enough that
+/// recovery lands well within a second, long enough that a live claimant
+/// mid-write is not asked about on every poll.
+pub(crate) const RECOVERY_GRACE: std::time::Duration = std::time::Duration::from_millis(10);
+
+/// When a party was first held at its current position, so that recovery
+/// scans run at most once per [`RECOVERY_GRACE`] while it stays held.
+#[derive(Debug, Default)]
+pub struct Held {
+    pos: u64,
+    since: Option<std::time::Instant>,
+}
+
+impl Held {
+    /// Whether the party, held at `pos`, is due for a recovery scan: held
+    /// there for at least the grace period since the last scan.
+    pub fn due(&mut self, pos: u64) -> bool {
+        let now = std::time::Instant::now();
+        match self.since {
+            Some(t) if self.pos == pos => {
+                let due = now.duration_since(t) >= RECOVERY_GRACE;
+                if due {
+                    self.since = Some(now);
+                }
+                due
+            }
+            _ => {
+                self.pos = pos;
+                self.since = Some(now);
+                false
+            }
+        }
+    }
 }
 
 /// Refuses a cursor at or beyond [`layout::MAX_CURSOR`], so that cursor
@@ -543,11 +736,18 @@ pub(crate) mod loom_heap {
 
     pub const CAP: u64 = 64;
 
+    /// Attachment records in the models.
+    pub const RECORDS: u64 = 3;
+
     pub struct Heap {
         head: L64,
         tail: L64,
         words: Vec<L64>,
         cells: Vec<UnsafeCell<u64>>,
+        claims: Vec<(L64, L64)>,
+        alive: Vec<loom::sync::atomic::AtomicBool>,
+        pending: L64,
+        pub recoveries: L64,
     }
 
     impl Heap {
@@ -557,7 +757,19 @@ pub(crate) mod loom_heap {
                 tail: L64::new(0),
                 words: (0..CAP / 8).map(|_| L64::new(0)).collect(),
                 cells: (0..CAP / 8).map(|_| UnsafeCell::new(0)).collect(),
+                claims: (0..RECORDS).map(|_| (L64::new(0), L64::new(0))).collect(),
+                alive: (0..RECORDS)
+                    .map(|_| loom::sync::atomic::AtomicBool::new(true))
+                    .collect(),
+                pending: L64::new(0),
+                recoveries: L64::new(0),
             }
+        }
+
+        /// The party holding record `i` stops for ever: from now on the
+        /// (model's) lock table says so.
+        pub fn kill(&self, i: u64) {
+            self.alive[i as usize].store(false, std::sync::atomic::Ordering::SeqCst);
         }
 
         /// Writes `v` as the first payload word of the frame at `start`.
@@ -592,6 +804,24 @@ pub(crate) mod loom_heap {
         fn max_frame(&self) -> u64 {
             default_max_frame(CAP)
         }
+        fn records(&self) -> u64 {
+            RECORDS
+        }
+        fn claim(&self, i: u64) -> &L64 {
+            &self.claims[i as usize].0
+        }
+        fn claim_end(&self, i: u64) -> &L64 {
+            &self.claims[i as usize].1
+        }
+        fn is_alive(&self, i: u64) -> bool {
+            self.alive[i as usize].load(std::sync::atomic::Ordering::SeqCst)
+        }
+        fn pending(&self) -> &L64 {
+            &self.pending
+        }
+        fn count_recovery(&self) {
+            self.recoveries.fetch_add(1, Relaxed);
+        }
         fn zero(&self, from: u64, to: u64) {
             let mut pos = from;
             while pos < to {
@@ -615,6 +845,7 @@ pub(crate) mod loom_heap {
                 released: 0,
                 cached_tail: 0,
                 multi_producer: multi,
+                held: Held::default(),
             })
         }
 
@@ -647,18 +878,20 @@ pub(crate) mod loom_heap {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::layout::{Header, Kind};
+    use crate::layout::Kind;
 
     /// A heap-backed ring for unit tests: the core does not care where its
     /// memory lives.
     struct Heap {
-        _hdr: Box<std::mem::MaybeUninit<Header>>,
+        _area: Vec<u128>,
         _data: Vec<u64>,
         raw: RawRing,
     }
 
     fn heap(capacity: u64) -> Heap {
-        let mut hdr = Box::new(std::mem::MaybeUninit::<Header>::zeroed());
+        // The header and attachment table, zeroed, 16-byte aligned words;
+        // over-allocated so the area can start 128-byte aligned.
+        let mut area = vec![0u128; (layout::DATA_OFFSET as usize + 128) / 16];
         let mut data = vec![0u64; (capacity / 8) as usize];
         let geo = Geometry {
             kind: Kind::Spsc,
@@ -666,22 +899,20 @@ mod tests {
             max_frame: layout::default_max_frame(capacity),
             slot_count: 0,
         };
-        let h = hdr.as_mut_ptr();
-        // SAFETY: `h` points to the boxed, zeroed header (all-zero atomics
-        // are valid); the projection creates no reference.
-        let c = unsafe { &raw mut (*h).consumer };
-        // SAFETY: as above.
-        let p = unsafe { &raw mut (*h).producer };
-        // SAFETY: both blocks live in the Box, which `Heap` keeps beside
-        // the RawRing.
-        let blocks =
-            unsafe { Blocks::from_raw(NonNull::new(c).unwrap(), NonNull::new(p).unwrap()) };
+        let base = area.as_mut_ptr().cast::<u8>();
+        let pad = base.align_offset(128);
+        // SAFETY: `pad < 128` and the allocation has 128 spare bytes.
+        let start = NonNull::new(unsafe { base.add(pad) }).unwrap();
+        // SAFETY: DATA_OFFSET zeroed bytes from `start`, 128-byte aligned,
+        // kept alive in `Heap` beside the RawRing (a Vec's heap buffer does
+        // not move).
+        let blocks = unsafe { Blocks::in_area(start) };
         // SAFETY: both allocations live in `Heap` next to the RawRing and
-        // are never moved (Box and Vec keep their heap addresses).
+        // are never moved (Vec keeps its heap addresses).
         let raw =
             unsafe { RawRing::new(blocks, NonNull::new(data.as_mut_ptr().cast()).unwrap(), geo) };
         Heap {
-            _hdr: hdr,
+            _area: area,
             _data: data,
             raw,
         }

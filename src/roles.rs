@@ -4,8 +4,9 @@
 //! byte of its role record. A single-holder role takes a write lock on that
 //! byte with `F_OFD_SETLK` through a private open file description; a
 //! multi-holder role (MPSC producers, MPMC producers and consumers) takes a
-//! shared read lock on it, plus a write lock on a record of the attachment
-//! table that identifies the holder. The kernel drops the locks when the
+//! shared read lock on it. Every handle also takes a write lock on a record
+//! of the attachment table, which identifies it: its pid, its in-flight
+//! claim, its bit in the sleeper sets. The kernel drops the locks when the
 //! description is closed, which happens when the holder drops its handle
 //! *or dies*, `kill -9` included. Whether a
 //! peer is alive is asked with `F_OFD_GETLK`. No pid, timestamp or heartbeat
@@ -27,40 +28,44 @@ use crate::layout::{self, Role};
 #[derive(Debug)]
 pub(crate) struct Attachment {
     ofd: File,
-    /// Index in the attachment table, for shared (multi-party) roles.
-    record: Option<u64>,
+    /// This handle's record in the attachment table (its claim record and
+    /// its bit in the sleeper sets).
+    record: u64,
 }
 
 impl Attachment {
-    /// Tries to take `role` exclusively (a write lock on its byte): the
-    /// single producer or consumer of a ring. `Ok(None)` means a live
-    /// holder has it.
-    pub fn exclusive(ring_fd: BorrowedFd<'_>, role: Role) -> Result<Option<Attachment>, Error> {
-        let ofd = reopen(ring_fd)?;
-        if !set_lock(&ofd, role.lock_offset(), libc::F_WRLCK)? {
-            return Ok(None);
-        }
-        Ok(Some(Attachment { ofd, record: None }))
-    }
-
-    /// Joins `role` as one of many (a read lock on its byte, which any
-    /// number of holders share) and takes a free record of the attachment
-    /// table (a write lock on the record's first byte). A record whose
-    /// holder died is free again: its lock went with it.
+    /// Takes `role`, alone (`exclusive`: a write lock on its byte, for the
+    /// single producer or consumer of a ring) or as one of many (a read lock
+    /// on it, which any number of holders share), and a free record of the
+    /// attachment table (a write lock on the record's first byte). A record
+    /// whose holder died is free again, its lock gone with it, once
+    /// `reusable(i)` agrees: a dead holder's in-flight claim is kept until a
+    /// live party has completed it.
     ///
-    /// `Ok(None)` means the role is held exclusively (a ring of another
-    /// flavour is using the byte), which callers report as taken.
-    pub fn shared(ring_fd: BorrowedFd<'_>, role: Role) -> Result<Option<Attachment>, Error> {
+    /// `Ok(None)` means the role is held (exclusively, or shared when we
+    /// want it exclusively): a live holder has it.
+    pub fn take(
+        ring_fd: BorrowedFd<'_>,
+        role: Role,
+        exclusive: bool,
+        reusable: impl Fn(u64) -> bool,
+    ) -> Result<Option<Attachment>, Error> {
         let ofd = reopen(ring_fd)?;
-        if !set_lock(&ofd, role.lock_offset(), libc::F_RDLCK)? {
+        let l_type = if exclusive {
+            libc::F_WRLCK
+        } else {
+            libc::F_RDLCK
+        };
+        if !set_lock(&ofd, role.lock_offset(), l_type)? {
             return Ok(None);
         }
         for i in 0..layout::ATTACH_SLOTS {
-            if set_lock(&ofd, layout::attach_record_offset(i), libc::F_WRLCK)? {
-                return Ok(Some(Attachment {
-                    ofd,
-                    record: Some(i),
-                }));
+            let off = layout::attach_record_offset(i);
+            if set_lock(&ofd, off, libc::F_WRLCK)? {
+                if reusable(i) {
+                    return Ok(Some(Attachment { ofd, record: i }));
+                }
+                unlock(&ofd, off)?;
             }
         }
         Err(Error::TooManyAttachments {
@@ -74,8 +79,8 @@ impl Attachment {
         is_held(self.ofd.as_fd(), peer.lock_offset()).unwrap_or(true)
     }
 
-    /// Our record in the attachment table, for shared roles.
-    pub fn record(&self) -> Option<u64> {
+    /// Our record in the attachment table.
+    pub fn record(&self) -> u64 {
         self.record
     }
 }
@@ -115,6 +120,11 @@ fn set_lock(ofd: &File, offset: u64, l_type: libc::c_int) -> Result<bool, Error>
             source: err,
         }),
     }
+}
+
+/// Drops our lock on the byte at `offset`.
+fn unlock(ofd: &File, offset: u64) -> Result<(), Error> {
+    set_lock(ofd, offset, libc::F_UNLCK).map(|_| ())
 }
 
 /// A fresh open file description of the same file as `fd`.

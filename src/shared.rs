@@ -2,6 +2,7 @@
 //! region and the flavour's view of it, the two wait points, attaching and
 //! detaching roles, peer liveness, and the `stat` snapshot.
 
+use std::sync::atomic::AtomicU32;
 use std::sync::atomic::Ordering::Relaxed;
 
 use crate::error::Error;
@@ -9,7 +10,7 @@ use crate::layout::{self, Kind, Role};
 use crate::protocol::Flavour;
 use crate::region::Region;
 use crate::roles::{self, Attachment};
-use crate::wait::WaitPoint;
+use crate::wait::{SleeperSet, WaitPoint};
 
 /// A mapped ring and its flavour's raw view of it, shared through an `Arc`
 /// by the `Ring` value and every handle made from it.
@@ -29,34 +30,59 @@ impl<P: Flavour> Shared<P> {
     /// Where consumers sleep while there is nothing to read.
     pub fn data_point(&self) -> WaitPoint<'_> {
         let p = self.region.producer_block();
-        WaitPoint::new(&p.data_futex, &p.data_waiters)
+        WaitPoint::new(&p.data_futex, &p.data_sleepers)
     }
 
     /// Where producers sleep while there is no room.
     pub fn space_point(&self) -> WaitPoint<'_> {
         let c = self.region.consumer_block();
-        WaitPoint::new(&c.space_futex, &c.space_waiters)
+        WaitPoint::new(&c.space_futex, &c.space_sleepers)
     }
 
     /// The wait point the *other* side of `role` sleeps on: the one to wake
-    /// when `role` attaches or detaches.
-    fn peer_point(&self, role: Role) -> WaitPoint<'_> {
+    /// when `role` attaches or detaches, or publishes.
+    pub fn peer_point(&self, role: Role) -> WaitPoint<'_> {
         match role {
             Role::Producer => self.data_point(),
             Role::Consumer => self.space_point(),
         }
     }
 
-    /// Claims `role` (alone or as one of many, as the flavour says),
-    /// records our pid for diagnostics, and wakes the other side's sleepers
-    /// (a consumer may be waiting for its first producer).
+    /// Wakes the other side of `role` if anyone sleeps there. `futile`
+    /// counts wake-ups that found nobody asleep; every 64th, the sleeper
+    /// set is reconciled with the lock table, so a sleeper that died with
+    /// its bit set costs a bounded number of syscalls, not one per publish.
+    pub fn notify(&self, role: Role, futile: &AtomicU32) {
+        let point = self.peer_point(role);
+        // ORDERING: Relaxed; a private statistic of this handle.
+        if point.notify() && futile.fetch_add(1, Relaxed) % 64 == 63 {
+            self.reconcile(point);
+        }
+    }
+
+    /// Clears the bits of sleepers whose record's holder is dead.
+    fn reconcile(&self, point: WaitPoint<'_>) {
+        let members = point.sleepers().members();
+        for bit in 0..layout::ATTACH_SLOTS as u32 {
+            let held = || {
+                roles::is_held(self.region.fd(), layout::attach_record_offset(bit.into()))
+                    .unwrap_or(true)
+            };
+            if members & (1 << bit) != 0 && !held() {
+                point.sleepers().remove(bit);
+            }
+        }
+    }
+
+    /// Claims `role` (alone or as one of many, as the flavour says) and an
+    /// attachment record, records our pid and role there for diagnostics,
+    /// clears what a dead previous holder of the record left (its sleeper
+    /// bits), and wakes the other side's sleepers (a consumer may be
+    /// waiting for its first producer).
     pub fn attach(&self, role: Role) -> Result<Attachment, Error> {
         let fd = self.region.fd();
-        let att = if P::exclusive(&self.mem, role) {
-            Attachment::exclusive(fd, role)?
-        } else {
-            Attachment::shared(fd, role)?
-        };
+        let exclusive = P::exclusive(&self.mem, role);
+        let att = Attachment::take(fd, role, exclusive, |i| P::reusable(&self.mem, i))?;
         let record = self.region.role_record(role);
         let Some(att) = att else {
             // ORDERING: Relaxed; diagnostics only.
@@ -66,15 +92,22 @@ impl<P: Flavour> Shared<P> {
                 pid: (pid != 0).then_some(pid),
             });
         };
-        // ORDERING: Relaxed throughout; pids and counts are diagnostics and
-        // liveness hints, never synchronisation (that is the locks' job).
-        match att.record() {
-            None => record.pid.store(std::process::id(), Relaxed),
-            Some(i) => {
-                let r = self.region.attach_record(i);
-                r.role.store(role.code(), Relaxed);
-                r.pid.store(std::process::id(), Relaxed);
-            }
+        let i = att.record();
+        let bit = u32::try_from(i).expect("records are numbered below 128");
+        // The record is ours: a previous holder is dead, and its sleeper
+        // bits are stale.
+        self.data_point().sleepers().remove(bit);
+        self.space_point().sleepers().remove(bit);
+        // ORDERING: Relaxed throughout; pids, roles and counts are
+        // diagnostics and liveness hints, never synchronisation (that is
+        // the locks' job). The role is read by recovery scans only through
+        // a claim, which this handle makes after this store (and publishes
+        // with its claim CAS).
+        let r = self.region.attach_record(i);
+        r.role.store(role.code(), Relaxed);
+        r.pid.store(std::process::id(), Relaxed);
+        if exclusive {
+            record.pid.store(std::process::id(), Relaxed);
         }
         record.attaches.fetch_add(1, Relaxed);
         self.peer_point(role).wake_all();
@@ -84,10 +117,14 @@ impl<P: Flavour> Shared<P> {
     /// Clears our pid, releases the lock(s), then wakes the other side's
     /// sleepers so they re-check liveness at once.
     pub fn detach(&self, role: Role, att: Attachment) {
-        // ORDERING: Relaxed; diagnostics only.
-        match att.record() {
-            None => self.region.role_record(role).pid.store(0, Relaxed),
-            Some(i) => self.region.attach_record(i).pid.store(0, Relaxed),
+        // ORDERING: Relaxed; diagnostics only (a clean detach is told from a
+        // death by the cleared pid).
+        self.region
+            .attach_record(att.record())
+            .pid
+            .store(0, Relaxed);
+        if P::exclusive(&self.mem, role) {
+            self.region.role_record(role).pid.store(0, Relaxed);
         }
         drop(att);
         self.peer_point(role).wake_all();
@@ -102,15 +139,26 @@ impl<P: Flavour> Shared<P> {
         }
     }
 
-    /// `Gone` if `peer` was ever claimed, else `NeverAttached`.
+    /// For a role no live handle holds: `NeverAttached`, `Died` if a holder
+    /// died without detaching (its record keeps its pid), else `Gone`.
     fn unheld_state(&self, peer: Role) -> PeerState {
         // ORDERING: Relaxed; the count only grows, and a stale zero means a
         // peer that attached a moment ago, which the next check sees.
         if self.region.role_record(peer).attaches.load(Relaxed) == 0 {
-            PeerState::NeverAttached
-        } else {
-            PeerState::Gone
+            return PeerState::NeverAttached;
         }
+        let fd = self.region.fd();
+        for i in 0..layout::ATTACH_SLOTS {
+            let r = self.region.attach_record(i);
+            // ORDERING: Relaxed; diagnostics.
+            if r.pid.load(Relaxed) != 0
+                && r.role.load(Relaxed) == peer.code()
+                && !roles::is_held(fd, layout::attach_record_offset(i)).unwrap_or(true)
+            {
+                return PeerState::Died;
+            }
+        }
+        PeerState::Gone
     }
 
     /// A snapshot for monitoring.
@@ -119,17 +167,27 @@ impl<P: Flavour> Shared<P> {
         let geo = self.region.geometry();
         let fd = self.region.fd();
         let held = |off: u64| roles::is_held(fd, off).unwrap_or(false);
+        let mut claims = Vec::new();
         // ORDERING: Relaxed throughout: diagnostics.
+        for i in 0..layout::ATTACH_SLOTS {
+            let rec = self.region.attach_record(i);
+            let c = rec.claim.load(Relaxed);
+            if c != 0 {
+                claims.push(ClaimStat {
+                    pid: rec.pid.load(Relaxed),
+                    role: if rec.role.load(Relaxed) == Role::Consumer.code() {
+                        Role::Consumer
+                    } else {
+                        Role::Producer
+                    },
+                    pos: c - 1,
+                    alive: held(layout::attach_record_offset(i)),
+                });
+            }
+        }
         let role = |role: Role| {
             let r = self.region.role_record(role);
             let mut holders = Vec::new();
-            let pid = r.pid.load(Relaxed);
-            if pid != 0 {
-                holders.push(Holder {
-                    pid,
-                    alive: held(role.lock_offset()),
-                });
-            }
             for i in 0..layout::ATTACH_SLOTS {
                 let rec = self.region.attach_record(i);
                 let pid = rec.pid.load(Relaxed);
@@ -152,7 +210,7 @@ impl<P: Flavour> Shared<P> {
                 holders,
             }
         };
-        let (c, p) = (self.region.consumer_block(), self.region.producer_block());
+        let sleeping = |p: WaitPoint<'_>| p.sleepers().members().count_ones();
         Stat {
             kind: geo.kind,
             capacity: geo.capacity,
@@ -162,8 +220,10 @@ impl<P: Flavour> Shared<P> {
             tail,
             producer: role(Role::Producer),
             consumer: role(Role::Consumer),
-            consumers_waiting: p.data_waiters.load(Relaxed),
-            producers_waiting: c.space_waiters.load(Relaxed),
+            consumers_waiting: sleeping(self.data_point()),
+            producers_waiting: sleeping(self.space_point()),
+            claims,
+            recoveries: self.region.role_block().recoveries.load(Relaxed),
         }
     }
 }
@@ -178,9 +238,22 @@ pub enum PeerState {
     NeverAttached,
     /// Held by at least one live process now.
     Alive,
-    /// Claimed before, and no live process holds it now (it detached or
-    /// died).
+    /// Claimed before, and every holder detached cleanly (an end of
+    /// stream).
     Gone,
+    /// Claimed before, no live process holds it now, and a holder died
+    /// without detaching (killed, or exited without dropping its handle):
+    /// a crash, not an end of stream.
+    Died,
+}
+
+impl PeerState {
+    /// Whether the role was held and no longer is: [`Gone`](PeerState::Gone)
+    /// or [`Died`](PeerState::Died). Blocking calls return `Disconnected`
+    /// in both cases, once nothing is left to take or no room will come.
+    pub fn is_gone(self) -> bool {
+        matches!(self, PeerState::Gone | PeerState::Died)
+    }
 }
 
 /// A snapshot of a ring, from [`Ring::stat`](crate::Ring::stat).
@@ -209,6 +282,28 @@ pub struct Stat {
     pub consumers_waiting: u32,
     /// Producers asleep waiting for space.
     pub producers_waiting: u32,
+    /// Claims in flight (space or slots claimed and not yet published or
+    /// released), with their owners; a claim whose owner is not alive is
+    /// stuck until a live party completes it.
+    pub claims: Vec<ClaimStat>,
+    /// Dead parties' claims (and half-done releases) that live parties
+    /// have completed since the ring was created.
+    pub recoveries: u64,
+}
+
+/// A claim in flight, in a [`Stat`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ClaimStat {
+    /// Pid of the claimant.
+    pub pid: u32,
+    /// Whether a producer or a consumer claimed it.
+    pub role: Role,
+    /// Where the claim starts: a byte position (framed rings) or a slot
+    /// position (mpmc).
+    pub pos: u64,
+    /// Whether its owner still holds its record.
+    pub alive: bool,
 }
 
 /// One role in a [`Stat`].

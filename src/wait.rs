@@ -1,11 +1,18 @@
 //! Blocking without polling: spin briefly, then sleep in the kernel on a
 //! shared futex word until the other side says something changed.
 //!
-//! Each direction of a ring has a [`WaitPoint`]: a futex word and a count of
-//! sleepers, both in the shared header. A side that finds the ring empty (or
-//! full) registers as a sleeper and sleeps on the word; the other side, after
-//! publishing its cursor, bumps the word and calls `FUTEX_WAKE` only if the
-//! count is non-zero. While nobody sleeps, the hot path makes no syscall.
+//! Each direction of a ring has a [`WaitPoint`]: a futex word and a set of
+//! sleepers (a 128-bit bitmap, one bit per attachment record), both in the
+//! shared header. A side that finds the ring empty (or full) sets its bit
+//! and sleeps on the word; the other side, after publishing its cursor,
+//! bumps the word and calls `FUTEX_WAKE` only if some bit is set. While
+//! nobody sleeps, the hot path makes no syscall.
+//!
+//! A sleeper killed while asleep cannot clear its bit. Its bit belongs to
+//! its attachment record, so it is cleared by whoever takes the record next,
+//! and by a waker whose wake-ups keep finding nobody in the kernel
+//! ([`WaitPoint::notify`] reports those), once the record's lock shows the
+//! holder dead: a crash never leaves every publish paying a syscall.
 //!
 //! # Why no wake-up is lost
 //!
@@ -13,15 +20,15 @@
 //! producer) run:
 //!
 //! ```text
-//!   S1  waiters.fetch_add(1)            W1  cursor.store(new, Release)
+//!   S1  sleepers.fetch_or(bit)          W1  cursor.store(new, Release)
 //!   S2  fence(SeqCst)                   W2  fence(SeqCst)
-//!   S3  seen = word.load()              W3  if waiters.load() != 0 {
+//!   S3  seen = word.load()              W3  if sleepers.load() != 0 {
 //!   S4  re-check cursor: still empty?   W4      word.fetch_add(1)
 //!   S5  futex_wait(word, seen)          W5      futex_wake(word) }
 //! ```
 //!
 //! The two `SeqCst` fences are totally ordered. If S2 comes first, then S1
-//! (before S2) is visible to W3 (after W2): W reads a non-zero count and
+//! (before S2) is visible to W3 (after W2): W reads a set bit and
 //! performs W4 and W5. Either W4 lands before S3, and then S3 reads it,
 //! W1 happens before S4 through it, and S sees the new cursor; or after S3,
 //! and then the kernel's `futex_wait` either sees `word != seen` and returns
@@ -43,7 +50,7 @@
 //! there. A cleanly detaching peer bumps the word and wakes sleepers itself,
 //! so that case is noticed at once.
 
-use std::sync::atomic::{AtomicU32, Ordering::SeqCst};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering::SeqCst};
 use std::time::{Duration, Instant};
 
 #[cfg(not(loom))]
@@ -62,13 +69,11 @@ pub(crate) trait FutexWord {
     fn load_seqcst(&self) -> u32;
     /// `fetch_add(n, SeqCst)`.
     fn add(&self, n: u32);
-    /// `fetch_sub(n, SeqCst)`.
-    fn sub(&self, n: u32);
     /// Sleeps while the word equals `seen`, for at most `timeout`; may
     /// return early for no reason (callers loop and re-check).
     fn wait(&self, seen: u32, timeout: Duration);
-    /// Wakes every sleeper on the word.
-    fn wake_all(&self);
+    /// Wakes every sleeper on the word; returns how many the kernel woke.
+    fn wake_all(&self) -> usize;
     /// `fence(SeqCst)` (loom's, in the models).
     fn fence(&self);
 }
@@ -84,17 +89,12 @@ impl FutexWord for AtomicU32 {
         self.fetch_add(n, SeqCst);
     }
 
-    #[inline]
-    fn sub(&self, n: u32) {
-        self.fetch_sub(n, SeqCst);
-    }
-
     fn wait(&self, seen: u32, timeout: Duration) {
         futex_wait(self, seen, timeout);
     }
 
-    fn wake_all(&self) {
-        futex_wake(self);
+    fn wake_all(&self) -> usize {
+        futex_wake(self)
     }
 
     #[inline]
@@ -103,46 +103,89 @@ impl FutexWord for AtomicU32 {
     }
 }
 
-/// One direction's futex word and sleeper count.
-#[derive(Debug)]
-pub(crate) struct WaitPoint<'a, W: FutexWord = AtomicU32> {
-    word: &'a W,
-    waiters: &'a W,
+/// The sleepers of one wait point: one bit per attachment record.
+pub(crate) trait SleeperSet {
+    /// Adds `bit` (`fetch_or`, SeqCst).
+    fn insert(&self, bit: u32);
+    /// Removes `bit` (`fetch_and`, SeqCst).
+    fn remove(&self, bit: u32);
+    /// Whether any bit is set (SeqCst loads).
+    fn any(&self) -> bool;
+    /// The set bits, as a snapshot.
+    fn members(&self) -> u128;
 }
 
-impl<W: FutexWord> Clone for WaitPoint<'_, W> {
+impl SleeperSet for [AtomicU64; 2] {
+    #[inline]
+    fn insert(&self, bit: u32) {
+        self[(bit / 64) as usize % 2].fetch_or(1 << (bit % 64), SeqCst);
+    }
+
+    #[inline]
+    fn remove(&self, bit: u32) {
+        self[(bit / 64) as usize % 2].fetch_and(!(1 << (bit % 64)), SeqCst);
+    }
+
+    #[inline]
+    fn any(&self) -> bool {
+        (self[0].load(SeqCst) | self[1].load(SeqCst)) != 0
+    }
+
+    fn members(&self) -> u128 {
+        u128::from(self[0].load(SeqCst)) | (u128::from(self[1].load(SeqCst)) << 64)
+    }
+}
+
+/// One direction's futex word and sleeper set.
+#[derive(Debug)]
+pub(crate) struct WaitPoint<'a, W: FutexWord = AtomicU32, S: SleeperSet = [AtomicU64; 2]> {
+    word: &'a W,
+    sleepers: &'a S,
+}
+
+impl<W: FutexWord, S: SleeperSet> Clone for WaitPoint<'_, W, S> {
     fn clone(&self) -> Self {
         *self
     }
 }
 
-impl<W: FutexWord> Copy for WaitPoint<'_, W> {}
+impl<W: FutexWord, S: SleeperSet> Copy for WaitPoint<'_, W, S> {}
 
-impl<'a, W: FutexWord> WaitPoint<'a, W> {
-    pub fn new(word: &'a W, waiters: &'a W) -> Self {
-        WaitPoint { word, waiters }
+impl<'a, W: FutexWord, S: SleeperSet> WaitPoint<'a, W, S> {
+    pub fn new(word: &'a W, sleepers: &'a S) -> Self {
+        WaitPoint { word, sleepers }
+    }
+
+    /// The sleeper set, for reconciliation.
+    pub fn sleepers(&self) -> &'a S {
+        self.sleepers
     }
 
     /// Wakes sleepers if there are any. Call right after the Release store
-    /// that published the change they wait for (W1 above).
+    /// that published the change they wait for (W1 above). Returns `true`
+    /// when a wake-up was sent and the kernel found nobody asleep: a hint
+    /// that a sleeper died with its bit set (or is about to sleep), which
+    /// the caller reconciles when it keeps happening.
     #[inline]
-    pub fn notify(&self) {
+    pub fn notify(&self) -> bool {
         // ORDERING(wake-handshake): the SeqCst fence W2 pairs with the fence
-        // S2 in `block`; with it, the load W3 sees a registered sleeper or
+        // S2 in `block`; with it, the loads W3 see a registered sleeper or
         // the sleeper sees our publication (module docs).
-        self.waiters.fence();
-        if self.waiters.load_seqcst() != 0 {
-            self.wake_all();
+        self.word.fence();
+        if self.sleepers.any() {
+            return self.wake_all() == 0;
         }
+        false
     }
 
     /// Wakes every sleeper unconditionally: used when a role attaches or
     /// detaches, which sleepers must notice even though no cursor moved.
-    pub fn wake_all(&self) {
+    /// Returns how many the kernel woke.
+    pub fn wake_all(&self) -> usize {
         // ORDERING(wake-handshake): SeqCst (W4); a sleeper that loads the
         // word after this does not sleep on the stale value.
         self.word.add(1);
-        self.word.wake_all();
+        self.word.wake_all()
     }
 }
 
@@ -158,15 +201,18 @@ pub(crate) enum Gave<E> {
 }
 
 /// Runs `attempt` until it yields a value: first spinning with a backoff,
-/// then sleeping on `point` between attempts.
+/// then sleeping on `point` between attempts, registered as sleeper `bit`
+/// (the caller's attachment record).
 ///
 /// * `attempt` must re-read the other side's cursor (with Acquire) when it
 ///   finds nothing to do (S4 in the module docs), and return `Ok(None)` for
-///   "would block".
+///   "would block". It runs before every sleep, so it is also where a
+///   stuck claim of a dead party is noticed and completed.
 /// * `peer_gone` is asked only while about to sleep.
 /// * `deadline` of `None` blocks until a value, an error or a dead peer.
-pub(crate) fn block<T, E, W: FutexWord>(
-    point: WaitPoint<'_, W>,
+pub(crate) fn block<T, E, W: FutexWord, S: SleeperSet>(
+    point: WaitPoint<'_, W, S>,
+    bit: u32,
     deadline: Option<Instant>,
     mut attempt: impl FnMut() -> Result<Option<T>, E>,
     mut peer_gone: impl FnMut() -> bool,
@@ -185,9 +231,9 @@ pub(crate) fn block<T, E, W: FutexWord>(
     loop {
         // ORDERING(wake-handshake): S1, then the SeqCst fence S2, which pairs
         // with the fence W2 in `WaitPoint::notify` (module docs).
-        point.waiters.add(1);
-        let registered = Registered(point.waiters);
-        point.waiters.fence();
+        point.sleepers.insert(bit);
+        let registered = Registered(point.sleepers, bit);
+        point.word.fence();
         // S3: the word before the re-check; see module docs.
         let seen = point.word.load_seqcst();
         if let Some(v) = attempt().map_err(Gave::Err)? {
@@ -217,14 +263,14 @@ pub(crate) fn block<T, E, W: FutexWord>(
 }
 
 /// Deregisters a sleeper when dropped, so every exit path (including an
-/// `attempt` that returns a value or an error) undoes the increment.
-struct Registered<'a, W: FutexWord>(&'a W);
+/// `attempt` that returns a value or an error) clears its bit.
+struct Registered<'a, S: SleeperSet>(&'a S, u32);
 
-impl<W: FutexWord> Drop for Registered<'_, W> {
+impl<S: SleeperSet> Drop for Registered<'_, S> {
     fn drop(&mut self) {
-        // ORDERING: SeqCst like the increment; a waker that reads the count
-        // after this merely skips a wake nobody needs.
-        self.0.sub(1);
+        // ORDERING: SeqCst like the insert; a waker that reads the set after
+        // this merely skips a wake nobody needs.
+        self.0.remove(self.1);
     }
 }
 
@@ -254,10 +300,11 @@ fn futex_wait(word: &AtomicU32, seen: u32, timeout: Duration) {
 }
 
 #[cfg(target_os = "linux")]
-fn futex_wake(word: &AtomicU32) {
+fn futex_wake(word: &AtomicU32) -> usize {
     use rustix::thread::futex;
     let r = futex::wake(word, futex::Flags::empty(), i32::MAX as u32);
     debug_assert!(r.is_ok(), "unexpected futex_wake result {r:?}");
+    r.unwrap_or(0)
 }
 
 /// Model checks of the wake-up handshake with loom: every interleaving of a
@@ -297,9 +344,6 @@ mod loom_models {
         fn add(&self, n: u32) {
             self.v.fetch_add(n, SeqCst);
         }
-        fn sub(&self, n: u32) {
-            self.v.fetch_sub(n, SeqCst);
-        }
         /// Ignores the timeout: in the model a lost wake-up must hang.
         fn wait(&self, seen: u32, _timeout: Duration) {
             let g = self.lock.lock().unwrap();
@@ -307,12 +351,31 @@ mod loom_models {
                 drop(self.cond.wait(g).unwrap());
             }
         }
-        fn wake_all(&self) {
+        fn wake_all(&self) -> usize {
             let _g = self.lock.lock().unwrap();
             self.cond.notify_all();
+            1
         }
         fn fence(&self) {
             loom::sync::atomic::fence(SeqCst);
+        }
+    }
+
+    /// The sleeper bitmap on loom atomics.
+    struct MockSleepers([LAtomicU64; 2]);
+
+    impl SleeperSet for MockSleepers {
+        fn insert(&self, bit: u32) {
+            self.0[(bit / 64) as usize].fetch_or(1 << (bit % 64), SeqCst);
+        }
+        fn remove(&self, bit: u32) {
+            self.0[(bit / 64) as usize].fetch_and(!(1 << (bit % 64)), SeqCst);
+        }
+        fn any(&self) -> bool {
+            (self.0[0].load(SeqCst) | self.0[1].load(SeqCst)) != 0
+        }
+        fn members(&self) -> u128 {
+            u128::from(self.0[0].load(SeqCst)) | (u128::from(self.0[1].load(SeqCst)) << 64)
         }
     }
 
@@ -320,7 +383,13 @@ mod loom_models {
         cursor: LAtomicU64,
         gone: LAtomicU32,
         word: MockFutex,
-        waiters: MockFutex,
+        sleepers: MockSleepers,
+    }
+
+    impl Chan {
+        fn point(&self) -> WaitPoint<'_, MockFutex, MockSleepers> {
+            WaitPoint::new(&self.word, &self.sleepers)
+        }
     }
 
     fn chan() -> Arc<Chan> {
@@ -328,11 +397,12 @@ mod loom_models {
             cursor: LAtomicU64::new(0),
             gone: LAtomicU32::new(0),
             word: MockFutex::new(),
-            waiters: MockFutex::new(),
+            sleepers: MockSleepers([LAtomicU64::new(0), LAtomicU64::new(0)]),
         })
     }
 
-    /// The sleeper sees the publication, whatever the interleaving.
+    /// The sleeper sees the publication, whatever the interleaving; its bit
+    /// (the high word: bit 70) is cleared on every exit.
     #[test]
     fn loom_no_lost_wakeup() {
         loom::model(|| {
@@ -341,10 +411,11 @@ mod loom_models {
             let waker = loom::thread::spawn(move || {
                 // W1: the Release cursor store, then notify (W2..W5).
                 p.cursor.store(1, std::sync::atomic::Ordering::Release);
-                WaitPoint::new(&p.word, &p.waiters).notify();
+                p.point().notify();
             });
-            let got = block::<u64, (), _>(
-                WaitPoint::new(&c.word, &c.waiters),
+            let got = block::<u64, (), _, _>(
+                c.point(),
+                70,
                 None,
                 || {
                     let v = c.cursor.load(std::sync::atomic::Ordering::Acquire);
@@ -354,7 +425,48 @@ mod loom_models {
             );
             assert_eq!(got, Ok(1));
             waker.join().unwrap();
-            assert_eq!(c.waiters.load_seqcst(), 0);
+            assert!(!c.sleepers.any());
+        });
+    }
+
+    /// Two sleepers on one wait point (bits 3 and 64) and one publication:
+    /// both see it, whatever the interleaving.
+    #[test]
+    fn loom_two_sleepers_one_publication() {
+        loom::model(|| {
+            let c = chan();
+            let p = c.clone();
+            let waker = loom::thread::spawn(move || {
+                p.cursor.store(1, std::sync::atomic::Ordering::Release);
+                p.point().notify();
+            });
+            let c2 = c.clone();
+            let other = loom::thread::spawn(move || {
+                block::<u64, (), _, _>(
+                    c2.point(),
+                    64,
+                    None,
+                    || {
+                        let v = c2.cursor.load(std::sync::atomic::Ordering::Acquire);
+                        Ok((v > 0).then_some(v))
+                    },
+                    || false,
+                )
+            });
+            let got = block::<u64, (), _, _>(
+                c.point(),
+                3,
+                None,
+                || {
+                    let v = c.cursor.load(std::sync::atomic::Ordering::Acquire);
+                    Ok((v > 0).then_some(v))
+                },
+                || false,
+            );
+            assert_eq!(got, Ok(1));
+            assert_eq!(other.join().unwrap(), Ok(1));
+            waker.join().unwrap();
+            assert!(!c.sleepers.any());
         });
     }
 
@@ -366,10 +478,11 @@ mod loom_models {
             let p = c.clone();
             let leaver = loom::thread::spawn(move || {
                 p.gone.store(1, SeqCst);
-                WaitPoint::new(&p.word, &p.waiters).wake_all();
+                p.point().wake_all();
             });
-            let got = block::<u64, (), _>(
-                WaitPoint::new(&c.word, &c.waiters),
+            let got = block::<u64, (), _, _>(
+                c.point(),
+                0,
                 None,
                 || Ok(None),
                 || c.gone.load(SeqCst) == 1,
@@ -388,14 +501,15 @@ mod loom_models {
             let c = chan();
             let p = c.clone();
             let waker = loom::thread::spawn(move || {
-                let sleepers = p.waiters.load_seqcst();
+                let sleepers = p.sleepers.any();
                 p.cursor.store(1, std::sync::atomic::Ordering::Release);
-                if sleepers != 0 {
-                    WaitPoint::new(&p.word, &p.waiters).wake_all();
+                if sleepers {
+                    p.point().wake_all();
                 }
             });
-            let _ = block::<u64, (), _>(
-                WaitPoint::new(&c.word, &c.waiters),
+            let _ = block::<u64, (), _, _>(
+                c.point(),
+                0,
                 None,
                 || {
                     let v = c.cursor.load(SeqCst);
@@ -412,19 +526,24 @@ mod loom_models {
 mod tests {
     use super::*;
     use std::sync::Arc;
-    use std::sync::atomic::AtomicU64;
 
     struct Chan {
         cursor: AtomicU64,
         word: AtomicU32,
-        waiters: AtomicU32,
+        sleepers: [AtomicU64; 2],
+    }
+
+    impl Chan {
+        fn point(&self) -> WaitPoint<'_> {
+            WaitPoint::new(&self.word, &self.sleepers)
+        }
     }
 
     fn chan() -> Arc<Chan> {
         Arc::new(Chan {
             cursor: AtomicU64::new(0),
             word: AtomicU32::new(0),
-            waiters: AtomicU32::new(0),
+            sleepers: [AtomicU64::new(0), AtomicU64::new(0)],
         })
     }
 
@@ -435,7 +554,7 @@ mod tests {
         let waker = std::thread::spawn(move || {
             for i in 1..=2000u64 {
                 c2.cursor.store(i, SeqCst);
-                WaitPoint::new(&c2.word, &c2.waiters).notify();
+                c2.point().notify();
                 if i % 100 == 0 {
                     std::thread::sleep(Duration::from_millis(1));
                 }
@@ -443,10 +562,10 @@ mod tests {
         });
         let mut seen = 0;
         while seen < 2000 {
-            let point = WaitPoint::new(&c.word, &c.waiters);
             let deadline = Some(Instant::now() + Duration::from_secs(10));
-            seen = block::<u64, (), _>(
-                point,
+            seen = block::<u64, (), _, _>(
+                c.point(),
+                127,
                 deadline,
                 || {
                     let v = c.cursor.load(SeqCst);
@@ -457,26 +576,40 @@ mod tests {
             .expect("published values arrive before the deadline");
         }
         waker.join().unwrap();
-        assert_eq!(c.waiters.load(SeqCst), 0, "every sleeper deregistered");
+        assert!(!c.sleepers.any(), "every sleeper deregistered");
     }
 
     #[test]
     fn timeout_and_disconnect_are_reported() {
         let c = chan();
-        let point = WaitPoint::new(&c.word, &c.waiters);
+        let point = c.point();
         let start = Instant::now();
-        let r = block::<(), (), _>(
+        let r = block::<(), (), _, _>(
             point,
+            5,
             Some(start + Duration::from_millis(30)),
             || Ok(None),
             || false,
         );
         assert_eq!(r, Err(Gave::Timeout));
         assert!(start.elapsed() >= Duration::from_millis(30));
-        let r = block::<(), (), _>(point, None, || Ok(None), || true);
+        let r = block::<(), (), _, _>(point, 5, None, || Ok(None), || true);
         assert_eq!(r, Err(Gave::Disconnected));
-        let r = block::<(), u8, _>(point, None, || Err(7), || false);
+        let r = block::<(), u8, _, _>(point, 5, None, || Err(7), || false);
         assert_eq!(r, Err(Gave::Err(7)));
-        assert_eq!(c.waiters.load(SeqCst), 0);
+        assert!(!c.sleepers.any());
+    }
+
+    /// A bit left set (a sleeper that died) makes `notify` wake and report
+    /// that nobody was asleep, so the caller can reconcile; with the bit
+    /// cleared, `notify` makes no syscall and reports nothing.
+    #[test]
+    fn a_stale_sleeper_bit_is_reported_by_notify() {
+        let c = chan();
+        c.sleepers.insert(77);
+        assert_eq!(c.sleepers.members(), 1u128 << 77);
+        assert!(c.point().notify(), "nobody asleep behind bit 77");
+        c.sleepers.remove(77);
+        assert!(!c.point().notify());
     }
 }

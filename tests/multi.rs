@@ -333,7 +333,7 @@ fn poke_u32(path: &std::path::Path, offset: u64, v: u32) {
 
 #[test]
 fn mpmc_tampered_stamps_and_lengths() {
-    const DATA: u64 = 4096;
+    const DATA: u64 = 12288;
     const STRIDE: u64 = 16 + 8; // slot header + 8-byte payload
     let t = TempFile(temp_path("stamps"));
     let ring = mpmc::Ring::create(&t.0, Config::slots(4, 8)).unwrap();
@@ -391,7 +391,7 @@ fn mpsc_tampered_frame_word() {
     let mut tx = ring.producer().unwrap();
     let mut rx = ring.consumer().unwrap();
     tx.send(&[5; 16]).unwrap();
-    poke_u64(&t.0, 4096, 0x1234_5678_0000_0010);
+    poke_u64(&t.0, 12288, 0x1234_5678_0000_0010);
     assert!(matches!(
         rx.try_recv().unwrap_err(),
         RecvError::Corrupt(Corruption::FrameWord { pos: 0, .. })

@@ -212,7 +212,11 @@ fn killed_producer_disconnects_blocked_consumer() {
     assert_eq!(waiter.join().unwrap(), Err(RecvError::Disconnected));
     let st = ring.stat();
     assert!(!st.producer.alive);
-    assert_eq!(st.producer.state, mmring::PeerState::Gone);
+    assert_eq!(
+        st.producer.state,
+        mmring::PeerState::Died,
+        "killed, not detached"
+    );
     let holders: Vec<_> = st
         .producer
         .holders

@@ -236,11 +236,11 @@ impl Protocol for AnyKind {
         }
     }
 
-    fn producer(m: &Mem) -> Result<Tx, Corruption> {
+    fn producer(m: &Mem, rec: u64) -> Result<Tx, Corruption> {
         Ok(match m {
-            Mem::Spsc(r) => Tx::Spsc(Spsc::producer(r)?),
-            Mem::Mpsc(r) => Tx::Mpsc(Mpsc::producer(r)?),
-            Mem::Mpmc(r) => Tx::Mpmc(Mpmc::producer(r)?),
+            Mem::Spsc(r) => Tx::Spsc(Spsc::producer(r, rec)?),
+            Mem::Mpsc(r) => Tx::Mpsc(Mpsc::producer(r, rec)?),
+            Mem::Mpmc(r) => Tx::Mpmc(Mpmc::producer(r, rec)?),
         })
     }
 
@@ -305,18 +305,27 @@ impl Protocol for AnyKind {
         }
     }
 
-    fn consumer(m: &Mem) -> Result<Rx, Corruption> {
+    fn consumer(m: &Mem, rec: u64) -> Result<Rx, Corruption> {
         Ok(match m {
-            Mem::Spsc(r) => Rx::Framed(Spsc::consumer(r)?),
-            Mem::Mpsc(r) => Rx::Framed(Mpsc::consumer(r)?),
-            Mem::Mpmc(r) => Rx::Mpmc(Mpmc::consumer(r)?),
+            Mem::Spsc(r) => Rx::Framed(Spsc::consumer(r, rec)?),
+            Mem::Mpsc(r) => Rx::Framed(Mpsc::consumer(r, rec)?),
+            Mem::Mpmc(r) => Rx::Mpmc(Mpmc::consumer(r, rec)?),
         })
+    }
+
+    fn reusable(m: &Mem, i: u64) -> bool {
+        match m {
+            Mem::Spsc(r) => Spsc::reusable(r, i),
+            Mem::Mpsc(r) => Mpsc::reusable(r, i),
+            Mem::Mpmc(r) => Mpmc::reusable(r, i),
+        }
     }
 
     #[inline]
     fn try_take(m: &Mem, rx: &mut Rx) -> Result<Option<Taken>, Corruption> {
         Ok(match (m, rx) {
-            (Mem::Spsc(r) | Mem::Mpsc(r), Rx::Framed(c)) => c.next(r)?.map(Taken::Framed),
+            (Mem::Spsc(r), Rx::Framed(c)) => Spsc::try_take(r, c)?.map(Taken::Framed),
+            (Mem::Mpsc(r), Rx::Framed(c)) => Mpsc::try_take(r, c)?.map(Taken::Framed),
             (Mem::Mpmc(r), Rx::Mpmc(c)) => Mpmc::try_take(r, c)?.map(Taken::Mpmc),
             _ => mismatch(),
         })

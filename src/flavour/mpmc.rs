@@ -112,15 +112,23 @@ mod state {
     /// A producer's private state.
     #[derive(Debug)]
     pub struct Tx {
+        /// Our attachment record, where claims are recorded.
+        pub rec: u64,
         /// A slot was published since the last wake-up.
         pub unflushed: bool,
+        /// Since when we are held at `tail` by a full ring.
+        pub held: crate::ring::Held,
     }
 
     /// A consumer's private state.
     #[derive(Debug)]
     pub struct Rx {
+        /// Our attachment record, where claims are recorded.
+        pub rec: u64,
         /// A slot was released since the last wake-up.
         pub unreleased: bool,
+        /// Since when we are held at `head` by an unpublished slot.
+        pub held: crate::ring::Held,
     }
 }
 
@@ -169,12 +177,27 @@ impl Protocol for Mpmc {
         m.slot_size()
     }
 
-    fn producer(_: &SlotRing) -> Result<Tx, Corruption> {
-        Ok(Tx { unflushed: false })
+    fn producer(_: &SlotRing, rec: u64) -> Result<Tx, Corruption> {
+        Ok(Tx {
+            rec,
+            unflushed: false,
+            held: Default::default(),
+        })
     }
 
-    fn try_claim(m: &SlotRing, _: &mut Tx, len: u64) -> Result<Option<Slot>, Corruption> {
-        Ok(slots::claim_produce(m)?.map(|pos| Slot { pos, len }))
+    fn try_claim(m: &SlotRing, tx: &mut Tx, len: u64) -> Result<Option<Slot>, Corruption> {
+        if let Some(pos) = slots::claim_produce(m, tx.rec)? {
+            return Ok(Some(Slot { pos, len }));
+        }
+        // Full. Held by a dead consumer's slot? Ask at most once per grace
+        // period while held at the same position.
+        // ORDERING: Relaxed; only a position to check, `recover_dead_consumer`
+        // synchronises on the stamp.
+        let tail = m.tail().load(Relaxed);
+        if tx.held.due(tail) && slots::recover_dead_consumer(m, tail)? {
+            return Ok(slots::claim_produce(m, tx.rec)?.map(|pos| Slot { pos, len }));
+        }
+        Ok(None)
     }
 
     unsafe fn claim_payload(m: &SlotRing, s: &Slot) -> NonNull<u8> {
@@ -184,7 +207,7 @@ impl Protocol for Mpmc {
     }
 
     fn publish(m: &SlotRing, tx: &mut Tx, s: Slot, committed: Option<u64>) {
-        slots::publish(m, s.pos, committed);
+        slots::publish(m, s.pos, committed, tx.rec);
         tx.unflushed = true;
     }
 
@@ -202,15 +225,54 @@ impl Protocol for Mpmc {
         tail.saturating_sub(head)
     }
 
-    fn consumer(_: &SlotRing) -> Result<Rx, Corruption> {
-        Ok(Rx { unreleased: false })
+    fn consumer(_: &SlotRing, rec: u64) -> Result<Rx, Corruption> {
+        Ok(Rx {
+            rec,
+            unreleased: false,
+            held: Default::default(),
+        })
+    }
+
+    /// A dead party's record is reusable once its claim is settled: a
+    /// producer's slot published (or recovered), a consumer's released.
+    fn reusable(m: &SlotRing, i: u64) -> bool {
+        // ORDERING(claim-record): Acquire, as in `slots::dead_claim`.
+        let c = m.claim(i).load(Acquire);
+        if c == 0 {
+            return true;
+        }
+        let pos = c - 1;
+        // ORDERING(stamp): Acquire, as in `slots::claim_consume`.
+        let stamp = m.stamp(pos).load(Acquire);
+        let settled = match m.role(i) {
+            // Published, or recovered and released.
+            1 => stamp != pos,
+            // Released (or never taken: then it is another's).
+            _ => stamp != pos + 1,
+        };
+        if settled {
+            crate::ring::clear_claim(m.claim(i), c);
+        }
+        settled
     }
 
     fn try_take(m: &SlotRing, rx: &mut Rx) -> Result<Option<Slot>, Corruption> {
         let skipped = Cell::new(false);
-        let r = slots::claim_consume(m, || skipped.set(true));
+        let r = slots::claim_consume(m, rx.rec, || skipped.set(true));
         rx.unreleased |= skipped.get();
-        Ok(r?.map(|(pos, len)| Slot { pos, len }))
+        if let Some((pos, len)) = r? {
+            return Ok(Some(Slot { pos, len }));
+        }
+        // Empty. Held by a dead producer's claim (`tail` past `head`)? Ask
+        // at most once per grace period while held at the same position.
+        let (head, tail) = m.cursors();
+        if tail > head && rx.held.due(head) && slots::recover_dead_producer(m, rx.rec, head)? {
+            rx.unreleased = true;
+            let r = slots::claim_consume(m, rx.rec, || skipped.set(true));
+            rx.unreleased |= skipped.get();
+            return Ok(r?.map(|(pos, len)| Slot { pos, len }));
+        }
+        Ok(None)
     }
 
     unsafe fn taken_payload(m: &SlotRing, s: &Slot) -> (NonNull<u8>, usize) {
@@ -220,7 +282,7 @@ impl Protocol for Mpmc {
     }
 
     fn consume(m: &SlotRing, rx: &mut Rx, s: Slot) {
-        slots::release(m, s.pos);
+        slots::release(m, s.pos, rx.rec);
         rx.unreleased = true;
     }
 

@@ -49,7 +49,7 @@ use crate::layout::{self, Kind, Role, frame_word};
 use crate::protocol::sealed::Protocol;
 use crate::protocol::{FixedKind, Flavour};
 use crate::region::Region;
-use crate::ring::{FramedMem, Located, RawRing, ReadCursor, check_range};
+use crate::ring::{FramedMem, Located, RawRing, ReadCursor, check_range, clear_claim};
 use crate::words::Word64;
 
 /// The mpsc flavour: the type parameter of [`Ring`], [`Producer`] and
@@ -87,6 +87,8 @@ mod state {
     /// A producer's private state.
     #[derive(Debug)]
     pub struct Tx {
+        /// Our attachment record, where claims are recorded.
+        pub rec: u64,
         /// Last head we read; the consumer may be further along.
         pub cached_head: u64,
         /// A frame or skip record was published since the last wake-up.
@@ -100,6 +102,8 @@ mod state {
         pub start: u64,
         /// Reserved payload length.
         pub len: u64,
+        /// The claimant's attachment record, which records the claim.
+        pub rec: u64,
     }
 }
 
@@ -130,18 +134,19 @@ impl Protocol for Mpsc {
         m.max_frame()
     }
 
-    fn producer(m: &RawRing) -> Result<Tx, Corruption> {
+    fn producer(m: &RawRing, rec: u64) -> Result<Tx, Corruption> {
         // ORDERING(head-release): Acquire; pairs with the consumer's
         // Release head store, as in `claim`.
         let head = check_range(m.head().load(Acquire))?;
         Ok(Tx {
+            rec,
             cached_head: head,
             unflushed: false,
         })
     }
 
     fn try_claim(m: &RawRing, tx: &mut Tx, len: u64) -> Result<Option<Claim>, Corruption> {
-        claim(m, &mut tx.cached_head, len)
+        claim(m, tx.rec, &mut tx.cached_head, len)
     }
 
     unsafe fn claim_payload(m: &RawRing, c: &Claim) -> NonNull<u8> {
@@ -173,12 +178,38 @@ impl Protocol for Mpsc {
         m.tail().load(Relaxed).saturating_sub(head)
     }
 
-    fn consumer(m: &RawRing) -> Result<ReadCursor, Corruption> {
+    fn consumer(m: &RawRing, _rec: u64) -> Result<ReadCursor, Corruption> {
         ReadCursor::attach(m, true)
     }
 
+    /// A dead producer's record is reusable once the consumer has released
+    /// past its claim (then it was published, or recovered).
+    fn reusable(m: &RawRing, i: u64) -> bool {
+        // ORDERING: Acquire; pairs with the Release clear in `publish_claim`.
+        let c = m.claim(i).load(Acquire);
+        if c == 0 {
+            return true;
+        }
+        // ORDERING: Relaxed; written before `claim`.
+        let end = m.claim_end(i).load(Relaxed) & !layout::CLAIM_WON;
+        // ORDERING(head-release): Acquire, as in `claim`.
+        if end <= m.head().load(Acquire) {
+            clear_claim(m.claim(i), c);
+            return true;
+        }
+        false
+    }
+
     fn try_take(m: &RawRing, rx: &mut ReadCursor) -> Result<Option<Located>, Corruption> {
-        rx.next(m)
+        let got = rx.next(m)?;
+        if got.is_none()
+            && let Some(pos) = rx.stuck_at()
+            && rx.held.due(pos)
+            && recover_claim(m, pos)?
+        {
+            return rx.next(m);
+        }
+        Ok(got)
     }
 
     unsafe fn taken_payload(m: &RawRing, f: &Located) -> (NonNull<u8>, usize) {
@@ -208,7 +239,7 @@ impl Protocol for Mpsc {
 /// in place) and a skip record over the rest, or a skip record over all of
 /// it.
 pub(crate) fn publish_claim<M: FramedMem>(raw: &M, claim: Claim, committed: Option<u64>) {
-    let Claim { start, len } = claim;
+    let Claim { start, len, rec } = claim;
     let claimed_end = start + layout::frame_size(len);
     match committed {
         Some(n) => {
@@ -232,13 +263,23 @@ pub(crate) fn publish_claim<M: FramedMem>(raw: &M, claim: Claim, committed: Opti
                 .store(frame_word::skip((claimed_end - start - 8) as u32), Release);
         }
     }
+    // ORDERING(claim-record): Release; pairs with the Acquire claim load in
+    // `recover_claim`: whoever sees the record cleared sees the word above.
+    raw.claim(rec).store(0, Release);
 }
 
 /// Claims room for a frame of `len` bytes by moving `tail` with a CAS.
 /// `Ok(None)`: no room. Publishes the padding record, if one is needed,
 /// right away: it is complete as it stands.
+///
+/// The claim is recorded in attachment record `rec` *before* the CAS that
+/// takes it (`claim = tail + 1`, `claim_end = end`), and marked won right
+/// after (`CLAIM_WON`), so a producer killed at any step leaves a record of
+/// what it may own; [`recover_claim`] completes it once its lock shows it
+/// dead. A claim that is not taken is withdrawn before returning.
 pub(crate) fn claim<M: FramedMem>(
     raw: &M,
+    rec: u64,
     cached_head: &mut u64,
     len: u64,
 ) -> Result<Option<Claim>, Corruption> {
@@ -246,9 +287,17 @@ pub(crate) fn claim<M: FramedMem>(
     // ORDERING: Relaxed; producers share nothing through `tail` but the
     // claim itself, which the CAS below decides.
     let mut tail = tail_word.load(Relaxed);
+    let withdraw = || {
+        // ORDERING: Relaxed; nothing was claimed, nothing to publish.
+        raw.claim(rec).store(0, Relaxed);
+    };
     loop {
-        check_range(tail)?;
+        if let Err(e) = check_range(tail) {
+            withdraw();
+            return Err(e);
+        }
         if tail % layout::FRAME_ALIGN != 0 {
+            withdraw();
             return Err(Corruption::MisalignedCursor { cursor: tail });
         }
         let (pad, start) = raw.place(tail, len);
@@ -259,44 +308,151 @@ pub(crate) fn claim<M: FramedMem>(
             // zeroed and no longer read. The re-check (S4) of the wake-up
             // handshake in `wait::block`.
             let head = raw.head().load(Acquire);
-            if head < *cached_head {
-                return Err(Corruption::CursorRegressed {
+            let checked = if head < *cached_head {
+                Err(Corruption::CursorRegressed {
                     seen: *cached_head,
                     found: head,
-                });
-            }
-            if head > tail {
+                })
+            } else if head > tail {
                 // Our tail is stale (the consumer has passed it, so other
                 // producers moved it): retry with a fresh one, but only if it
                 // did move, else the pair is impossible.
                 let fresh = tail_word.load(Relaxed);
-                if fresh == tail {
-                    raw.check_cursors(head, tail)?;
+                if fresh != tail {
+                    tail = fresh;
+                    continue;
                 }
-                tail = fresh;
-                continue;
+                raw.check_cursors(head, tail)
+            } else {
+                raw.check_cursors(head, tail)
+            };
+            if let Err(e) = checked {
+                withdraw();
+                return Err(e);
             }
-            raw.check_cursors(head, tail)?;
             *cached_head = head;
             if end - head > raw.capacity() {
+                withdraw();
                 return Ok(None);
             }
         }
+        // ORDERING(claim-record): Relaxed stores, sequenced before the CAS
+        // (Release): a consumer whose Acquire tail load sees this claim (or
+        // any later one: the CASes on `tail` form one release sequence)
+        // sees the record too.
+        raw.claim_end(rec).store(end, Relaxed);
+        raw.claim(rec).store(tail + 1, Relaxed);
         // ORDERING: AcqRel on success (the claim is ordered before our
-        // writes into the claimed space); Relaxed on failure (we only retry
-        // with the value read).
+        // writes into the claimed space, and the record before the claim);
+        // Relaxed on failure (we only retry with the value read).
         match tail_word.cas_weak(tail, end, AcqRel, Relaxed) {
             Ok(_) => {
+                // ORDERING(claim-record): Relaxed; a hint that settles which
+                // of two dead records at one position took it.
+                raw.claim_end(rec).store(end | layout::CLAIM_WON, Relaxed);
                 if pad > 0 {
                     // ORDERING(word-publish): Release; pairs with the
                     // consumer's Acquire word load in `FramedMem::parse`.
                     raw.word(tail).store(frame_word::PAD, Release);
                 }
-                return Ok(Some(Claim { start, len }));
+                return Ok(Some(Claim { start, len, rec }));
             }
             Err(now) => tail = now,
         }
     }
+}
+
+/// Completes a dead producer's claim that holds the consumer at `read` (a
+/// zero frame word below `tail`): Aeron's "unblock", but decided by the OS
+/// lock table, never by a timeout. Only the consumer calls it, so only one
+/// party ever writes the records below.
+///
+/// The attachment records say whose claim covers `read`. If any record
+/// that covers it belongs to a live handle, that handle will publish (or
+/// withdraw and move on): nothing to do. If only dead handles' records
+/// cover it, the claim is theirs, and it is published as what an aborted
+/// reservation would have left: a padding record where its padding was
+/// due, a skip record over its frame. `Ok(true)` when something was
+/// completed (look again at once).
+///
+/// Two dead records at one position with different extents can only come
+/// from two producers killed within a few instructions of each other (one
+/// just after winning the CAS, one just after losing it); the won mark
+/// settles it, and without one the claim is reported as
+/// [`Corruption::AmbiguousClaim`] rather than guessed.
+pub(crate) fn recover_claim<M: FramedMem>(m: &M, read: u64) -> Result<bool, Corruption> {
+    // (start, end, won, record) of the dead claim that covers `read`.
+    let mut found: Option<(u64, u64, bool, u64)> = None;
+    let mut ambiguous = false;
+    for i in 0..m.records() {
+        // ORDERING(claim-record): Acquire; pairs with the Release clear in
+        // `publish_claim`, and (through our Acquire tail load that saw the
+        // claim) with the stores before the claimant's CAS.
+        let c = m.claim(i).load(Acquire);
+        if c == 0 {
+            continue;
+        }
+        let start = c - 1;
+        // ORDERING: Relaxed; written before `claim` (see `claim`).
+        let e = m.claim_end(i).load(Relaxed);
+        let (end, won) = (e & !layout::CLAIM_WON, e & layout::CLAIM_WON != 0);
+        if !(start <= read && read < end) {
+            continue;
+        }
+        if m.is_alive(i) {
+            return Ok(false);
+        }
+        found = match found {
+            None => Some((start, end, won, i)),
+            Some(f) if f.2 => Some(f),
+            Some(_) if won => Some((start, end, won, i)),
+            Some(f) => {
+                ambiguous |= (f.0, f.1) != (start, end);
+                Some(f)
+            }
+        };
+    }
+    let Some((start, end, won, i)) = found else {
+        return Ok(false);
+    };
+    if ambiguous && !won {
+        return Err(Corruption::AmbiguousClaim { pos: read });
+    }
+    // The claim's shape, as `claim` placed it: padding to the end of the
+    // data area when the frame did not fit there, then the frame.
+    let off = m.offset(start);
+    let frame_start = if off + (end - start) > m.capacity() {
+        start + (m.capacity() - off)
+    } else {
+        start
+    };
+    // ORDERING(tail-publish): Acquire; the claim lies below the claim cursor.
+    let tail = m.tail().load(Acquire);
+    let frame = end.saturating_sub(frame_start);
+    let sane = start % layout::FRAME_ALIGN == 0
+        && end % layout::FRAME_ALIGN == 0
+        && end <= tail
+        && frame >= layout::FRAME_HEADER
+        && frame - layout::FRAME_HEADER <= layout::MAX_FRAME_LIMIT
+        && (read == start || read == frame_start);
+    if !sane {
+        return Err(Corruption::FrameWord { pos: read, word: 0 });
+    }
+    if read < frame_start {
+        // ORDERING(word-publish): Release, as the producer's padding store.
+        m.word(read).store(frame_word::PAD, Release);
+    }
+    // ORDERING(word-publish): Acquire, as in `FramedMem::parse`.
+    if m.word(frame_start).load(Acquire) == 0 {
+        // ORDERING(word-publish): Release, as `publish_claim`'s.
+        m.word(frame_start).store(
+            frame_word::skip((frame - layout::FRAME_HEADER) as u32),
+            Release,
+        );
+    }
+    m.count_recovery();
+    clear_claim(m.claim(i), start + 1);
+    Ok(true)
 }
 
 /// Model checks of the mpsc protocol with loom, running `claim`,

@@ -120,7 +120,7 @@ impl Protocol for Spsc {
         m.max_frame()
     }
 
-    fn producer(m: &RawRing) -> Result<Tx, Corruption> {
+    fn producer(m: &RawRing, _rec: u64) -> Result<Tx, Corruption> {
         // The tail is ours now; head is read after it, so a correct ring
         // satisfies the invariant whatever the consumer is doing.
         // ORDERING(tail-publish): Acquire; the previous producer's Release
@@ -182,8 +182,14 @@ impl Protocol for Spsc {
         tx.tail.saturating_sub(m.head().load(Relaxed))
     }
 
-    fn consumer(m: &RawRing) -> Result<ReadCursor, Corruption> {
+    fn consumer(m: &RawRing, _rec: u64) -> Result<ReadCursor, Corruption> {
         ReadCursor::attach(m, false)
+    }
+
+    /// No spsc party records claims: nothing it claims is ever visible to
+    /// another before it publishes.
+    fn reusable(_: &RawRing, _: u64) -> bool {
+        true
     }
 
     fn try_take(m: &RawRing, rx: &mut ReadCursor) -> Result<Option<Located>, Corruption> {

@@ -499,7 +499,7 @@ fn recv_with<R>(
                 spins = spins.wrapping_add(1);
                 // Now and then, ask whether anyone is left to send; the
                 // blocking path does this itself.
-                if spins % 4096 == 0 && rx.producer_state() == PeerState::Gone {
+                if spins % 4096 == 0 && rx.producer_state().is_gone() {
                     return match rx.try_recv().map(|g| call(&g)) {
                         Err(RecvError::Empty) => Err(RecvError::Disconnected),
                         other => other,
