@@ -88,6 +88,11 @@ pub enum Corruption {
         /// Bytes that were available for it.
         available: u64,
     },
+    /// The ring's backing file shrank under the mapping (someone truncated
+    /// it), so its memory was replaced with zero pages to keep the process
+    /// alive. Nothing read from the ring since then can be trusted, and
+    /// nothing written reaches the file.
+    Truncated,
 }
 
 impl fmt::Display for Corruption {
@@ -132,6 +137,9 @@ impl fmt::Display for Corruption {
             } => write!(
                 f,
                 "frame at position {pos} needs {needs} bytes but only {available} are available"
+            ),
+            Corruption::Truncated => f.write_str(
+                "the ring's file was truncated under its mapping (its memory now reads as zeros)",
             ),
         }
     }
@@ -329,6 +337,13 @@ pub enum Error {
     TooManyAttachments {
         /// Size of the attachment table.
         max: u32,
+    },
+    /// This process already has the most ring mappings it can protect
+    /// against truncation (see [`poisoned_mappings`](crate::poisoned_mappings)).
+    #[error("too many rings mapped in this process (at most {max})")]
+    TooManyMappings {
+        /// Size of the process's registry of ring mappings.
+        max: usize,
     },
     /// The mapping is inconsistent.
     #[error("ring is corrupt: {0}")]

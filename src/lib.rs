@@ -68,6 +68,7 @@ compile_error!("mmring currently supports Linux only (futex, memfd and OFD locks
 
 mod config;
 mod error;
+mod fault;
 mod framed;
 mod grant;
 mod layout;
@@ -84,6 +85,7 @@ mod words;
 
 pub use config::Config;
 pub use error::{Corruption, Error, KindName, RecvError, SendError};
+pub use fault::poisoned_mappings;
 pub use layout::{Kind, Role};
 pub use shared::{Holder, RoleStat, Stat};
 

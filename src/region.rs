@@ -25,13 +25,17 @@ use std::sync::atomic::Ordering;
 use memmap2::{MmapOptions, MmapRaw};
 
 use crate::config::{Config, Geometry};
-use crate::error::Error;
+use crate::error::{Corruption, Error};
+use crate::fault;
 use crate::layout::{self, Header, Ident, Kind};
 
 /// A mapped ring: the file (or memfd) and a shared mapping of its first
 /// `DATA_OFFSET + capacity` bytes.
 #[derive(Debug)]
 pub(crate) struct Region {
+    /// Declared (so dropped) before `map`: the guard must leave the fault
+    /// registry before the range is unmapped (see `fault.rs`, point 2).
+    guard: fault::Guard,
     map: MmapRaw,
     file: File,
     geo: Geometry,
@@ -309,6 +313,10 @@ impl Region {
         // ORDERING(init-publish): Acquire; pairs with the Release store in
         // `Region::initialise`.
         let init = region.header_ref().id.init.load(Ordering::Acquire);
+        // Shrunk between the fstat above and our first access: the access
+        // read zeros; say so rather than "uninitialised".
+        region.check_size()?;
+        region.check_poison()?;
         if init != layout::INIT_READY {
             return Err(Error::Uninitialized { found: init });
         }
@@ -336,7 +344,11 @@ impl Region {
             .len(len)
             .map_raw(&file)
             .map_err(Error::io("map the ring"))?;
+        // From here on, a truncation of the file turns accesses into zero
+        // pages and a poisoned flag, not SIGBUS.
+        let guard = fault::Guard::register(map.as_ptr(), map.len())?;
         Ok(Region {
+            guard,
             map,
             file,
             geo,
@@ -398,6 +410,43 @@ impl Region {
     /// The path the ring was created or opened at, if named.
     pub fn path(&self) -> Option<&Path> {
         self.path.as_deref()
+    }
+
+    /// Whether the mapping was replaced with zero pages because the file
+    /// shrank under it (see `fault.rs`). Once true, stays true: nothing read
+    /// from the mapping since can be trusted. Cheap (one fence and one
+    /// load): re-check it in every wait loop and before every successful
+    /// return.
+    pub fn is_poisoned(&self) -> bool {
+        self.guard.is_poisoned()
+    }
+
+    /// [`Region::is_poisoned`] as the hot-path error.
+    pub fn check_poison(&self) -> Result<(), Corruption> {
+        if self.is_poisoned() {
+            Err(Corruption::Truncated)
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Checks with `fstat` that the file still covers the whole mapping.
+    /// For slow paths (a wait that timed out, a liveness check): it is a
+    /// system call. A truncation is also caught on the hot path, at the
+    /// first access past the new end, by [`Region::is_poisoned`].
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Truncated`] with the file's current length when it is
+    /// shorter than the ring; [`Error::Io`] if `fstat` fails.
+    pub fn check_size(&self) -> Result<(), Error> {
+        let st = rustix::fs::fstat(&self.file).map_err(Error::errno("stat the ring file"))?;
+        let len = u64::try_from(st.st_size).unwrap_or(0);
+        let needed = self.geo.file_len();
+        if len < needed {
+            return Err(Error::Truncated { len, needed });
+        }
+        Ok(())
     }
 
     /// `msync`s the whole mapping.

@@ -261,6 +261,15 @@ fn futex_wait(word: &AtomicU32, seen: u32, timeout: Duration) {
     // different processes. EAGAIN (value changed), EINTR and ETIMEDOUT all
     // mean "go round again".
     let r = futex::wait(word, futex::Flags::empty(), seen, Some(&ts));
+    if r == Err(rustix::io::Errno::FAULT) {
+        // The word's page is no longer backed: the ring file was truncated
+        // since we last touched it. A system call gets EFAULT where an
+        // access gets SIGBUS, so touch the word: the fault handler
+        // (`fault.rs`) replaces the mapping with zeros and poisons the ring,
+        // which the caller's loop reports.
+        let _ = word.load(SeqCst);
+        return;
+    }
     debug_assert!(
         matches!(
             r,
@@ -277,6 +286,11 @@ fn futex_wait(word: &AtomicU32, seen: u32, timeout: Duration) {
 fn futex_wake(word: &AtomicU32) {
     use rustix::thread::futex;
     let r = futex::wake(word, futex::Flags::empty(), i32::MAX as u32);
+    if r == Err(rustix::io::Errno::FAULT) {
+        // Truncated file, as in `futex_wait`: fault into the handler.
+        let _ = word.load(SeqCst);
+        return;
+    }
     debug_assert!(r.is_ok(), "unexpected futex_wake result {r:?}");
 }
 
