@@ -83,7 +83,7 @@ pub mod spsc;
 mod wait;
 mod words;
 
-pub use config::Config;
+pub use config::{Config, Trust};
 pub use error::{Corruption, Error, KindName, RecvError, SendError};
 pub use fault::poisoned_mappings;
 pub use layout::{Kind, Role};

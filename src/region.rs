@@ -24,7 +24,7 @@ use std::sync::atomic::Ordering;
 
 use memmap2::{MmapOptions, MmapRaw};
 
-use crate::config::{Config, Geometry};
+use crate::config::{Config, Geometry, Trust};
 use crate::error::{Corruption, Error};
 use crate::fault;
 use crate::layout::{self, Header, Ident, Kind};
@@ -68,6 +68,10 @@ impl Region {
             .open(dir)
         {
             Ok(file) => {
+                // Exactly the requested mode: the umask applied at open
+                // would cut it (0o666 becoming 0o644), and this must happen
+                // before the file has a name.
+                set_mode(&file, cfg.file_mode())?;
                 let region = Region::initialise(file, ident, geo, Some(path.to_owned()))?;
                 let proc_path = format!("/proc/self/fd/{}", region.file.as_raw_fd());
                 rustix::fs::linkat(
@@ -120,28 +124,63 @@ impl Region {
             .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
             .open(&tmp)
             .map_err(Error::io("create a temporary ring file"))?;
-        let result = Region::initialise(file, ident, geo, Some(path.to_owned())).and_then(|r| {
-            std::fs::hard_link(&tmp, path).map_err(Error::io("create the ring file"))?;
-            Ok(r)
-        });
+        let result = set_mode(&file, cfg.file_mode())
+            .and_then(|()| Region::initialise(file, ident, geo, Some(path.to_owned())))
+            .and_then(|r| {
+                std::fs::hard_link(&tmp, path).map_err(Error::io("create the ring file"))?;
+                Ok(r)
+            });
         let _ = std::fs::remove_file(&tmp);
         result
     }
 
-    /// Opens an existing named ring of `kind`.
+    /// Opens an existing named ring of `kind` that `Trust::new()` trusts.
     pub fn open(path: &Path, kind: Kind) -> Result<Region, Error> {
+        Region::open_with(path, &Trust::new(), kind)
+    }
+
+    /// Opens an existing named ring of `kind`, refusing a symbolic link at
+    /// `path` (`O_NOFOLLOW`) and a file `trust` does not trust (checked
+    /// with `fstat` on the opened descriptor, so the check and the use are
+    /// the same file), unless `trust` opts in.
+    pub fn open_with(path: &Path, trust: &Trust, kind: Kind) -> Result<Region, Error> {
+        let mut flags = libc::O_CLOEXEC | libc::O_NOCTTY | libc::O_NONBLOCK;
+        if !trust.follows_symlinks() {
+            flags |= libc::O_NOFOLLOW;
+        }
         let file = OpenOptions::new()
             .read(true)
             .write(true)
-            .custom_flags(libc::O_CLOEXEC | libc::O_NOCTTY | libc::O_NONBLOCK)
+            .custom_flags(flags)
             .open(path)
             .map_err(|e| match e.raw_os_error() {
                 Some(libc::EISDIR) => Error::NotRegularFile,
+                // O_NOFOLLOW on a symbolic link (ELOOP can also mean a
+                // loop in the directories above it).
+                Some(libc::ELOOP)
+                    if !trust.follows_symlinks()
+                        && std::fs::symlink_metadata(path)
+                            .is_ok_and(|m| m.file_type().is_symlink()) =>
+                {
+                    Error::Symlink {
+                        path: path.to_owned(),
+                    }
+                }
                 _ => Error::Io {
                     op: "open the ring file",
                     source: e,
                 },
             })?;
+        let st = rustix::fs::fstat(&file).map_err(Error::errno("stat the ring file"))?;
+        if rustix::fs::FileType::from_raw_mode(st.st_mode) != rustix::fs::FileType::RegularFile {
+            return Err(Error::NotRegularFile);
+        }
+        trust.check(
+            path,
+            st.st_uid,
+            st.st_mode & 0o7777,
+            rustix::process::geteuid().as_raw(),
+        )?;
         Region::attach(file, kind, Some(path.to_owned()))
     }
 
@@ -156,7 +195,7 @@ impl Region {
         // the last error rather than a hang.
         let mut last = None;
         for _ in 0..16 {
-            match Region::open(path, kind) {
+            match Region::open_with(path, &cfg.trust(), kind) {
                 Ok(r) => {
                     r.geo.matches(&ident)?;
                     return Ok(r);
@@ -198,7 +237,14 @@ impl Region {
 
     /// Attaches to a ring through an fd received from another process (or a
     /// duplicate of [`Region::fd`]).
+    ///
+    /// A memfd must be sealed against shrinking and growing, as
+    /// [`Region::anonymous`] seals its own: the process that sent it could
+    /// otherwise resize it under our mapping. A regular file is accepted
+    /// (whoever passed it chose it; a truncation is survived, see
+    /// `fault.rs`), and so is a tmpfs file (which cannot be sealed).
     pub fn from_fd(fd: OwnedFd, kind: Kind) -> Result<Region, Error> {
+        check_memfd_seals(fd.as_fd())?;
         Region::attach(File::from(fd), kind, None)
     }
 
@@ -453,4 +499,46 @@ impl Region {
     pub fn flush(&self) -> Result<(), Error> {
         self.map.flush().map_err(Error::io("flush the ring"))
     }
+}
+
+/// Sets `file`'s permission bits to exactly `mode` (`fchmod`), whatever the
+/// umask cut at creation.
+fn set_mode(file: &File, mode: u32) -> Result<(), Error> {
+    rustix::fs::fchmod(file, rustix::fs::Mode::from_raw_mode(mode))
+        .map_err(Error::errno("set the ring file's mode"))
+}
+
+/// Refuses a memfd that is not sealed against resizing. Anything else (no
+/// seal support: a regular file on disk or a plain tmpfs file) passes.
+fn check_memfd_seals(fd: BorrowedFd<'_>) -> Result<(), Error> {
+    use rustix::fs::SealFlags;
+    let seals = match rustix::fs::fcntl_get_seals(fd) {
+        Ok(s) => s,
+        // Not a shmem or hugetlbfs file: seals do not exist there.
+        Err(rustix::io::Errno::INVAL) => return Ok(()),
+        Err(e) => {
+            return Err(Error::Io {
+                op: "read the memfd's seals",
+                source: e.into(),
+            });
+        }
+    };
+    if seals.contains(SealFlags::SHRINK | SealFlags::GROW) {
+        return Ok(());
+    }
+    // A tmpfs file opened by name reports F_SEAL_SEAL too (it can never be
+    // sealed); only a memfd is refused. The kernel names a memfd
+    // "/memfd:NAME (deleted)" in /proc.
+    let link = rustix::fs::readlinkat(
+        rustix::fs::CWD,
+        format!("/proc/self/fd/{}", fd.as_raw_fd()),
+        Vec::new(),
+    )
+    .map_err(Error::errno("identify the ring fd"))?;
+    if link.as_bytes().starts_with(b"/memfd:") {
+        return Err(Error::UnsealedMemfd {
+            seals: seals.bits(),
+        });
+    }
+    Ok(())
 }
