@@ -373,10 +373,9 @@ pub enum Error {
     },
     /// A memfd passed to `from_fd` is not sealed against shrinking, so the
     /// process that holds it could truncate it under our mapping. Seal it
-    /// with `F_SEAL_SHRINK | F_SEAL_GROW` (rings from `anonymous` are).
-    #[error(
-        "memfd is not sealed against resizing (seals {seals:#x}); add F_SEAL_SHRINK and F_SEAL_GROW"
-    )]
+    /// with `F_SEAL_SHRINK` (rings from `anonymous` are sealed against
+    /// shrinking and growing).
+    #[error("memfd is not sealed against shrinking (seals {seals:#x}); add F_SEAL_SHRINK")]
     UnsealedMemfd {
         /// The seals it has (`F_GET_SEALS`).
         seals: u32,

@@ -238,9 +238,9 @@ impl Region {
     /// Attaches to a ring through an fd received from another process (or a
     /// duplicate of [`Region::fd`]).
     ///
-    /// A memfd must be sealed against shrinking and growing, as
-    /// [`Region::anonymous`] seals its own: the process that sent it could
-    /// otherwise resize it under our mapping. A regular file is accepted
+    /// A memfd must be sealed against shrinking (as [`Region::anonymous`]
+    /// seals its own): the process that sent it could otherwise truncate it
+    /// under our mapping. Growing is harmless to us and not required. A regular file is accepted
     /// (whoever passed it chose it; a truncation is survived, see
     /// `fault.rs`), and so is a tmpfs file (which cannot be sealed).
     pub fn from_fd(fd: OwnedFd, kind: Kind) -> Result<Region, Error> {
@@ -508,7 +508,7 @@ fn set_mode(file: &File, mode: u32) -> Result<(), Error> {
         .map_err(Error::errno("set the ring file's mode"))
 }
 
-/// Refuses a memfd that is not sealed against resizing. Anything else (no
+/// Refuses a memfd that is not sealed against shrinking. Anything else (no
 /// seal support: a regular file on disk or a plain tmpfs file) passes.
 fn check_memfd_seals(fd: BorrowedFd<'_>) -> Result<(), Error> {
     use rustix::fs::SealFlags;
@@ -523,7 +523,7 @@ fn check_memfd_seals(fd: BorrowedFd<'_>) -> Result<(), Error> {
             });
         }
     };
-    if seals.contains(SealFlags::SHRINK | SealFlags::GROW) {
+    if seals.contains(SealFlags::SHRINK) {
         return Ok(());
     }
     // A tmpfs file opened by name reports F_SEAL_SEAL too (it can never be

@@ -31,6 +31,34 @@ fn peer() {
         "consumer" => truncated_consumer(&var::<String>("MMRING_PATH")),
         "chain_custom" => chain_to_custom_handler(),
         "chain_default" => chain_to_default_action(),
+        "squatter" => {
+            // Another user plants a ring where root will look for one.
+            become_nobody();
+            let mode = u32::from_str_radix(&var::<String>("MMRING_MODE"), 8).unwrap();
+            spsc::Ring::create(var::<String>("MMRING_PATH"), Config::new(4096).mode(mode)).unwrap();
+            say("PLANTED");
+        }
+        "creator" => {
+            // A typical shell: umask 022, which used to cut `--mode 666`.
+            rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o022));
+            let mode = u32::from_str_radix(&var::<String>("MMRING_MODE"), 8).unwrap();
+            spsc::Ring::create(var::<String>("MMRING_PATH"), Config::new(4096).mode(mode)).unwrap();
+            say("CREATED");
+        }
+        "other_user" => {
+            become_nobody();
+            let mut cfg = Config::new(4096);
+            if var::<String>("MMRING_SHARED") == "1" {
+                cfg = cfg.allow_shared_mode();
+            }
+            match spsc::Ring::open_or_create(var::<String>("MMRING_PATH"), cfg) {
+                Ok(ring) => {
+                    ring.producer().unwrap().send(b"from nobody").unwrap();
+                    say("OPENED");
+                }
+                Err(e) => say(format!("REFUSED {e:?}")),
+            }
+        }
         other => panic!("unknown peer role {other}"),
     }
 }
@@ -334,4 +362,223 @@ fn faults_outside_rings_still_kill_without_a_previous_handler() {
     assert_eq!(p.line(), None, "the peer survived an unhandled SIGBUS");
     let status = p.child.wait().unwrap();
     assert_eq!(status.signal(), Some(libc::SIGBUS), "{status}");
+}
+
+// ---------------------------------------------------------------------------
+// Squatting, symbolic links, exact modes (items 2 and 3 of issue 10).
+
+const NOBODY: u32 = 65534;
+
+/// Drops this (peer) process to uid and gid 65534.
+fn become_nobody() {
+    // SAFETY: plain system calls; the peer is root (the parent checked).
+    let ok = unsafe { libc::setgroups(0, std::ptr::null()) == 0 && libc::setgid(NOBODY) == 0 };
+    assert!(ok, "setgid: {}", std::io::Error::last_os_error());
+    // SAFETY: as above.
+    assert_eq!(
+        unsafe { libc::setuid(NOBODY) },
+        0,
+        "setuid: {}",
+        std::io::Error::last_os_error()
+    );
+}
+
+/// True when these tests can act as a second user (they run as root).
+fn can_switch_users(test: &str) -> bool {
+    if rustix::process::geteuid().is_root() {
+        return true;
+    }
+    eprintln!("SKIPPED {test}: needs root to act as a second user (uid {NOBODY})");
+    false
+}
+
+fn mode_of(path: &std::path::Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::symlink_metadata(path)
+        .unwrap()
+        .permissions()
+        .mode()
+        & 0o7777
+}
+
+fn plant(tag: &str, mode: &str) -> TempFile {
+    let path = temp_path(tag);
+    let env = [
+        ("MMRING_PATH", path.display().to_string()),
+        ("MMRING_MODE", mode.to_string()),
+    ];
+    let mut p = spawn_peer("squatter", &env);
+    p.expect("PLANTED");
+    p.join();
+    TempFile(path)
+}
+
+#[test]
+fn a_ring_planted_by_another_user_is_refused() {
+    if !can_switch_users("a_ring_planted_by_another_user_is_refused") {
+        return;
+    }
+    // Not writable by us or anyone else, but someone else's: they can read
+    // what we would send.
+    let t = plant("squat644", "644");
+    let refused = |e: mmring::Error| match e {
+        mmring::Error::ForeignOwner { path, uid, mode } => {
+            assert_eq!((path, uid, mode), (t.0.clone(), NOBODY, 0o644))
+        }
+        e => panic!("expected ForeignOwner, got {e:?}"),
+    };
+    refused(spsc::Ring::open(&t.0).unwrap_err());
+    refused(spsc::Ring::open_or_create(&t.0, Config::new(4096)).unwrap_err());
+    let msg = spsc::Ring::open(&t.0).unwrap_err().to_string();
+    assert!(
+        msg.contains(&t.0.display().to_string()) && msg.contains("65534"),
+        "{msg}"
+    );
+    // Opting in to that owner.
+    let ring = spsc::Ring::open_or_create(&t.0, Config::new(4096).allow_owner(NOBODY)).unwrap();
+    assert_eq!(ring.capacity(), 4096);
+
+    // World-writable: the owner opt-in alone is not enough.
+    let t = plant("squat666", "666");
+    assert_eq!(mode_of(&t.0), 0o666);
+    match spsc::Ring::open_or_create(&t.0, Config::new(4096).allow_owner(NOBODY)).unwrap_err() {
+        mmring::Error::ForeignOwner { uid, mode, .. } => assert_eq!((uid, mode), (NOBODY, 0o666)),
+        e => panic!("expected ForeignOwner, got {e:?}"),
+    }
+    let cfg = Config::new(4096).allow_owner(NOBODY).allow_shared_mode();
+    assert!(spsc::Ring::open_or_create(&t.0, cfg).is_ok());
+}
+
+#[test]
+fn a_symlink_at_the_path_is_refused() {
+    let target = TempFile(temp_path("symlink-target"));
+    spsc::Ring::create(&target.0, Config::new(4096)).unwrap();
+    let link = TempFile(temp_path("symlink"));
+    std::os::unix::fs::symlink(&target.0, &link.0).unwrap();
+    for e in [
+        spsc::Ring::open(&link.0).unwrap_err(),
+        spsc::Ring::open_or_create(&link.0, Config::new(4096)).unwrap_err(),
+    ] {
+        match e {
+            mmring::Error::Symlink { path } => assert_eq!(path, link.0),
+            e => panic!("expected Symlink, got {e:?}"),
+        }
+    }
+    // The link was not replaced by a new ring either.
+    assert!(
+        std::fs::symlink_metadata(&link.0)
+            .unwrap()
+            .file_type()
+            .is_symlink()
+    );
+    let ring = spsc::Ring::open_or_create(&link.0, Config::new(4096).allow_symlink()).unwrap();
+    ring.producer().unwrap().send(b"through the link").unwrap();
+    let ring = spsc::Ring::open(&target.0).unwrap();
+    assert_eq!(
+        &*ring.consumer().unwrap().recv().unwrap(),
+        b"through the link"
+    );
+}
+
+#[test]
+fn the_requested_mode_is_applied_exactly() {
+    let path = temp_path("exact-mode");
+    let t = TempFile(path.clone());
+    let env = [
+        ("MMRING_PATH", path.display().to_string()),
+        ("MMRING_MODE", "666".to_string()),
+    ];
+    let mut p = spawn_peer("creator", &env);
+    p.expect("CREATED");
+    p.join();
+    assert_eq!(mode_of(&t.0), 0o666, "the umask cut the requested mode");
+
+    if !can_switch_users("the_requested_mode_is_applied_exactly (second user)") {
+        return;
+    }
+    // Another user may now open it, but only by saying it means to share.
+    let other = |shared: &str| {
+        let mut env = env.to_vec();
+        env.push(("MMRING_SHARED", shared.to_string()));
+        let mut p = spawn_peer("other_user", &env);
+        let l = p.line().expect("a result line");
+        p.join();
+        l
+    };
+    let refused = other("0");
+    assert!(
+        refused.starts_with("REFUSED ForeignOwner") && refused.contains("mode: 438"),
+        "{refused}"
+    );
+    assert_eq!(other("1"), "OPENED");
+    let ring = spsc::Ring::open_or_create(&path, Config::new(4096).allow_shared_mode()).unwrap();
+    assert_eq!(&*ring.consumer().unwrap().recv().unwrap(), b"from nobody");
+}
+
+// ---------------------------------------------------------------------------
+// Unsealed memfds (item 6) and byte order (item 7).
+
+/// A memfd holding a copy of a valid spsc ring.
+fn ring_in_memfd(flags: rustix::fs::MemfdFlags) -> std::os::fd::OwnedFd {
+    let src = spsc::Ring::anonymous(Config::new(4096)).unwrap();
+    let len = 4096 + 4096;
+    let mut bytes = vec![0u8; len];
+    assert_eq!(rustix::io::pread(src.as_fd(), &mut bytes, 0).unwrap(), len);
+    let fd = rustix::fs::memfd_create("copy", flags).unwrap();
+    assert_eq!(rustix::io::pwrite(&fd, &bytes, 0).unwrap(), len);
+    fd
+}
+
+#[test]
+fn an_unsealed_memfd_is_refused() {
+    use rustix::fs::{MemfdFlags, SealFlags};
+    let fd = ring_in_memfd(MemfdFlags::CLOEXEC | MemfdFlags::ALLOW_SEALING);
+    match spsc::Ring::from_fd(fd.try_clone().unwrap()).unwrap_err() {
+        mmring::Error::UnsealedMemfd { seals } => assert_eq!(seals, 0),
+        e => panic!("expected UnsealedMemfd, got {e:?}"),
+    }
+    // Sealed against shrinking: nobody can pull pages from under us.
+    rustix::fs::fcntl_add_seals(&fd, SealFlags::SHRINK).unwrap();
+    let ring = spsc::Ring::from_fd(fd).unwrap();
+    assert_eq!(ring.capacity(), 4096);
+
+    // A memfd that can never be sealed.
+    let fd = ring_in_memfd(MemfdFlags::CLOEXEC);
+    assert!(matches!(
+        spsc::Ring::from_fd(fd).unwrap_err(),
+        mmring::Error::UnsealedMemfd { .. }
+    ));
+    // A named ring's file (tmpfs here) is a file, not a memfd: accepted.
+    let t = TempFile(temp_path("fromfd-file"));
+    spsc::Ring::create(&t.0, Config::new(4096)).unwrap();
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(&t.0)
+        .unwrap();
+    assert!(spsc::Ring::from_fd(f.into()).is_ok());
+}
+
+#[test]
+fn a_big_endian_creator_is_named_as_such() {
+    use std::os::unix::fs::FileExt;
+    let t = TempFile(temp_path("endian"));
+    spsc::Ring::create(&t.0, Config::new(4096)).unwrap();
+    let f = std::fs::OpenOptions::new().write(true).open(&t.0).unwrap();
+    // What a 64-bit creator of the other byte order writes for version 1
+    // and its flags, as we read them.
+    let other_flags: u32 = if cfg!(target_endian = "little") { 2 } else { 1 };
+    f.write_all_at(&1u32.swap_bytes().to_ne_bytes(), 8).unwrap();
+    f.write_all_at(&other_flags.swap_bytes().to_ne_bytes(), 16)
+        .unwrap();
+    let e = spsc::Ring::open(&t.0).unwrap_err();
+    assert!(matches!(e, mmring::Error::ForeignPlatform { .. }), "{e:?}");
+    let msg = e.to_string();
+    let other = if cfg!(target_endian = "little") {
+        "big-endian 64-bit"
+    } else {
+        "little-endian 64-bit"
+    };
+    assert!(msg.contains(other), "{msg}");
+    assert!(!msg.contains("version"), "{msg}");
 }
