@@ -50,7 +50,11 @@
 //! Peers are expected to be cooperating processes, but nothing read from
 //! the mapping is trusted for memory safety: every cursor and frame length
 //! is range-checked, and an inconsistency is reported as
-//! [`Corruption`], never a panic or an out-of-bounds access.
+//! [`Corruption`], never a panic or an out-of-bounds access. A named ring's
+//! file truncated under its mapping is survived (the mapping is replaced
+//! with zero pages and reported as [`Corruption::Truncated`]; see
+//! [`poisoned_mappings`]), and a file another user could have planted, or
+//! a symbolic link at the path, is refused unless [`Trust`] opts in.
 //!
 //! # Platform
 //!
