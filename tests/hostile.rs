@@ -31,6 +31,18 @@ fn peer() {
         "consumer" => truncated_consumer(&var::<String>("MMRING_PATH")),
         "chain_custom" => chain_to_custom_handler(),
         "chain_default" => chain_to_default_action(),
+        "chain_sig_dfl" => {
+            // No handler at all before mmring's (not even Rust's).
+            // SAFETY: a zeroed sigaction with SIG_DFL is the default action.
+            let mut dfl: libc::sigaction = unsafe { std::mem::zeroed() };
+            dfl.sa_sigaction = libc::SIG_DFL;
+            // SAFETY: installing the default action.
+            assert_eq!(
+                unsafe { libc::sigaction(libc::SIGBUS, &dfl, std::ptr::null_mut()) },
+                0
+            );
+            chain_to_default_action();
+        }
         "squatter" => {
             // Another user plants a ring where root will look for one.
             become_nobody();
@@ -357,11 +369,19 @@ fn faults_outside_rings_reach_the_previous_handler() {
 
 #[test]
 fn faults_outside_rings_still_kill_without_a_previous_handler() {
-    let mut p = spawn_peer("chain_default", &[]);
-    p.expect("TOUCHING");
-    assert_eq!(p.line(), None, "the peer survived an unhandled SIGBUS");
-    let status = p.child.wait().unwrap();
-    assert_eq!(status.signal(), Some(libc::SIGBUS), "{status}");
+    // Through Rust's own handler (which restores the default and returns),
+    // and with no handler at all before ours (SIG_DFL).
+    for role in ["chain_default", "chain_sig_dfl"] {
+        let mut p = spawn_peer(role, &[]);
+        p.expect("TOUCHING");
+        assert_eq!(
+            p.line(),
+            None,
+            "{role}: the peer survived an unhandled SIGBUS"
+        );
+        let status = p.child.wait().unwrap();
+        assert_eq!(status.signal(), Some(libc::SIGBUS), "{role}: {status}");
+    }
 }
 
 // ---------------------------------------------------------------------------
