@@ -59,6 +59,15 @@
 //!    is never touched. `Region` declares its `Guard` before its `MmapRaw`,
 //!    so the guard is dropped, and the wait done, before the `munmap`.
 //!
+//!    A thread faulting on a `Region` holds a reference to it, so in safe
+//!    code the region cannot be dropped under its own fault; the handshake
+//!    makes the guarantee hold whatever the faulting thread was doing: once
+//!    `Guard::drop` returns, no handler will ever `mmap` over that range.
+//!    Tested deterministically by `dropping_a_guard_waits_for_a_handler_in_flight`
+//!    (a test hook holds a handler between H2 and H3; the drop must not
+//!    return meanwhile; it fails if the wait is removed), and under load by
+//!    `unregister_never_lets_a_handler_cover_a_new_mapping`.
+//!
 //!    The wait is bounded by the time a handler takes for one `mmap`; the
 //!    handler never waits for anything. A `fork` while another thread is in
 //!    the handler would copy a count that nothing in the child will ever
@@ -92,12 +101,22 @@
 //!    A handler installed *after* ours owns `SIGBUS` and must chain to us
 //!    itself, as we chain to our predecessor.
 //!
-//! What is not covered: a mapping not made through [`Region`](crate::region),
-//! and a file truncated between another process's `fstat` and `mmap` is seen
-//! here as an ordinary truncation (handled). The previous action is read
-//! with one `sigaction` call and ours installed with a second; a handler
-//! installed by another thread between the two is overwritten (install
-//! happens once per process, at the first ring).
+//! What is not covered:
+//!
+//! * Mappings not made through `Region` (they chain, as above).
+//! * An address reused between a fault and the handler's scan: if a
+//!   non-ring mapping faults and, before the handler reads the registry,
+//!   another thread unmaps it and a *new ring* is mapped and registered at
+//!   the same address, the handler poisons that new ring (it reads zeros
+//!   and reports `Truncated`). The faulting thread was itself racing an
+//!   `munmap` of the memory it was reading. This costs a healthy ring, never
+//!   memory safety; the handler's only input is the fault address, so it
+//!   cannot tell the two apart.
+//! * The previous action is read with one `sigaction` call and ours
+//!   installed with a second; a handler installed by another thread between
+//!   the two is overwritten (install happens once per process, at the first
+//!   ring).
+//! * A handler installed after ours that does not chain to it.
 
 use std::cell::UnsafeCell;
 use std::mem::MaybeUninit;
@@ -348,6 +367,8 @@ unsafe fn repair(info: *mut libc::siginfo_t) -> bool {
         if addr < base || addr - base >= len {
             continue;
         }
+        #[cfg(test)]
+        tests::hook::pause_if_asked(base);
         // Flag first: whoever reads the zeros below can then see it.
         // ORDERING(poison-flag): Release; pairs with the Acquire in
         // `Guard::is_poisoned`.
@@ -496,6 +517,72 @@ mod tests {
             // remap it any more.
             unsafe { libc::munmap(self.ptr.cast(), self.len) };
         }
+    }
+
+    /// A way for a test to hold a handler between matching an entry and
+    /// its `mmap`: the window the unregister handshake must cover.
+    pub(super) mod hook {
+        use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+        /// Base address of the mapping whose repair pauses (0: none).
+        pub static PAUSE_AT: AtomicUsize = AtomicUsize::new(0);
+        pub static PAUSED: AtomicBool = AtomicBool::new(false);
+        pub static RELEASE: AtomicBool = AtomicBool::new(false);
+
+        /// Called by the handler; spins (async-signal-safe) until released,
+        /// for at most a few seconds' worth of iterations.
+        pub fn pause_if_asked(base: usize) {
+            if PAUSE_AT.load(Ordering::SeqCst) != base {
+                return;
+            }
+            PAUSED.store(true, Ordering::SeqCst);
+            for _ in 0..(1u64 << 34) {
+                if RELEASE.load(Ordering::SeqCst) {
+                    break;
+                }
+                std::hint::spin_loop();
+            }
+        }
+    }
+
+    /// Deterministic check of the handshake: while a handler sits between
+    /// matching a mapping and replacing it, dropping that mapping's guard
+    /// does not return, so the range cannot be unmapped and reused under
+    /// the handler.
+    #[test]
+    fn dropping_a_guard_waits_for_a_handler_in_flight() {
+        let page = rustix::param::page_size();
+        let mut m = Mapped::new(2, 0x33);
+        let base = m.ptr as usize;
+        hook::PAUSE_AT.store(base, Ordering::SeqCst);
+        m.file.set_len(0).unwrap();
+        let faulting = std::thread::spawn(move || {
+            let p = (base + page) as *const u8;
+            // SAFETY: inside the mapping, which outlives this thread (it is
+            // only unmapped after the join below).
+            unsafe { p.read_volatile() }
+        });
+        while !hook::PAUSED.load(Ordering::SeqCst) {
+            std::thread::yield_now();
+        }
+        let guard = m.guard.take().unwrap();
+        let dropped = std::sync::Arc::new(AtomicBool::new(false));
+        let d = dropped.clone();
+        let dropper = std::thread::spawn(move || {
+            drop(guard);
+            d.store(true, Ordering::SeqCst);
+        });
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        let early = dropped.load(Ordering::SeqCst);
+        hook::RELEASE.store(true, Ordering::SeqCst);
+        assert_eq!(faulting.join().unwrap(), 0);
+        dropper.join().unwrap();
+        hook::PAUSE_AT.store(0, Ordering::SeqCst);
+        assert!(
+            !early,
+            "Guard::drop returned while a handler was about to remap its range"
+        );
+        assert!(dropped.load(Ordering::SeqCst));
     }
 
     #[test]
