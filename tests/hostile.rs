@@ -602,3 +602,112 @@ fn a_big_endian_creator_is_named_as_such() {
     assert!(msg.contains(other), "{msg}");
     assert!(!msg.contains("version"), "{msg}");
 }
+
+// ---------------------------------------------------------------------------
+// The command-line tool, as in the reports.
+
+/// `mmring send` and `mmring recv` attached to a ring, `truncate -s 4096`
+/// from a third process: neither tool dies of SIGBUS (it used to: exit 135
+/// from a shell). Until the handle layer reports the poisoned ring, the
+/// tools may keep waiting; they are stopped after a grace period, and only
+/// a death by signal *before* that counts as a failure.
+#[test]
+fn cli_send_and_recv_survive_truncation() {
+    use std::io::{Read, Write};
+    use std::process::Stdio;
+    let t = TempFile(temp_path("cli-trunc"));
+    let path = t.0.to_str().unwrap();
+    let exe = env!("CARGO_BIN_EXE_mmring");
+    let o = Command::new(exe)
+        .args(["create", path, "--kind", "spsc", "--capacity", "64K"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let mut recv = Command::new(exe)
+        .args(["recv", path])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut send = Command::new(exe)
+        .args(["send", path])
+        .stdin(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Feed the sender and drain the receiver, as a shell pipeline would.
+    let mut input = send.stdin.take().unwrap();
+    let writer = std::thread::spawn(move || {
+        let line = b"a line of text for the ring\n".repeat(64);
+        while input.write_all(&line).is_ok() {}
+    });
+    let mut output = recv.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let reader = std::thread::spawn(move || {
+        let mut buf = vec![0u8; 1 << 16];
+        let mut total = 0usize;
+        let mut told = false;
+        while let Ok(n) = output.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            total += n;
+            if total > (1 << 20) && !told {
+                tx.send(()).unwrap();
+                told = true;
+            }
+        }
+    });
+    rx.recv_timeout(Duration::from_secs(30))
+        .expect("a megabyte went through the ring");
+
+    let st = Command::new("truncate")
+        .args(["-s", "4096", path])
+        .status()
+        .unwrap();
+    assert!(st.success());
+
+    let deadline = Instant::now() + Duration::from_secs(2);
+    let mut ended = [None, None];
+    while Instant::now() < deadline && ended.iter().any(Option::is_none) {
+        for (i, child) in [&mut send, &mut recv].into_iter().enumerate() {
+            if ended[i].is_none() {
+                ended[i] = child.try_wait().unwrap();
+            }
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    for (name, child, status) in [("send", &mut send, ended[0]), ("recv", &mut recv, ended[1])] {
+        let mut err = String::new();
+        if status.is_none() {
+            child.kill().unwrap();
+            child.wait().unwrap();
+        }
+        child
+            .stderr
+            .take()
+            .unwrap()
+            .read_to_string(&mut err)
+            .unwrap();
+        if let Some(s) = status {
+            assert_eq!(s.signal(), None, "mmring {name} was killed: {s} ({err})");
+        }
+        eprintln!("mmring {name}: {status:?} {}", err.trim());
+    }
+    writer.join().unwrap();
+    reader.join().unwrap();
+}
+
+/// `umask 022; mmring create --mode 666` makes a 0666 file.
+#[test]
+fn cli_create_mode_is_exact() {
+    let t = TempFile(temp_path("cli-mode"));
+    let script = format!(
+        "umask 022; exec '{}' create '{}' --kind spsc --capacity 4K --mode 666",
+        env!("CARGO_BIN_EXE_mmring"),
+        t.0.display()
+    );
+    let o = Command::new("sh").args(["-c", &script]).output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(mode_of(&t.0), 0o666);
+}
