@@ -495,9 +495,22 @@ impl Region {
         Ok(())
     }
 
-    /// `msync`s the whole mapping.
+    /// `msync`s the whole mapping. A poisoned mapping (zeros, no longer the
+    /// file) is not written back: that is `Corruption::Truncated`, as is an
+    /// `msync` failure on a file that shrank meanwhile.
     pub fn flush(&self) -> Result<(), Error> {
-        self.map.flush().map_err(Error::io("flush the ring"))
+        self.check_poison()?;
+        match self.map.flush() {
+            Ok(()) => self.check_poison().map_err(Error::from),
+            Err(e) => {
+                self.check_size()?;
+                self.check_poison()?;
+                Err(Error::Io {
+                    op: "flush the ring",
+                    source: e,
+                })
+            }
+        }
     }
 }
 
@@ -541,4 +554,66 @@ fn check_memfd_seals(fd: BorrowedFd<'_>) -> Result<(), Error> {
         });
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn temp_path(tag: &str) -> PathBuf {
+        let dir = if Path::new("/dev/shm").is_dir() {
+            PathBuf::from("/dev/shm")
+        } else {
+            std::env::temp_dir()
+        };
+        dir.join(format!("mmring-region-{}-{tag}", std::process::id()))
+    }
+
+    /// A truncated ring file: the next access to a lost page reads zeros,
+    /// the region reports itself poisoned, the slow-path size check and
+    /// `flush` say `Truncated`, and a new attach is refused.
+    #[test]
+    fn truncation_poisons_the_region() {
+        let path = temp_path("trunc");
+        let _ = std::fs::remove_file(&path);
+        let r = Region::create(&path, &Config::new(1 << 16), Kind::Spsc).unwrap();
+        let cap = r.geometry().capacity as usize;
+        // SAFETY: the data area is `cap` bytes; the ring is ours alone.
+        unsafe { r.data().as_ptr().write_bytes(0x5A, cap) };
+        assert!(!r.is_poisoned());
+        assert!(r.check_size().is_ok());
+        assert!(r.flush().is_ok());
+
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(&path)
+            .unwrap()
+            .set_len(4096)
+            .unwrap();
+        match r.check_size() {
+            Err(Error::Truncated { len, needed }) => {
+                assert_eq!((len, needed), (4096, 4096 + cap as u64))
+            }
+            other => panic!("expected Truncated, got {other:?}"),
+        }
+        assert!(matches!(
+            Region::open(&path, Kind::Spsc),
+            Err(Error::Truncated { len: 4096, .. })
+        ));
+        // SAFETY: inside the data area; the page is gone from the file, so
+        // this faults and the handler maps zeros over the region.
+        let v = unsafe { r.data().as_ptr().add(cap - 1).read_volatile() };
+        assert_eq!(v, 0);
+        assert!(r.is_poisoned());
+        assert_eq!(r.check_poison(), Err(Corruption::Truncated));
+        // The header page was still in the file, but the whole mapping is
+        // zeros now: nothing from it can be trusted.
+        assert_eq!(r.header_ref().id.init.load(Ordering::Relaxed), 0);
+        assert!(matches!(
+            r.flush(),
+            Err(Error::Corrupt(Corruption::Truncated))
+        ));
+        drop(r);
+        std::fs::remove_file(&path).unwrap();
+    }
 }
