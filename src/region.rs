@@ -600,9 +600,11 @@ mod tests {
             Region::open(&path, Kind::Spsc),
             Err(Error::Truncated { len: 4096, .. })
         ));
-        // SAFETY: inside the data area; the page is gone from the file, so
-        // this faults and the handler maps zeros over the region.
-        let v = unsafe { r.data().as_ptr().add(cap - 1).read_volatile() };
+        // SAFETY: `cap - 1` is inside the data area.
+        let last = unsafe { r.data().as_ptr().add(cap - 1) };
+        // SAFETY: mapped; its page is gone from the file, so this faults and
+        // the handler maps zeros over the region.
+        let v = unsafe { last.read_volatile() };
         assert_eq!(v, 0);
         assert!(r.is_poisoned());
         assert_eq!(r.check_poison(), Err(Corruption::Truncated));
