@@ -513,4 +513,48 @@ mod tests {
         assert_eq!(r, Err(Gave::Err(7)));
         assert_eq!(c.waiters.load(SeqCst), 0);
     }
+
+    /// A futex word whose page left the file (truncation): the system call
+    /// gets EFAULT, not SIGBUS; `futex_wait` / `futex_wake` then touch the
+    /// word so the fault handler poisons the mapping, and neither panics.
+    #[test]
+    fn futex_on_a_truncated_page_poisons_instead_of_failing() {
+        use std::os::fd::AsRawFd;
+        let page = rustix::param::page_size();
+        for op in ["wait", "wake"] {
+            let file = std::fs::File::from(
+                rustix::fs::memfd_create("futex-efault", rustix::fs::MemfdFlags::CLOEXEC).unwrap(),
+            );
+            file.set_len(page as u64).unwrap();
+            // SAFETY: a fresh shared mapping of our own memfd.
+            let p = unsafe {
+                libc::mmap(
+                    std::ptr::null_mut(),
+                    page,
+                    libc::PROT_READ | libc::PROT_WRITE,
+                    libc::MAP_SHARED,
+                    file.as_raw_fd(),
+                    0,
+                )
+            };
+            assert_ne!(p, libc::MAP_FAILED);
+            let guard = crate::fault::Guard::register(p.cast(), page).unwrap();
+            file.set_len(0).unwrap();
+            // SAFETY: page-aligned, inside the mapping, which outlives the
+            // reference (unmapped below); the handler turns the lost page
+            // into zeros.
+            let word = unsafe { &*p.cast::<AtomicU32>() };
+            match op {
+                "wait" => futex_wait(word, 1, Duration::from_millis(10)),
+                _ => futex_wake(word),
+            }
+            assert!(
+                guard.is_poisoned(),
+                "{op}: EFAULT was not turned into poison"
+            );
+            drop(guard);
+            // SAFETY: our mapping, no longer registered.
+            unsafe { libc::munmap(p, page) };
+        }
+    }
 }
