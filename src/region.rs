@@ -240,9 +240,10 @@ impl Region {
     ///
     /// A memfd must be sealed against shrinking (as [`Region::anonymous`]
     /// seals its own): the process that sent it could otherwise truncate it
-    /// under our mapping. Growing is harmless to us and not required. A regular file is accepted
-    /// (whoever passed it chose it; a truncation is survived, see
-    /// `fault.rs`), and so is a tmpfs file (which cannot be sealed).
+    /// under our mapping. Growing is harmless to us and not required. A
+    /// regular file is accepted (whoever passed it chose it; a truncation is
+    /// survived, see `fault.rs`), and so is a tmpfs file (which cannot be
+    /// sealed).
     pub fn from_fd(fd: OwnedFd, kind: Kind) -> Result<Region, Error> {
         check_memfd_seals(fd.as_fd())?;
         Region::attach(File::from(fd), kind, None)
