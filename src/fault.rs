@@ -17,7 +17,11 @@
 //!
 //! * A fixed-size registry ([`SLOTS`] entries) of mapping ranges in a
 //!   `static` array of atomics. [`Guard::register`] claims a free entry, and
-//!   dropping the [`Guard`] frees it. No allocation, no lock.
+//!   dropping the [`Guard`] frees it. No allocation, no lock: registering
+//!   is a CAS over the entries (the very first registration of a process
+//!   also installs the handler, under a `OnceLock`), unregistering is two
+//!   stores around a wait for in-flight handlers (point 2), and the handler
+//!   itself only loads and stores atomics.
 //! * One `SIGBUS` handler for the whole process, installed the first time a
 //!   mapping is registered (`SA_SIGINFO | SA_ONSTACK | SA_NODEFER`). It reads
 //!   only the registry, calls only `mmap`, `sigaction` and `raise` (all plain
