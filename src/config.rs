@@ -17,19 +17,111 @@ pub struct Config {
     /// `(slot_count, slot_size)` for slot rings.
     slots: Option<(u64, u64)>,
     mode: u32,
+    trust: Trust,
+}
+
+/// Which existing ring files to trust when opening one by path: the
+/// opt-ins for files that another user could have planted, can write, or
+/// that are reached through a symbolic link.
+///
+/// By default a file is trusted only when it is owned by the caller's
+/// effective uid or by root and is writable by neither its group nor
+/// others, and a symbolic link at the path is refused. The checks are made
+/// with `fstat` on the opened descriptor (never on the path, which could be
+/// swapped between check and use), and the last path component is opened
+/// with `O_NOFOLLOW`. Directories above it are not checked.
+///
+/// ```
+/// use mmring::{Config, Trust};
+/// // A ring deliberately shared with the service account 1001, mode 0660.
+/// let trust = Trust::new().allow_owner(1001).allow_shared_mode();
+/// let cfg = Config::new(1 << 16).mode(0o660).allow_owner(1001).allow_shared_mode();
+/// assert_eq!(cfg.trust(), trust);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Trust {
+    owner: Option<u32>,
+    shared_mode: bool,
+    symlink: bool,
+}
+
+impl Trust {
+    /// The default: own or root's files, not group- or other-writable, no
+    /// symbolic link at the path.
+    pub const fn new() -> Trust {
+        Trust {
+            owner: None,
+            shared_mode: false,
+            symlink: false,
+        }
+    }
+
+    /// Also trust files owned by `uid` (one further owner; a second call
+    /// replaces the first). Anyone who can act as `uid` can then hand you a
+    /// ring, and read what you write to it.
+    pub const fn allow_owner(mut self, uid: u32) -> Trust {
+        self.owner = Some(uid);
+        self
+    }
+
+    /// Accept files writable by their group or by others (a ring shared
+    /// between users on purpose, e.g. created with mode `0o666`). Anyone
+    /// with write access can then read and inject frames, and truncate the
+    /// file (which mmring survives, see
+    /// [`Corruption::Truncated`](crate::Corruption::Truncated)).
+    pub const fn allow_shared_mode(mut self) -> Trust {
+        self.shared_mode = true;
+        self
+    }
+
+    /// Follow a symbolic link at the path instead of refusing it with
+    /// [`Error::Symlink`]. The file it leads to is still checked.
+    pub const fn allow_symlink(mut self) -> Trust {
+        self.symlink = true;
+        self
+    }
+
+    /// Whether a symbolic link at the path is followed.
+    pub(crate) const fn follows_symlinks(&self) -> bool {
+        self.symlink
+    }
+
+    /// Applies the rule to an opened file's owner and mode: `Ok` if trusted,
+    /// else the error naming `path`.
+    pub(crate) fn check(
+        &self,
+        path: &std::path::Path,
+        uid: u32,
+        mode: u32,
+        euid: u32,
+    ) -> Result<(), Error> {
+        let owner_ok = uid == euid || uid == 0 || self.owner == Some(uid);
+        let mode_ok = self.shared_mode || mode & 0o022 == 0;
+        if owner_ok && mode_ok {
+            Ok(())
+        } else {
+            Err(Error::ForeignOwner {
+                path: path.to_owned(),
+                uid,
+                mode: mode & 0o7777,
+            })
+        }
+    }
 }
 
 impl Config {
     /// A framed ring whose data area holds `capacity_bytes` bytes (a power of
     /// two, at least 64). Frame headers and padding count against it, so a
     /// ring of `n` bytes holds `n / 16` empty frames or one frame of about
-    /// `n / 2`. The file or memfd is `4096 + capacity_bytes` long.
+    /// `n / 2`. The file or memfd is `12288 + capacity_bytes` long (the
+    /// header page and two pages of attachment table first).
     pub const fn new(capacity_bytes: u64) -> Config {
         Config {
             capacity: capacity_bytes,
             max_frame: None,
             slots: None,
             mode: 0o600,
+            trust: Trust::new(),
         }
     }
 
@@ -48,6 +140,7 @@ impl Config {
             max_frame: None,
             slots: Some((slot_count, slot_size)),
             mode: 0o600,
+            trust: Trust::new(),
         }
     }
 
@@ -59,11 +152,39 @@ impl Config {
         self
     }
 
-    /// Permission bits for a created file (default `0o600`: owner only).
-    /// Ignored for anonymous rings.
+    /// Permission bits for a created file (default `0o600`: owner only),
+    /// applied exactly: the process's umask does not cut them. Ignored for
+    /// anonymous rings. A group- or other-writable ring is opened by others
+    /// only with [`Config::allow_shared_mode`].
     pub const fn mode(mut self, mode: u32) -> Config {
         self.mode = mode;
         self
+    }
+
+    /// When the ring already exists (`open_or_create`), also trust it if
+    /// owned by `uid`. See [`Trust::allow_owner`].
+    pub const fn allow_owner(mut self, uid: u32) -> Config {
+        self.trust = self.trust.allow_owner(uid);
+        self
+    }
+
+    /// When the ring already exists (`open_or_create`), accept it even if
+    /// group- or other-writable. See [`Trust::allow_shared_mode`].
+    pub const fn allow_shared_mode(mut self) -> Config {
+        self.trust = self.trust.allow_shared_mode();
+        self
+    }
+
+    /// Follow a symbolic link at the path (`open_or_create`). See
+    /// [`Trust::allow_symlink`].
+    pub const fn allow_symlink(mut self) -> Config {
+        self.trust = self.trust.allow_symlink();
+        self
+    }
+
+    /// Which existing files this configuration trusts.
+    pub const fn trust(&self) -> Trust {
+        self.trust
     }
 
     /// The data area size.
@@ -176,16 +297,18 @@ impl Geometry {
         if id.magic != layout::MAGIC {
             return Err(Error::BadMagic { found: id.magic });
         }
-        if id.version != layout::LAYOUT_VERSION {
-            return Err(Error::UnsupportedVersion {
-                found: id.version,
-                supported: layout::LAYOUT_VERSION,
-            });
-        }
+        // Byte order and word size first: a file from a big-endian creator
+        // reads its version 1 as 16777216, which would blame the version.
         if id.flags != layout::NATIVE_FLAGS {
             return Err(Error::ForeignPlatform {
                 found: id.flags,
                 expected: layout::NATIVE_FLAGS,
+            });
+        }
+        if id.version != layout::LAYOUT_VERSION {
+            return Err(Error::UnsupportedVersion {
+                found: id.version,
+                supported: layout::LAYOUT_VERSION,
             });
         }
         let found = Kind::from_raw(id.kind);
@@ -296,6 +419,39 @@ impl Geometry {
 mod tests {
     use super::*;
 
+    /// The flags word of a creator of the other byte order, as we read it.
+    fn flags_of_other_endian() -> u32 {
+        (layout::NATIVE_FLAGS ^ layout::FLAG_LITTLE_ENDIAN).swap_bytes()
+    }
+
+    #[test]
+    fn trust_rule() {
+        let p = std::path::Path::new("/dev/shm/x");
+        let t = Trust::new();
+        assert!(t.check(p, 1000, 0o600, 1000).is_ok());
+        assert!(t.check(p, 0, 0o644, 1000).is_ok());
+        for (uid, mode) in [(1001, 0o600), (1000, 0o620), (1000, 0o602), (0, 0o666)] {
+            match t.check(p, uid, mode, 1000) {
+                Err(Error::ForeignOwner {
+                    path,
+                    uid: u,
+                    mode: m,
+                }) => assert_eq!((path.as_path(), u, m), (p, uid, mode)),
+                other => panic!("{uid} {mode:o}: {other:?}"),
+            }
+        }
+        assert!(t.allow_owner(1001).check(p, 1001, 0o600, 1000).is_ok());
+        assert!(t.allow_owner(1001).check(p, 1001, 0o666, 1000).is_err());
+        assert!(t.allow_shared_mode().check(p, 1000, 0o666, 1000).is_ok());
+        assert!(t.allow_shared_mode().check(p, 1001, 0o666, 1000).is_err());
+        assert!(
+            t.allow_owner(1001)
+                .allow_shared_mode()
+                .check(p, 1001, 0o666, 1000)
+                .is_ok()
+        );
+    }
+
     #[test]
     fn config_bounds() {
         assert!(Config::new(64).ident(Kind::Spsc).is_ok());
@@ -378,6 +534,23 @@ mod tests {
             Geometry::from_ident(&id, Some(Kind::Spsc)),
             Err(Error::ForeignPlatform { .. })
         ));
+        // A creator of the other byte order: every field byte-swapped. The
+        // flags are checked before the version, so the error names the
+        // platform, not "version 16777216".
+        let mut id = good;
+        id.flags = flags_of_other_endian();
+        id.version = layout::LAYOUT_VERSION.swap_bytes();
+        id.kind = id.kind.swap_bytes();
+        id.capacity = id.capacity.swap_bytes();
+        let e = Geometry::from_ident(&id, Some(Kind::Spsc)).unwrap_err();
+        assert!(matches!(e, Error::ForeignPlatform { .. }), "{e:?}");
+        let msg = e.to_string();
+        let other = if cfg!(target_endian = "little") {
+            "big-endian"
+        } else {
+            "little-endian"
+        };
+        assert!(msg.contains(other), "{msg}");
         assert!(matches!(
             Geometry::from_ident(&good, Some(Kind::Mpmc)),
             Err(Error::WrongKind { .. })

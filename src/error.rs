@@ -97,6 +97,11 @@ pub enum Corruption {
         /// Bytes that were available for it.
         available: u64,
     },
+    /// The ring's backing file shrank under the mapping (someone truncated
+    /// it), so its memory was replaced with zero pages to keep the process
+    /// alive. Nothing read from the ring since then can be trusted, and
+    /// nothing written reaches the file.
+    Truncated,
 }
 
 impl fmt::Display for Corruption {
@@ -145,6 +150,9 @@ impl fmt::Display for Corruption {
             } => write!(
                 f,
                 "frame at position {pos} needs {needs} bytes but only {available} are available"
+            ),
+            Corruption::Truncated => f.write_str(
+                "the ring's file was truncated under its mapping (its memory now reads as zeros)",
             ),
         }
     }
@@ -306,7 +314,11 @@ pub enum Error {
         supported: u32,
     },
     /// The file was written by a machine of another endianness or word size.
-    #[error("ring written by an incompatible platform (flags {found:#x}, expected {expected:#x})")]
+    #[error(
+        "ring written by a {} platform (flags {found:#x}); this build is {} (flags {expected:#x})",
+        platform(*.found),
+        platform(*.expected)
+    )]
     ForeignPlatform {
         /// Flags in the file.
         found: u32,
@@ -370,6 +382,51 @@ pub enum Error {
         /// Size of the attachment table.
         max: u32,
     },
+    /// The file at `path` is owned by another user (other than root), or is
+    /// writable by its group or by others, so someone else could have
+    /// planted it or can read and rewrite it. Opt in with
+    /// [`Trust::allow_owner`](crate::Trust::allow_owner) /
+    /// [`Trust::allow_shared_mode`](crate::Trust::allow_shared_mode) (or the
+    /// same on [`Config`](crate::Config)).
+    #[error(
+        "refusing {}: owned by uid {uid} with mode {mode:04o}; only files of this user or root \
+         that no one else can write are trusted (see Trust::allow_owner / allow_shared_mode)",
+        .path.display()
+    )]
+    ForeignOwner {
+        /// The path that was opened.
+        path: std::path::PathBuf,
+        /// The file's owner.
+        uid: u32,
+        /// The file's permission bits.
+        mode: u32,
+    },
+    /// The last component of `path` is a symbolic link, which is not
+    /// followed unless [`Trust::allow_symlink`](crate::Trust::allow_symlink).
+    #[error(
+        "refusing {}: it is a symbolic link (see Trust::allow_symlink)",
+        .path.display()
+    )]
+    Symlink {
+        /// The path that was opened.
+        path: std::path::PathBuf,
+    },
+    /// A memfd passed to `from_fd` is not sealed against shrinking, so the
+    /// process that holds it could truncate it under our mapping. Seal it
+    /// with `F_SEAL_SHRINK` (rings from `anonymous` are sealed against
+    /// shrinking and growing).
+    #[error("memfd is not sealed against shrinking (seals {seals:#x}); add F_SEAL_SHRINK")]
+    UnsealedMemfd {
+        /// The seals it has (`F_GET_SEALS`).
+        seals: u32,
+    },
+    /// This process already has the most ring mappings it can protect
+    /// against truncation (see [`poisoned_mappings`](crate::poisoned_mappings)).
+    #[error("too many rings mapped in this process (at most {max})")]
+    TooManyMappings {
+        /// Size of the process's registry of ring mappings.
+        max: usize,
+    },
     /// The mapping is inconsistent.
     #[error("ring is corrupt: {0}")]
     Corrupt(#[from] Corruption),
@@ -392,6 +449,29 @@ impl Error {
             source: e.into(),
         }
     }
+}
+
+/// "little-endian 64-bit" etc. for a flags word; a byte-swapped word (a
+/// creator of the other byte order) is recognised as such.
+fn platform(flags: u32) -> String {
+    use crate::layout::{FLAG_64BIT, FLAG_LITTLE_ENDIAN};
+    let known = FLAG_64BIT | FLAG_LITTLE_ENDIAN;
+    let f = if flags & !known == 0 {
+        flags
+    } else if flags.swap_bytes() & !known == 0 {
+        flags.swap_bytes()
+    } else {
+        return "unknown".to_string();
+    };
+    format!(
+        "{}-endian {}-bit",
+        if f & FLAG_LITTLE_ENDIAN != 0 {
+            "little"
+        } else {
+            "big"
+        },
+        if f & FLAG_64BIT != 0 { 64 } else { 32 }
+    )
 }
 
 /// The kind named by a header: known, or the raw unknown value.

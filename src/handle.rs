@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicU32;
 use std::time::{Duration, Instant};
 
-use crate::config::Config;
+use crate::config::{Config, Trust};
 use crate::error::{Corruption, Error, RecvError, SendError};
 use crate::layout::{Kind, Role};
 use crate::protocol::{FixedKind, Flavour};
@@ -109,6 +109,25 @@ impl<P: FixedKind> Ring<P> {
     /// ```
     pub fn open(path: impl AsRef<Path>) -> Result<Self, Error> {
         Ring::wrap(Region::open(path.as_ref(), Some(P::KIND))?)
+    }
+
+    /// As [`open`](Ring::open), with the opt-ins of `trust`: a ring owned by
+    /// another user, writable by group or others, or behind a symbolic link
+    /// (see the README's trust model).
+    ///
+    /// # Errors
+    ///
+    /// As `open`; [`Error::ForeignOwner`] and [`Error::Symlink`] only for
+    /// what `trust` does not allow.
+    ///
+    /// ```no_run
+    /// use mmring::Trust;
+    /// let shared = Trust::new().allow_shared_mode();
+    /// let ring = mmring::mpsc::Ring::open_with("/dev/shm/team-log", shared)?;
+    /// # Ok::<(), mmring::Error>(())
+    /// ```
+    pub fn open_with(path: impl AsRef<Path>, trust: Trust) -> Result<Self, Error> {
+        Ring::wrap(Region::open_with(path.as_ref(), &trust, Some(P::KIND))?)
     }
 
     /// Opens the ring at `path`, creating it with `cfg` if it does not

@@ -58,7 +58,11 @@
 //! Peers are expected to be cooperating processes, but nothing read from
 //! the mapping is trusted for memory safety: every cursor and frame length
 //! is range-checked, and an inconsistency is reported as
-//! [`Corruption`], never a panic or an out-of-bounds access.
+//! [`Corruption`], never a panic or an out-of-bounds access. A named ring's
+//! file truncated under its mapping is survived (the mapping is replaced
+//! with zero pages and reported as [`Corruption::Truncated`]; see
+//! [`poisoned_mappings`]), and a file another user could have planted, or
+//! a symbolic link at the path, is refused unless [`Trust`] opts in.
 //!
 //! # Platform
 //!
@@ -76,6 +80,7 @@ compile_error!("mmring currently supports Linux only (futex, memfd and OFD locks
 
 mod config;
 mod error;
+mod fault;
 mod flavour;
 mod handle;
 mod layout;
@@ -88,8 +93,9 @@ mod slots;
 mod wait;
 mod words;
 
-pub use config::Config;
+pub use config::{Config, Trust};
 pub use error::{Corruption, Error, KindName, RecvError, SendError};
+pub use fault::poisoned_mappings;
 pub use flavour::any::{
     AnyConsumer, AnyKind, AnyProducer, AnyReadGrant, AnyRing, AnyWriteGrant, kind_of,
 };

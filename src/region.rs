@@ -24,8 +24,9 @@ use std::sync::atomic::{AtomicU32, Ordering};
 
 use memmap2::{MmapOptions, MmapRaw};
 
-use crate::config::{Config, Geometry};
-use crate::error::Error;
+use crate::config::{Config, Geometry, Trust};
+use crate::error::{Corruption, Error};
+use crate::fault;
 use crate::layout::{self, ConsumerBlock, Header, Ident, Kind, ProducerBlock, RoleRecord};
 
 /// Writes a fresh ring's initial data-area state (before its header is
@@ -36,6 +37,9 @@ pub(crate) type Init = fn(&Region);
 /// `DATA_OFFSET + capacity` bytes.
 #[derive(Debug)]
 pub struct Region {
+    /// Declared (so dropped) before `map`: the guard must leave the fault
+    /// registry before the range is unmapped (see `fault.rs`, point 2).
+    guard: fault::Guard,
     map: MmapRaw,
     file: File,
     geo: Geometry,
@@ -70,6 +74,10 @@ impl Region {
             .open(dir)
         {
             Ok(file) => {
+                // Exactly the requested mode: the umask applied at open
+                // would cut it (0o666 becoming 0o644), and this must happen
+                // before the file has a name.
+                set_mode(&file, cfg.file_mode())?;
                 let region = Region::initialise(file, ident, geo, Some(path.to_owned()), init)?;
                 let proc_path = format!("/proc/self/fd/{}", region.file.as_raw_fd());
                 rustix::fs::linkat(
@@ -123,8 +131,9 @@ impl Region {
             .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
             .open(&tmp)
             .map_err(Error::io("create a temporary ring file"))?;
-        let result =
-            Region::initialise(file, ident, geo, Some(path.to_owned()), init).and_then(|r| {
+        let result = set_mode(&file, cfg.file_mode())
+            .and_then(|()| Region::initialise(file, ident, geo, Some(path.to_owned()), init))
+            .and_then(|r| {
                 std::fs::hard_link(&tmp, path).map_err(Error::io("create the ring file"))?;
                 Ok(r)
             });
@@ -132,26 +141,68 @@ impl Region {
         result
     }
 
-    /// Opens an existing named ring of `kind` (`None`: of any kind).
+    /// Opens an existing named ring of `kind` (`None`: of any kind) that
+    /// `Trust::new()` trusts.
     pub fn open(path: &Path, kind: Option<Kind>) -> Result<Region, Error> {
-        let file = Region::open_file(path)?;
+        Region::open_with(path, &Trust::new(), kind)
+    }
+
+    /// Opens an existing named ring of `kind`, refusing a symbolic link at
+    /// `path` (`O_NOFOLLOW`) and a file `trust` does not trust (checked
+    /// with `fstat` on the opened descriptor, so the check and the use are
+    /// the same file), unless `trust` opts in.
+    pub fn open_with(path: &Path, trust: &Trust, kind: Option<Kind>) -> Result<Region, Error> {
+        let file = Region::open_file(path, trust)?;
         Region::attach(file, kind, Some(path.to_owned()))
     }
 
-    /// Opens an existing ring file for reading and writing.
-    fn open_file(path: &Path) -> Result<File, Error> {
-        OpenOptions::new()
+    /// Reads and validates the identity of the ring file at `path` without
+    /// mapping it: its geometry (kind included).
+    pub fn probe(path: &Path, trust: &Trust) -> Result<Geometry, Error> {
+        let file = Region::open_file(path, trust)?;
+        Ok(Region::validate(&file, None)?.1)
+    }
+
+    /// Opens a ring file for reading and writing, with `trust`'s checks.
+    fn open_file(path: &Path, trust: &Trust) -> Result<File, Error> {
+        let mut flags = libc::O_CLOEXEC | libc::O_NOCTTY | libc::O_NONBLOCK;
+        if !trust.follows_symlinks() {
+            flags |= libc::O_NOFOLLOW;
+        }
+        let file = OpenOptions::new()
             .read(true)
             .write(true)
-            .custom_flags(libc::O_CLOEXEC | libc::O_NOCTTY | libc::O_NONBLOCK)
+            .custom_flags(flags)
             .open(path)
             .map_err(|e| match e.raw_os_error() {
                 Some(libc::EISDIR) => Error::NotRegularFile,
+                // O_NOFOLLOW on a symbolic link (ELOOP can also mean a
+                // loop in the directories above it).
+                Some(libc::ELOOP)
+                    if !trust.follows_symlinks()
+                        && std::fs::symlink_metadata(path)
+                            .is_ok_and(|m| m.file_type().is_symlink()) =>
+                {
+                    Error::Symlink {
+                        path: path.to_owned(),
+                    }
+                }
                 _ => Error::Io {
                     op: "open the ring file",
                     source: e,
                 },
-            })
+            })?;
+        let st = rustix::fs::fstat(&file).map_err(Error::errno("stat the ring file"))?;
+        if rustix::fs::FileType::from_raw_mode(st.st_mode) != rustix::fs::FileType::RegularFile {
+            return Err(Error::NotRegularFile);
+        }
+        trust.check(
+            path,
+            st.st_uid,
+            st.st_mode & 0o7777,
+            rustix::process::geteuid().as_raw(),
+        )?;
+        Ok(file)
     }
 
     /// Opens `path` if it exists, else creates it; when it exists its
@@ -170,7 +221,7 @@ impl Region {
         // the last error rather than a hang.
         let mut last = None;
         for _ in 0..16 {
-            match Region::open(path, Some(kind)) {
+            match Region::open_with(path, &cfg.trust(), Some(kind)) {
                 Ok(r) => {
                     r.geo.matches(&ident)?;
                     return Ok(r);
@@ -212,7 +263,15 @@ impl Region {
 
     /// Attaches to a ring through an fd received from another process (or a
     /// duplicate of [`Region::fd`]).
+    ///
+    /// A memfd must be sealed against shrinking (as [`Region::anonymous`]
+    /// seals its own): the process that sent it could otherwise truncate it
+    /// under our mapping. Growing is harmless to us and not required. A
+    /// regular file is accepted (whoever passed it chose it; a truncation is
+    /// survived, see `fault.rs`), and so is a tmpfs file (which cannot be
+    /// sealed).
     pub fn from_fd(fd: OwnedFd, kind: Option<Kind>) -> Result<Region, Error> {
+        check_memfd_seals(fd.as_fd())?;
         Region::attach(File::from(fd), kind, None)
     }
 
@@ -259,11 +318,35 @@ impl Region {
         Ok(region)
     }
 
-    /// Reads and validates the identity of the ring file at `path` without
-    /// mapping it: its geometry (kind included).
-    pub fn probe(path: &Path) -> Result<Geometry, Error> {
-        let file = Region::open_file(path)?;
-        Ok(Region::validate(&file, None)?.1)
+    /// Validates an opened file and maps it.
+    fn attach(file: File, kind: Option<Kind>, path: Option<PathBuf>) -> Result<Region, Error> {
+        let (ident, geo) = Region::validate(&file, kind)?;
+        let region = Region::map(file, geo, path)?;
+        // ORDERING(init-publish): Acquire; pairs with the Release store in
+        // `Region::initialise`.
+        let init = region.init_word().load(Ordering::Acquire);
+        // Shrunk between the fstat above and our first access: the access
+        // read zeros; say so rather than "uninitialised".
+        region.check_size()?;
+        region.check_poison()?;
+        if init != layout::INIT_READY {
+            return Err(Error::Uninitialized { found: init });
+        }
+        // The mapped identity must still be the one validated above; a peer
+        // rewriting it between our read and our map is refused, not used.
+        let hdr = region.header().as_ptr();
+        // SAFETY: `hdr` points into the live mapping, which covers the header.
+        let ident_ptr = unsafe { &raw const (*hdr).id.ident };
+        // SAFETY: the pointer is valid and aligned; a volatile read of a Pod
+        // value tolerates concurrent writers (we only compare the copy).
+        let mapped = unsafe { ident_ptr.read_volatile() };
+        if mapped != ident {
+            return Err(Error::BadGeometry {
+                what: "header identity (changed while opening)",
+                value: 0,
+            });
+        }
+        Ok(region)
     }
 
     /// Reads block 0 of an opened file with `pread` (a short file must give
@@ -319,33 +402,6 @@ impl Region {
         Ok((ident, geo))
     }
 
-    /// Validates an opened file and maps it.
-    fn attach(file: File, kind: Option<Kind>, path: Option<PathBuf>) -> Result<Region, Error> {
-        let (ident, geo) = Region::validate(&file, kind)?;
-        let region = Region::map(file, geo, path)?;
-        // ORDERING(init-publish): Acquire; pairs with the Release store in
-        // `Region::initialise`.
-        let init = region.init_word().load(Ordering::Acquire);
-        if init != layout::INIT_READY {
-            return Err(Error::Uninitialized { found: init });
-        }
-        // The mapped identity must still be the one validated above; a peer
-        // rewriting it between our read and our map is refused, not used.
-        let hdr = region.header().as_ptr();
-        // SAFETY: `hdr` points into the live mapping, which covers the header.
-        let ident_ptr = unsafe { &raw const (*hdr).id.ident };
-        // SAFETY: the pointer is valid and aligned; a volatile read of a Pod
-        // value tolerates concurrent writers (we only compare the copy).
-        let mapped = unsafe { ident_ptr.read_volatile() };
-        if mapped != ident {
-            return Err(Error::BadGeometry {
-                what: "header identity (changed while opening)",
-                value: 0,
-            });
-        }
-        Ok(region)
-    }
-
     fn map(file: File, geo: Geometry, path: Option<PathBuf>) -> Result<Region, Error> {
         let len = usize::try_from(geo.file_len())
             .map_err(|_| Error::InvalidConfig("ring does not fit the address space"))?;
@@ -353,7 +409,11 @@ impl Region {
             .len(len)
             .map_raw(&file)
             .map_err(Error::io("map the ring"))?;
+        // From here on, a truncation of the file turns accesses into zero
+        // pages and a poisoned flag, not SIGBUS.
+        let guard = fault::Guard::register(map.as_ptr(), map.len())?;
         Ok(Region {
+            guard,
             map,
             file,
             geo,
@@ -377,15 +437,6 @@ impl Region {
         let p = unsafe { &raw const (*hdr).id.init };
         // SAFETY: aligned (field of an aligned header), live for `&self`, an
         // atomic that tolerates writes by other processes.
-        unsafe { &*p }
-    }
-
-    /// Block 0's creator pid word (diagnostics).
-    pub fn creator_pid(&self) -> &AtomicU32 {
-        let hdr = self.header().as_ptr();
-        // SAFETY: as in `init_word`.
-        let p = unsafe { &raw const (*hdr).id.creator_pid };
-        // SAFETY: as in `init_word`.
         unsafe { &*p }
     }
 
@@ -461,8 +512,164 @@ impl Region {
         self.path.as_deref()
     }
 
-    /// `msync`s the whole mapping.
+    /// Whether the mapping was replaced with zero pages because the file
+    /// shrank under it (see `fault.rs`). Once true, stays true: nothing read
+    /// from the mapping since can be trusted. Cheap (one fence and one
+    /// load): re-check it in every wait loop and before every successful
+    /// return.
+    pub fn is_poisoned(&self) -> bool {
+        self.guard.is_poisoned()
+    }
+
+    /// [`Region::is_poisoned`] as the hot-path error.
+    pub fn check_poison(&self) -> Result<(), Corruption> {
+        if self.is_poisoned() {
+            Err(Corruption::Truncated)
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Checks with `fstat` that the file still covers the whole mapping.
+    /// For slow paths (a wait that timed out, a liveness check): it is a
+    /// system call. A truncation is also caught on the hot path, at the
+    /// first access past the new end, by [`Region::is_poisoned`].
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Truncated`] with the file's current length when it is
+    /// shorter than the ring; [`Error::Io`] if `fstat` fails.
+    pub fn check_size(&self) -> Result<(), Error> {
+        let st = rustix::fs::fstat(&self.file).map_err(Error::errno("stat the ring file"))?;
+        let len = u64::try_from(st.st_size).unwrap_or(0);
+        let needed = self.geo.file_len();
+        if len < needed {
+            return Err(Error::Truncated { len, needed });
+        }
+        Ok(())
+    }
+
+    /// `msync`s the whole mapping. A poisoned mapping (zeros, no longer the
+    /// file) is not written back: that is `Corruption::Truncated`, as is an
+    /// `msync` failure on a file that shrank meanwhile.
     pub fn flush(&self) -> Result<(), Error> {
-        self.map.flush().map_err(Error::io("flush the ring"))
+        self.check_poison()?;
+        match self.map.flush() {
+            Ok(()) => self.check_poison().map_err(Error::from),
+            Err(e) => {
+                self.check_size()?;
+                self.check_poison()?;
+                Err(Error::Io {
+                    op: "flush the ring",
+                    source: e,
+                })
+            }
+        }
+    }
+}
+
+/// Sets `file`'s permission bits to exactly `mode` (`fchmod`), whatever the
+/// umask cut at creation.
+fn set_mode(file: &File, mode: u32) -> Result<(), Error> {
+    rustix::fs::fchmod(file, rustix::fs::Mode::from_raw_mode(mode))
+        .map_err(Error::errno("set the ring file's mode"))
+}
+
+/// Refuses a memfd that is not sealed against shrinking. Anything else (no
+/// seal support: a regular file on disk or a plain tmpfs file) passes.
+fn check_memfd_seals(fd: BorrowedFd<'_>) -> Result<(), Error> {
+    use rustix::fs::SealFlags;
+    let seals = match rustix::fs::fcntl_get_seals(fd) {
+        Ok(s) => s,
+        // Not a shmem or hugetlbfs file: seals do not exist there.
+        Err(rustix::io::Errno::INVAL) => return Ok(()),
+        Err(e) => {
+            return Err(Error::Io {
+                op: "read the memfd's seals",
+                source: e.into(),
+            });
+        }
+    };
+    if seals.contains(SealFlags::SHRINK) {
+        return Ok(());
+    }
+    // A tmpfs file opened by name reports F_SEAL_SEAL too (it can never be
+    // sealed); only a memfd is refused. The kernel names a memfd
+    // "/memfd:NAME (deleted)" in /proc.
+    let link = rustix::fs::readlinkat(
+        rustix::fs::CWD,
+        format!("/proc/self/fd/{}", fd.as_raw_fd()),
+        Vec::new(),
+    )
+    .map_err(Error::errno("identify the ring fd"))?;
+    if link.as_bytes().starts_with(b"/memfd:") {
+        return Err(Error::UnsealedMemfd {
+            seals: seals.bits(),
+        });
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn temp_path(tag: &str) -> PathBuf {
+        let dir = if Path::new("/dev/shm").is_dir() {
+            PathBuf::from("/dev/shm")
+        } else {
+            std::env::temp_dir()
+        };
+        dir.join(format!("mmring-region-{}-{tag}", std::process::id()))
+    }
+
+    /// A truncated ring file: the next access to a lost page reads zeros,
+    /// the region reports itself poisoned, the slow-path size check and
+    /// `flush` say `Truncated`, and a new attach is refused.
+    #[test]
+    fn truncation_poisons_the_region() {
+        let path = temp_path("trunc");
+        let _ = std::fs::remove_file(&path);
+        let r = Region::create(&path, &Config::new(1 << 16), Kind::Spsc, |_| {}).unwrap();
+        let cap = r.geometry().capacity as usize;
+        // SAFETY: the data area is `cap` bytes; the ring is ours alone.
+        unsafe { r.data().as_ptr().write_bytes(0x5A, cap) };
+        assert!(!r.is_poisoned());
+        assert!(r.check_size().is_ok());
+        assert!(r.flush().is_ok());
+
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(&path)
+            .unwrap()
+            .set_len(4096)
+            .unwrap();
+        match r.check_size() {
+            Err(Error::Truncated { len, needed }) => {
+                assert_eq!((len, needed), (4096, layout::DATA_OFFSET + cap as u64))
+            }
+            other => panic!("expected Truncated, got {other:?}"),
+        }
+        assert!(matches!(
+            Region::open(&path, Some(Kind::Spsc)),
+            Err(Error::Truncated { len: 4096, .. })
+        ));
+        // SAFETY: `cap - 1` is inside the data area.
+        let last = unsafe { r.data().as_ptr().add(cap - 1) };
+        // SAFETY: mapped; its page is gone from the file, so this faults and
+        // the handler maps zeros over the region.
+        let v = unsafe { last.read_volatile() };
+        assert_eq!(v, 0);
+        assert!(r.is_poisoned());
+        assert_eq!(r.check_poison(), Err(Corruption::Truncated));
+        // The header page was still in the file, but the whole mapping is
+        // zeros now: nothing from it can be trusted.
+        assert_eq!(r.init_word().load(Ordering::Relaxed), 0);
+        assert!(matches!(
+            r.flush(),
+            Err(Error::Corrupt(Corruption::Truncated))
+        ));
+        drop(r);
+        std::fs::remove_file(&path).unwrap();
     }
 }

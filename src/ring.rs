@@ -88,8 +88,11 @@ impl Blocks {
         );
         // SAFETY: the table holds ATTACH_SLOTS records (a compile-time
         // assert in layout.rs keeps it inside the mapping) and `i` is below
-        // that; the records are all atomics.
-        unsafe { self.table.add(i as usize).as_ref() }
+        // that.
+        let p = unsafe { self.table.add(i as usize) };
+        // SAFETY: aligned, live while the mapping is (see `consumer`), and
+        // the records are all atomics.
+        unsafe { p.as_ref() }
     }
 
     /// Whether a live handle (in any process, this one included) holds
@@ -114,15 +117,15 @@ impl Blocks {
     pub unsafe fn in_area(area: NonNull<u8>) -> Blocks {
         use crate::layout::Header;
         use std::mem::offset_of;
-        // SAFETY: every offset below lies inside the DATA_OFFSET bytes.
-        unsafe {
-            Blocks {
-                consumer: area.add(offset_of!(Header, consumer)).cast(),
-                producer: area.add(offset_of!(Header, producer)).cast(),
-                roles: area.add(offset_of!(Header, roles)).cast(),
-                table: area.add(layout::ATTACH_TABLE as usize).cast(),
-                fd: -1,
-            }
+        // Every offset below lies inside the DATA_OFFSET bytes of `area`
+        // (the caller's contract), which is what later dereferences need.
+        let at = |off: usize| area.as_ptr().wrapping_add(off);
+        Blocks {
+            consumer: NonNull::new(at(offset_of!(Header, consumer)).cast()).unwrap(),
+            producer: NonNull::new(at(offset_of!(Header, producer)).cast()).unwrap(),
+            roles: NonNull::new(at(offset_of!(Header, roles)).cast()).unwrap(),
+            table: NonNull::new(at(layout::ATTACH_TABLE as usize).cast()).unwrap(),
+            fd: -1,
         }
     }
 

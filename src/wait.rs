@@ -287,6 +287,15 @@ fn futex_wait(word: &AtomicU32, seen: u32, timeout: Duration) {
     // different processes. EAGAIN (value changed), EINTR and ETIMEDOUT all
     // mean "go round again".
     let r = futex::wait(word, futex::Flags::empty(), seen, Some(&ts));
+    if r == Err(rustix::io::Errno::FAULT) {
+        // The word's page is no longer backed: the ring file was truncated
+        // since we last touched it. A system call gets EFAULT where an
+        // access gets SIGBUS, so touch the word: the fault handler
+        // (`fault.rs`) replaces the mapping with zeros and poisons the ring,
+        // which the caller's loop reports.
+        let _ = word.load(SeqCst);
+        return;
+    }
     debug_assert!(
         matches!(
             r,
@@ -303,6 +312,11 @@ fn futex_wait(word: &AtomicU32, seen: u32, timeout: Duration) {
 fn futex_wake(word: &AtomicU32) -> usize {
     use rustix::thread::futex;
     let r = futex::wake(word, futex::Flags::empty(), i32::MAX as u32);
+    if r == Err(rustix::io::Errno::FAULT) {
+        // Truncated file, as in `futex_wait`: fault into the handler.
+        let _ = word.load(SeqCst);
+        return 0;
+    }
     debug_assert!(r.is_ok(), "unexpected futex_wake result {r:?}");
     r.unwrap_or(0)
 }
@@ -611,5 +625,49 @@ mod tests {
         assert!(c.point().notify(), "nobody asleep behind bit 77");
         c.sleepers.remove(77);
         assert!(!c.point().notify());
+    }
+
+    /// A futex word whose page left the file (truncation): the system call
+    /// gets EFAULT, not SIGBUS; `futex_wait` / `futex_wake` then touch the
+    /// word so the fault handler poisons the mapping, and neither panics.
+    #[test]
+    fn futex_on_a_truncated_page_poisons_instead_of_failing() {
+        use std::os::fd::AsRawFd;
+        let page = rustix::param::page_size();
+        for op in ["wait", "wake"] {
+            let file = std::fs::File::from(
+                rustix::fs::memfd_create("futex-efault", rustix::fs::MemfdFlags::CLOEXEC).unwrap(),
+            );
+            file.set_len(page as u64).unwrap();
+            // SAFETY: a fresh shared mapping of our own memfd.
+            let p = unsafe {
+                libc::mmap(
+                    std::ptr::null_mut(),
+                    page,
+                    libc::PROT_READ | libc::PROT_WRITE,
+                    libc::MAP_SHARED,
+                    file.as_raw_fd(),
+                    0,
+                )
+            };
+            assert_ne!(p, libc::MAP_FAILED);
+            let guard = crate::fault::Guard::register(p.cast(), page).unwrap();
+            file.set_len(0).unwrap();
+            // SAFETY: page-aligned, inside the mapping, which outlives the
+            // reference (unmapped below); the handler turns the lost page
+            // into zeros.
+            let word = unsafe { &*p.cast::<AtomicU32>() };
+            match op {
+                "wait" => futex_wait(word, 1, Duration::from_millis(10)),
+                _ => drop(futex_wake(word)),
+            }
+            assert!(
+                guard.is_poisoned(),
+                "{op}: EFAULT was not turned into poison"
+            );
+            drop(guard);
+            // SAFETY: our mapping, no longer registered.
+            unsafe { libc::munmap(p, page) };
+        }
     }
 }

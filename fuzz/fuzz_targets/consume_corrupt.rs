@@ -1,7 +1,9 @@
 //! A valid ring with frames in it, then arbitrary writes into its header and
 //! data area (as a buggy peer would make) interleaved with receiving and
 //! sending: every frame handed out lies inside the data area and within the
-//! maximum size, or the call reports an error. The process never crashes.
+//! maximum size, or the call reports an error. The process never crashes,
+//! not even when the file is truncated under the mapping (the access that
+//! faults reads zeros; see `fault.rs`) and grown back.
 #![no_main]
 
 #[path = "common.rs"]
@@ -26,6 +28,13 @@ enum Action {
         len: u16,
     },
     ReopenConsumer,
+    /// Truncate the file to `len` (scaled to at most its ring length).
+    Truncate {
+        len: u16,
+    },
+    /// Grow the file back to its ring length (the mapping stays zeros if it
+    /// was poisoned; the file's new pages are zeros too).
+    Regrow,
 }
 
 #[derive(Arbitrary, Debug)]
@@ -69,6 +78,12 @@ macro_rules! run {
                 Action::Send { len } => {
                     let _ = tx.try_send(&vec![0xcd; *len as usize % (max + 1)]);
                 }
+                Action::Truncate { len } => {
+                    let _ = file.set_len(*len as u64 % (file_len + 1));
+                }
+                Action::Regrow => {
+                    let _ = file.set_len(file_len);
+                }
                 Action::ReopenConsumer => {
                     drop(rx);
                     match ring.consumer() {
@@ -84,23 +99,25 @@ macro_rules! run {
 
 fuzz_target!(|input: Input| {
     let cap = 1u64 << (6 + input.capacity_log2 % 7); // 64 .. 4096
-    let anon_file = |f: std::os::fd::OwnedFd| std::fs::File::from(f);
+    // A regular file copy of a fresh ring: unlike the (sealed) memfd of an
+    // anonymous ring, it can be truncated and grown under the mapping.
+    let anon_file = |f: std::os::fd::BorrowedFd<'_>, len: u64| common::resizable_copy(&f, len);
     match input.kind % 3 {
         0 => {
             let r = spsc::Ring::anonymous(Config::new(cap)).unwrap();
-            let f = anon_file(common::dup(&r.as_fd()));
+            let f = anon_file(r.as_fd(), 4096 + r.capacity());
             drop(r);
             run!(spsc::Ring, f, input, cap)
         }
         1 => {
             let r = mpsc::Ring::anonymous(Config::new(cap)).unwrap();
-            let f = anon_file(common::dup(&r.as_fd()));
+            let f = anon_file(r.as_fd(), 4096 + r.capacity());
             drop(r);
             run!(mpsc::Ring, f, input, cap)
         }
         _ => {
             let r = mpmc::Ring::anonymous(Config::slots(cap / 16, 24)).unwrap();
-            let f = anon_file(common::dup(&r.as_fd()));
+            let f = anon_file(r.as_fd(), 4096 + r.capacity());
             drop(r);
             run!(mpmc::Ring, f, input, cap)
         }

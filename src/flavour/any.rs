@@ -10,7 +10,7 @@ use std::ptr::NonNull;
 use super::mpmc::{self, Mpmc};
 use super::mpsc::{self, Mpsc};
 use super::spsc::{self, Spsc};
-use crate::config::Config;
+use crate::config::{Config, Trust};
 use crate::error::{Corruption, Error};
 use crate::handle::Ring;
 use crate::layout::{Kind, Role};
@@ -66,7 +66,7 @@ impl Flavour for AnyKind {}
 /// # Ok::<(), mmring::Error>(())
 /// ```
 pub fn kind_of(path: impl AsRef<Path>) -> Result<Kind, Error> {
-    Ok(Region::probe(path.as_ref())?.kind)
+    Ok(Region::probe(path.as_ref(), &Trust::new())?.kind)
 }
 
 impl Ring<AnyKind> {
@@ -78,6 +78,16 @@ impl Ring<AnyKind> {
     /// place of [`Error::WrongKind`].
     pub fn open(path: impl AsRef<Path>) -> Result<AnyRing, Error> {
         Ring::wrap(Region::open(path.as_ref(), None)?)
+    }
+
+    /// As [`AnyRing::open`], with the opt-ins of `trust` (see
+    /// [`Ring::open_with`](crate::Ring::open_with)).
+    ///
+    /// # Errors
+    ///
+    /// As [`AnyRing::open`].
+    pub fn open_with(path: impl AsRef<Path>, trust: Trust) -> Result<AnyRing, Error> {
+        Ring::wrap(Region::open_with(path.as_ref(), &trust, None)?)
     }
 
     /// Attaches to a ring of any kind through a file descriptor.

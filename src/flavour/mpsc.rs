@@ -466,8 +466,8 @@ mod loom_models {
     use crate::ring::loom_heap::{Heap, Reader, model};
     use loom::sync::Arc;
 
-    fn send(m: &Heap, cached_head: &mut u64, len: u64, v: Option<u64>) {
-        let c = claim(m, cached_head, len)
+    fn send(m: &Heap, rec: u64, cached_head: &mut u64, len: u64, v: Option<u64>) {
+        let c = claim(m, rec, cached_head, len)
             .unwrap()
             .expect("the models size frames so they always fit");
         match v {
@@ -479,6 +479,34 @@ mod loom_models {
         }
     }
 
+    /// Takes everything left, completing dead producers' claims on the
+    /// way, single-threaded.
+    fn drain(r: &mut Reader, m: &Heap, got: &mut Vec<u64>) {
+        loop {
+            if let Some(v) = r.try_recv(m) {
+                got.push(v);
+                continue;
+            }
+            match r.0.stuck_at() {
+                Some(pos) if recover_claim(m, pos).unwrap() => {}
+                _ => break,
+            }
+        }
+    }
+
+    /// Three frames through the ring single-threaded, so the next ones
+    /// reuse released (zeroed) words.
+    fn warmed() -> (Arc<Heap>, Reader) {
+        let m = Arc::new(Heap::new());
+        let mut r = Reader::new(true);
+        let mut ch = 0;
+        for v in 0..3 {
+            send(&m, 2, &mut ch, 8, Some(100 + v));
+            assert_eq!(r.try_recv(&m), Some(100 + v));
+        }
+        (m, r)
+    }
+
     /// After wrap-around: two producers claim and publish racing the
     /// consumer, one of them after giving a claim back; frames arrive in
     /// claim order, each once, the aborted one never, and the zeroing of
@@ -486,31 +514,147 @@ mod loom_models {
     #[test]
     fn loom_mpsc_claim_publish_with_abort() {
         model(|| {
-            let m = Arc::new(Heap::new());
-            let mut r = Reader::new(true);
-            let mut ch = 0;
-            for v in 0..3 {
-                send(&m, &mut ch, 8, Some(100 + v));
-                assert_eq!(r.try_recv(&m), Some(100 + v));
-            }
+            let (m, r) = warmed();
             let p1 = m.clone();
             let a = loom::thread::spawn(move || {
                 let mut ch = 0;
-                send(&p1, &mut ch, 0, None); // an aborted claim
-                send(&p1, &mut ch, 8, Some(1));
+                send(&p1, 0, &mut ch, 0, None); // an aborted claim
+                send(&p1, 0, &mut ch, 8, Some(1));
             });
             let c = m.clone();
             let consumer = loom::thread::spawn(move || {
+                let mut r = r;
                 let got: Vec<u64> = r.try_recv(&c).into_iter().collect();
                 (r, got)
             });
             let mut ch = 0;
-            send(&m, &mut ch, 8, Some(2));
+            send(&m, 1, &mut ch, 8, Some(2));
             a.join().unwrap();
             let (mut r, mut got) = consumer.join().unwrap();
             r.drain(&m, &mut got);
             got.sort_unstable();
             assert_eq!(got, [1, 2]);
+        });
+    }
+
+    /// A producer that stops for ever after its claim CAS (nothing
+    /// published), racing a live producer and the consumer: the consumer
+    /// completes the dead claim exactly once (a skip record), the live frame
+    /// arrives once, and the ring goes on.
+    #[test]
+    fn loom_mpsc_producer_dies_after_claim() {
+        model(|| {
+            let (m, r) = warmed();
+            let p = m.clone();
+            let dead = loom::thread::spawn(move || {
+                let mut ch = 0;
+                claim(&*p, 0, &mut ch, 8).unwrap().expect("room");
+                p.kill(0);
+            });
+            let p = m.clone();
+            let live = loom::thread::spawn(move || {
+                let mut ch = 0;
+                send(&p, 1, &mut ch, 8, Some(7));
+            });
+            let mut r = r;
+            let mut got: Vec<u64> = r.try_recv(&m).into_iter().collect();
+            dead.join().unwrap();
+            live.join().unwrap();
+            drain(&mut r, &m, &mut got);
+            assert_eq!(got, [7]);
+            assert_eq!(m.recoveries.load(Relaxed), 1);
+            let mut ch = 0;
+            send(&m, 1, &mut ch, 8, Some(8));
+            assert_eq!(r.try_recv(&m), Some(8));
+        });
+    }
+
+    /// A producer that stops for ever after recording a claim but before
+    /// its CAS: it owns nothing, and nothing is recovered on its account.
+    #[test]
+    fn loom_mpsc_producer_dies_before_its_cas() {
+        model(|| {
+            let (m, r) = warmed();
+            let p = m.clone();
+            let dead = loom::thread::spawn(move || {
+                let tail = p.tail().load(Relaxed);
+                p.claim_end(0).store(tail + 16, Relaxed);
+                p.claim(0).store(tail + 1, Relaxed);
+                p.kill(0);
+            });
+            let p = m.clone();
+            let live = loom::thread::spawn(move || {
+                let mut ch = 0;
+                send(&p, 1, &mut ch, 8, Some(7));
+            });
+            let mut r = r;
+            let mut got: Vec<u64> = r.try_recv(&m).into_iter().collect();
+            dead.join().unwrap();
+            live.join().unwrap();
+            drain(&mut r, &m, &mut got);
+            assert_eq!(got, [7]);
+            assert_eq!(m.recoveries.load(Relaxed), 0);
+        });
+    }
+
+    /// A consumer that stops for ever in the middle of a release (after
+    /// announcing it and zeroing the first word, before its head store):
+    /// the next consumer finishes the release when it attaches, never reads
+    /// the zeroed word as an unpublished claim, and sees exactly the frames
+    /// the dead one had not read, with a producer racing it.
+    #[test]
+    fn loom_mpsc_consumer_dies_while_zeroing() {
+        model(|| {
+            let (m, mut r) = warmed();
+            let mut ch = 0;
+            send(&m, 1, &mut ch, 8, Some(1));
+            send(&m, 1, &mut ch, 8, Some(2));
+            // The dead consumer reads both frames, then dies releasing them.
+            for want in [1, 2] {
+                let f = r.0.next(&*m).unwrap().expect("a frame");
+                assert_eq!(m.read_payload(f), want);
+                r.0.read = f.next;
+            }
+            m.pending().store(r.0.read, Release);
+            m.word(r.0.released).store(0, Relaxed);
+            let p = m.clone();
+            let producer = loom::thread::spawn(move || {
+                let mut ch = 0;
+                send(&p, 1, &mut ch, 8, Some(3));
+            });
+            let mut next = Reader(ReadCursor::attach(&*m, true).unwrap());
+            let mut got: Vec<u64> = next.try_recv(&m).into_iter().collect();
+            producer.join().unwrap();
+            drain(&mut next, &m, &mut got);
+            assert_eq!(got, [3]);
+            assert_eq!(m.recoveries.load(Relaxed), 1);
+        });
+    }
+
+    /// The recovery models have teeth: a lock table that calls a live
+    /// producer dead lets the consumer turn its claim into a skip record
+    /// while it writes, and its frame is lost (or torn).
+    #[test]
+    #[should_panic]
+    fn loom_mpsc_catches_recovery_of_a_live_claim() {
+        model(|| {
+            let (m, r) = warmed();
+            m.kill(1); // sabotage: record 1's holder is alive
+            let p = m.clone();
+            let live = loom::thread::spawn(move || {
+                let mut ch = 0;
+                send(&p, 1, &mut ch, 8, Some(7));
+            });
+            let mut r = r;
+            let mut got: Vec<u64> = r.try_recv(&m).into_iter().collect();
+            if got.is_empty()
+                && let Some(pos) = r.0.stuck_at()
+            {
+                let _ = recover_claim(&*m, pos);
+            }
+            live.join().unwrap();
+            drain(&mut r, &m, &mut got);
+            assert_eq!(got, [7]);
         });
     }
 }

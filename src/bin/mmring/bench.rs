@@ -18,7 +18,7 @@ use mmring::{Config, Kind, RecvError};
 
 use crate::KindArg;
 use crate::proc::{Gate, fork_child, now_ns, pin, shared_counter, unpin, wait_child};
-use mmring::{AnyConsumer, AnyProducer, AnyRing, PeerState, SendError};
+use mmring::{AnyConsumer, AnyProducer, AnyRing, SendError};
 
 /// Latency is sampled on one frame in this many.
 const SAMPLE: u64 = 64;

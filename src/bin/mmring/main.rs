@@ -85,6 +85,10 @@ enum Cmd {
         /// Print one JSON object per snapshot.
         #[arg(long)]
         json: bool,
+        /// Open a ring deliberately shared between users (another owner,
+        /// group- or world-writable).
+        #[arg(long)]
+        shared: bool,
     },
     /// Read stdin and send it as frames: one per line (without the newline),
     /// or fixed-size chunks with --raw.
@@ -93,6 +97,9 @@ enum Cmd {
         /// Send raw chunks of this many bytes instead of lines.
         #[arg(long, value_parser = parse_size)]
         raw: Option<u64>,
+        /// Open a ring deliberately shared between users.
+        #[arg(long)]
+        shared: bool,
     },
     /// Receive frames and write them to stdout (a newline after each, unless
     /// --raw), until the producers are gone and the ring is empty.
@@ -104,6 +111,9 @@ enum Cmd {
         /// Stop after this many frames.
         #[arg(long)]
         count: Option<u64>,
+        /// Open a ring deliberately shared between users.
+        #[arg(long)]
+        shared: bool,
     },
 }
 
@@ -157,9 +167,19 @@ fn main() -> ExitCode {
             slot_size,
             mode,
         ),
-        Cmd::Stat { path, watch, json } => ops::stat(&path, watch, json),
-        Cmd::Send { path, raw } => ops::send(&path, raw),
-        Cmd::Recv { path, raw, count } => ops::recv(&path, raw, count),
+        Cmd::Stat {
+            path,
+            watch,
+            json,
+            shared,
+        } => ops::stat(&path, watch, json, shared),
+        Cmd::Send { path, raw, shared } => ops::send(&path, raw, shared),
+        Cmd::Recv {
+            path,
+            raw,
+            count,
+            shared,
+        } => ops::recv(&path, raw, count, shared),
     };
     match result {
         Ok(code) => code,

@@ -5,7 +5,7 @@ use std::path::Path;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use mmring::{AnyRing, Config, Error, Kind, RecvError, Stat};
+use mmring::{AnyRing, Config, Error, Kind, RecvError, Stat, Trust};
 
 /// One line: what went wrong, with which file, and what to do about it.
 pub fn explain(path: &Path, e: &Error) -> String {
@@ -24,10 +24,30 @@ pub fn explain(path: &Path, e: &Error) -> String {
             " (is this path an mmring ring?)".to_string()
         }
         Error::RoleTaken { .. } => " (stop the process holding it, or wait for it)".to_string(),
+        Error::ForeignOwner { .. } => {
+            " (not yours, or writable by others: pass --shared if it is shared on purpose)"
+                .to_string()
+        }
+        Error::Symlink { .. } => " (open the file it points to)".to_string(),
         Error::InvalidConfig(_) => " (see mmring create --help)".to_string(),
         _ => String::new(),
     };
     format!("{p}: {e}{hint}")
+}
+
+/// Opens a ring of any kind. `shared`: a ring deliberately shared between
+/// users, which may belong to another user and be writable by others (its
+/// current owner, as the path names it, is trusted).
+fn open(path: &Path, shared: bool) -> Result<AnyRing, String> {
+    let mut trust = Trust::new();
+    if shared {
+        trust = trust.allow_shared_mode();
+        if let Ok(meta) = std::fs::metadata(path) {
+            use std::os::unix::fs::MetadataExt;
+            trust = trust.allow_owner(meta.uid());
+        }
+    }
+    AnyRing::open_with(path, trust).map_err(|e| explain(path, &e))
 }
 
 pub fn create(
@@ -68,8 +88,8 @@ pub fn create(
     Ok(ExitCode::SUCCESS)
 }
 
-pub fn stat(path: &Path, watch: bool, json: bool) -> Result<ExitCode, String> {
-    let ring = AnyRing::open(path).map_err(|e| explain(path, &e))?;
+pub fn stat(path: &Path, watch: bool, json: bool, shared: bool) -> Result<ExitCode, String> {
+    let ring = open(path, shared)?;
     let mut last: Option<(Instant, Stat)> = None;
     loop {
         let now = Instant::now();
@@ -213,8 +233,8 @@ fn json_string(s: &str) -> String {
     out
 }
 
-pub fn send(path: &Path, raw: Option<u64>) -> Result<ExitCode, String> {
-    let ring = AnyRing::open(path).map_err(|e| explain(path, &e))?;
+pub fn send(path: &Path, raw: Option<u64>, shared: bool) -> Result<ExitCode, String> {
+    let ring = open(path, shared)?;
     let mut tx = ring.producer().map_err(|e| explain(path, &e))?;
     let max = ring.max_frame();
     let stdin = std::io::stdin();
@@ -282,8 +302,8 @@ fn read_full(r: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
     Ok(got)
 }
 
-pub fn recv(path: &Path, raw: bool, count: Option<u64>) -> Result<ExitCode, String> {
-    let ring = AnyRing::open(path).map_err(|e| explain(path, &e))?;
+pub fn recv(path: &Path, raw: bool, count: Option<u64>, shared: bool) -> Result<ExitCode, String> {
+    let ring = open(path, shared)?;
     let mut rx = ring.consumer().map_err(|e| explain(path, &e))?;
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
