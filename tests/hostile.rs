@@ -14,11 +14,10 @@ use std::time::{Duration, Instant};
 use common::*;
 use mmring::{Config, RecvError, SendError, spsc};
 
-/// Current length of the file behind `fd`.
-
 /// Bytes in front of the data area (`layout::DATA_OFFSET`, layout v2).
 const HEADER: u64 = 12288;
 
+/// Current length of the file behind `fd`.
 fn file_len(fd: std::os::fd::BorrowedFd<'_>) -> u64 {
     rustix::fs::fstat(fd).unwrap().st_size as u64
 }
