@@ -90,6 +90,7 @@ mod ring;
 mod roles;
 mod shared;
 mod slots;
+mod testing;
 mod wait;
 mod words;
 

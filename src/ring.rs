@@ -643,7 +643,10 @@ pub(crate) fn release_frames<M: FramedMem>(m: &M, released: &mut u64, pos: u64, 
         // ORDERING: Release; read (Acquire) only by a later consumer, after
         // we are gone.
         m.pending().store(pos, Release);
-        m.zero(*released, pos);
+        let first = pos.min(*released + layout::FRAME_ALIGN);
+        m.zero(*released, first);
+        crate::testing::point("mpsc-zeroing");
+        m.zero(first, pos);
     }
     // ORDERING(head-release): Release; pairs with the producers' Acquire
     // head load, so our reads of the released bytes (and the zeroing)

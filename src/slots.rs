@@ -220,7 +220,10 @@ fn claim_produce_recorded<M: SlotMem>(m: &M, rec: u64) -> Result<Option<u64>, Co
             // before our writes; Relaxed on failure (we retry with what we
             // read).
             match tail.cas_weak(pos, pos + 1, AcqRel, Relaxed) {
-                Ok(_) => return Ok(Some(pos)),
+                Ok(_) => {
+                    crate::testing::point("mpmc-claimed");
+                    return Ok(Some(pos));
+                }
                 Err(now) => pos = check_range(now)?,
             }
         } else if stamp < pos {
@@ -276,6 +279,7 @@ fn claim_consume_recorded<M: SlotMem>(
             // ORDERING: AcqRel on success; Relaxed on failure (retry).
             match head.cas_weak(pos, pos + 1, AcqRel, Relaxed) {
                 Ok(_) => {
+                    crate::testing::point("mpmc-taken");
                     let len = u64::from(m.len(pos).load(Relaxed));
                     let flags = m.flags(pos).load(Relaxed);
                     if flags == 0 && len <= m.slot_size() {

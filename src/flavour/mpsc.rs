@@ -342,6 +342,7 @@ pub(crate) fn claim<M: FramedMem>(
         // sees the record too.
         raw.claim_end(rec).store(end, Relaxed);
         raw.claim(rec).store(tail + 1, Relaxed);
+        crate::testing::point("mpsc-recorded");
         // ORDERING: AcqRel on success (the claim is ordered before our
         // writes into the claimed space, and the record before the claim);
         // Relaxed on failure (we only retry with the value read).
@@ -355,6 +356,7 @@ pub(crate) fn claim<M: FramedMem>(
                     // consumer's Acquire word load in `FramedMem::parse`.
                     raw.word(tail).store(frame_word::PAD, Release);
                 }
+                crate::testing::point("mpsc-claimed");
                 return Ok(Some(Claim { start, len, rec }));
             }
             Err(now) => tail = now,
