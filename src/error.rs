@@ -178,6 +178,10 @@ pub enum SendError {
     /// The ring is full and its consumer has detached or died (blocking
     /// forms only; a ring whose consumer never attached is not disconnected).
     Disconnected,
+    /// Waiting on a named ring whose path no longer names its file (removed,
+    /// or replaced by a new ring) while no consumer is attached: no
+    /// consumer can reach this ring through its name any more.
+    Unlinked,
     /// The shared mapping is inconsistent.
     Corrupt(Corruption),
 }
@@ -191,6 +195,9 @@ impl fmt::Display for SendError {
             }
             SendError::Timeout => f.write_str("timed out waiting for space in the ring"),
             SendError::Disconnected => f.write_str("ring is full and its consumer is gone"),
+            SendError::Unlinked => {
+                f.write_str("ring file was removed or replaced while no consumer was attached")
+            }
             SendError::Corrupt(c) => write!(f, "ring is corrupt: {c}"),
         }
     }
@@ -223,6 +230,10 @@ pub enum RecvError {
     /// forms only; a ring whose producer never attached is not
     /// disconnected).
     Disconnected,
+    /// Waiting on a named ring whose path no longer names its file (removed,
+    /// or replaced by a new ring) while no producer is attached: no
+    /// producer can reach this ring through its name any more.
+    Unlinked,
     /// The shared mapping is inconsistent; the consumer stays where it is.
     Corrupt(Corruption),
 }
@@ -233,6 +244,9 @@ impl fmt::Display for RecvError {
             RecvError::Empty => f.write_str("ring is empty"),
             RecvError::Timeout => f.write_str("timed out waiting for a frame"),
             RecvError::Disconnected => f.write_str("ring is empty and its producer is gone"),
+            RecvError::Unlinked => {
+                f.write_str("ring file was removed or replaced while no producer was attached")
+            }
             RecvError::Corrupt(c) => write!(f, "ring is corrupt: {c}"),
         }
     }
@@ -258,6 +272,7 @@ impl From<Gave<Corruption>> for SendError {
         match g {
             Gave::Timeout => SendError::Timeout,
             Gave::Disconnected => SendError::Disconnected,
+            Gave::Unlinked => SendError::Unlinked,
             Gave::Err(c) => SendError::Corrupt(c),
         }
     }
@@ -268,6 +283,7 @@ impl From<Gave<Corruption>> for RecvError {
         match g {
             Gave::Timeout => RecvError::Timeout,
             Gave::Disconnected => RecvError::Disconnected,
+            Gave::Unlinked => RecvError::Unlinked,
             Gave::Err(c) => RecvError::Corrupt(c),
         }
     }

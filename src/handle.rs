@@ -11,7 +11,8 @@ use std::os::fd::{BorrowedFd, OwnedFd};
 use std::path::Path;
 use std::ptr::NonNull;
 use std::sync::Arc;
-use std::sync::atomic::AtomicU32;
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::atomic::{AtomicU32, AtomicU64};
 use std::time::{Duration, Instant};
 
 use crate::config::{Config, Trust};
@@ -21,7 +22,7 @@ use crate::protocol::{FixedKind, Flavour};
 use crate::region::Region;
 use crate::roles::Attachment;
 use crate::shared::{PeerState, Shared, Stat};
-use crate::wait;
+use crate::wait::{self, Gave};
 
 /// The deadline `timeout` from now; `None` (no deadline) when it lies beyond
 /// what an `Instant` can represent, e.g. `Duration::MAX`. Every `*_timeout`
@@ -300,6 +301,37 @@ struct RoleGuard<P: Flavour> {
     att: Option<Attachment>,
     /// Wake-ups that found nobody asleep (see `Shared::notify`).
     futile: AtomicU32,
+    /// When the slow-path checks last ran.
+    last_slow_check: LastCheck,
+}
+
+/// How often a waiting party re-checks the file (size, name).
+const SLOW_CHECK_EVERY: Duration = Duration::from_millis(50);
+
+/// The time of the last slow-path check, in nanoseconds after a
+/// process-wide base instant (0: never), settable through `&self` (a
+/// handle stays `Sync`).
+#[derive(Debug, Default)]
+struct LastCheck(AtomicU64);
+
+impl LastCheck {
+    fn nanos(now: Instant) -> u64 {
+        static BASE: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+        let base = *BASE.get_or_init(Instant::now);
+        u64::try_from(now.saturating_duration_since(base).as_nanos()).unwrap_or(u64::MAX) | 1
+    }
+
+    /// Whether a check is due at `now`.
+    fn due(&self, now: Instant) -> bool {
+        // ORDERING: Relaxed; a rate limit private to this handle.
+        let last = self.0.load(Relaxed);
+        last == 0 || Self::nanos(now).saturating_sub(last) >= SLOW_CHECK_EVERY.as_nanos() as u64
+    }
+
+    fn set(&self, now: Instant) {
+        // ORDERING: Relaxed; as in `due`.
+        self.0.store(Self::nanos(now), Relaxed);
+    }
 }
 
 impl<P: Flavour> RoleGuard<P> {
@@ -310,6 +342,7 @@ impl<P: Flavour> RoleGuard<P> {
             role,
             att: Some(att),
             futile: AtomicU32::new(0),
+            last_slow_check: LastCheck::default(),
         })
     }
 
@@ -330,6 +363,43 @@ impl<P: Flavour> RoleGuard<P> {
     /// Wakes the other side, if anyone sleeps there.
     fn notify(&self) {
         self.shared.notify(self.role, &self.futile);
+    }
+
+    /// A truncated ring file: the fault handler replaced the mapping with
+    /// zeros, and what was just read is not data.
+    fn poisoned(&self) -> Result<(), Corruption> {
+        self.shared.region.check_poison()
+    }
+
+    /// Reports what an error really was: once the mapping is poisoned,
+    /// whatever the zeros looked like (a regressed cursor, a bad frame
+    /// word) is a truncated file.
+    fn explain(&self, c: Corruption) -> Corruption {
+        match self.poisoned() {
+            Err(truncated) => truncated,
+            Ok(()) => c,
+        }
+    }
+
+    /// The slow-path checks of a party about to sleep: the file still as
+    /// long as the ring (a waiter may never touch the lost pages), and,
+    /// while the other side is not attached, the path still naming our
+    /// file. System calls, so at most once per `SLOW_CHECK_EVERY`.
+    fn slow_check(&self) -> Result<(), Gave<Corruption>> {
+        self.poisoned().map_err(Gave::Err)?;
+        let now = Instant::now();
+        if !self.last_slow_check.due(now) {
+            return Ok(());
+        }
+        let region = &self.shared.region;
+        if let Err(Error::Truncated { .. }) = region.check_size() {
+            return Err(Gave::Err(Corruption::Truncated));
+        }
+        if self.peer_state() != PeerState::Alive && region.is_unlinked() {
+            return Err(Gave::Unlinked);
+        }
+        self.last_slow_check.set(now);
+        Ok(())
     }
 
     /// The state of the other role.
@@ -407,11 +477,23 @@ impl<P: Flavour> Producer<P> {
     /// # Ok::<(), mmring::Error>(())
     /// ```
     pub fn try_reserve(&mut self, len: usize) -> Result<WriteGrant<'_, P>, SendError> {
-        let len64 = self.check_len(len)?;
-        match P::try_claim(&self.role.shared.mem, &mut self.st, len64)? {
+        match self.try_claim(len)? {
             Some(claim) => Ok(self.grant(claim, len, false)),
             None => Err(SendError::Full),
         }
+    }
+
+    /// One attempt to claim room, with errors explained and the mapping
+    /// checked before a claim is handed out.
+    fn try_claim(&mut self, len: usize) -> Result<Option<P::Claim>, SendError> {
+        let len64 = self.check_len(len)?;
+        let role = &self.role;
+        let claim =
+            P::try_claim(&role.shared.mem, &mut self.st, len64).map_err(|c| role.explain(c))?;
+        if claim.is_some() {
+            role.poisoned()?;
+        }
+        Ok(claim)
     }
 
     /// Reserves room for a message of up to `len` bytes, blocking while the
@@ -445,26 +527,28 @@ impl<P: Flavour> Producer<P> {
         deadline: Option<Instant>,
         batched: bool,
     ) -> Result<WriteGrant<'_, P>, SendError> {
-        let len64 = self.check_len(len)?;
-        let shared = &*self.role.shared;
-        let st = &mut self.st;
-        let claim = match P::try_claim(&shared.mem, st, len64)? {
+        let claim = match self.try_claim(len)? {
             Some(claim) => claim,
             None => {
+                let len64 = len as u64;
+                let role = &self.role;
+                let (mem, st) = (&role.shared.mem, &mut self.st);
                 // What this producer has published but not yet made visible
                 // (a batch) must be visible before it waits for room, or the
                 // consumer could wait for it while it waits for the consumer.
-                let role = &self.role;
-                if P::flush(&shared.mem, st) {
+                if P::flush(mem, st) {
                     role.notify();
                 }
-                wait::block(
-                    shared.space_point(),
+                let claim = wait::block(
+                    role.shared.space_point(),
                     role.bit(),
                     deadline,
-                    || P::try_claim(&shared.mem, st, len64),
+                    || P::try_claim(mem, st, len64).map_err(|c| role.explain(c)),
+                    || role.slow_check(),
                     || role.peer_state().is_gone(),
-                )?
+                )?;
+                role.poisoned()?;
+                claim
             }
         };
         Ok(self.grant(claim, len, batched))
@@ -821,8 +905,7 @@ impl<P: Flavour> WriteBatch<'_, P> {
     /// As [`Producer::try_reserve`].
     pub fn try_reserve(&mut self, len: usize) -> Result<WriteGrant<'_, P>, SendError> {
         let p = &mut *self.producer;
-        let len64 = p.check_len(len)?;
-        match P::try_claim(&p.role.shared.mem, &mut p.st, len64)? {
+        match p.try_claim(len)? {
             Some(claim) => Ok(p.grant(claim, len, true)),
             None => Err(SendError::Full),
         }
@@ -906,13 +989,24 @@ impl<P: Flavour> fmt::Debug for Consumer<P> {
 /// One attempt to take a message; space skipped on the way (padding, skip
 /// records, aborted slots) is handed back at once when nothing is found, so
 /// producers are never kept waiting for it.
+///
+/// Errors are explained (zeros read from a truncated file are `Truncated`,
+/// not whatever they looked like), and a message is handed out only after
+/// the mapping is checked: zeros never pass as data.
 fn take<P: Flavour>(role: &RoleGuard<P>, st: &mut P::Rx) -> Result<Option<P::Taken>, Corruption> {
     let mem = &role.shared.mem;
-    let r = P::try_take(mem, st);
-    if matches!(r, Ok(None)) && P::release(mem, st) {
-        role.notify();
+    match P::try_take(mem, st).map_err(|c| role.explain(c))? {
+        Some(taken) => {
+            role.poisoned()?;
+            Ok(Some(taken))
+        }
+        None => {
+            if P::release(mem, st) {
+                role.notify();
+            }
+            Ok(None)
+        }
     }
-    r
 }
 
 impl<P: Flavour> Consumer<P> {
@@ -978,13 +1072,29 @@ impl<P: Flavour> Consumer<P> {
         if let Some(taken) = take(role, st)? {
             return Ok(taken);
         }
-        Ok(wait::block(
+        let r = wait::block(
             role.shared.data_point(),
             role.bit(),
             deadline,
             || take(role, st),
+            || role.slow_check(),
             || role.peer_state().is_gone(),
-        )?)
+        );
+        match r {
+            Err(Gave::Disconnected) => {
+                // Every producer is gone, so every claim left unpublished is
+                // a dead one: complete them now, without the grace period,
+                // and deliver what waits behind them. `Disconnected` only
+                // when nothing is left.
+                while P::recover_now(&role.shared.mem, st).map_err(|c| role.explain(c))? {
+                    if let Some(taken) = take(role, st)? {
+                        return Ok(taken);
+                    }
+                }
+                Err(RecvError::Disconnected)
+            }
+            r => Ok(r?),
+        }
     }
 
     fn grant(&mut self, taken: P::Taken) -> ReadGrant<'_, P> {
@@ -1092,8 +1202,8 @@ impl<P: Flavour> Consumer<P> {
                 break;
             }
             match P::try_take(&shared.mem, &mut self.st) {
-                Ok(Some(next)) => taken = next,
-                Ok(None) | Err(_) => break,
+                Ok(Some(next)) if self.role.poisoned().is_ok() => taken = next,
+                _ => break,
             }
         }
         if P::release(&shared.mem, &mut self.st) {

@@ -172,6 +172,12 @@ pub(crate) mod sealed {
         /// call (then producers are woken).
         fn release(mem: &Self::Mem, rx: &mut Self::Rx) -> bool;
 
+        /// Completes, without the grace period, a dead party's claim that
+        /// holds this consumer: for when every producer is known gone, so
+        /// that `Disconnected` is never returned while committed messages
+        /// wait behind a dead claim. `Ok(true)` when the ring moved.
+        fn recover_now(mem: &Self::Mem, rx: &mut Self::Rx) -> Result<bool, Corruption>;
+
         /// Whether no message is waiting now (a snapshot; never pulls a
         /// cache line the cached state already answers for).
         fn is_empty(mem: &Self::Mem, rx: &Self::Rx) -> bool;

@@ -512,6 +512,22 @@ impl Region {
         self.path.as_deref()
     }
 
+    /// Whether a named ring's path no longer names the file we mapped (it
+    /// was removed, or replaced by another file). Two system calls: for
+    /// slow paths. `false` for anonymous rings and when unsure.
+    pub fn is_unlinked(&self) -> bool {
+        let Some(path) = &self.path else {
+            return false;
+        };
+        let Ok(ours) = rustix::fs::fstat(&self.file) else {
+            return false;
+        };
+        match rustix::fs::stat(path) {
+            Ok(now) => (now.st_dev, now.st_ino) != (ours.st_dev, ours.st_ino),
+            Err(e) => e == rustix::io::Errno::NOENT,
+        }
+    }
+
     /// Whether the mapping was replaced with zero pages because the file
     /// shrank under it (see `fault.rs`). Once true, stays true: nothing read
     /// from the mapping since can be trusted. Cheap (one fence and one

@@ -196,6 +196,9 @@ pub(crate) enum Gave<E> {
     Timeout,
     /// The peer is gone and `attempt` still would block.
     Disconnected,
+    /// The ring's path no longer names its file and no peer is attached:
+    /// nothing will ever arrive through it.
+    Unlinked,
     /// `attempt` failed.
     Err(E),
 }
@@ -208,6 +211,9 @@ pub(crate) enum Gave<E> {
 ///   finds nothing to do (S4 in the module docs), and return `Ok(None)` for
 ///   "would block". It runs before every sleep, so it is also where a
 ///   stuck claim of a dead party is noticed and completed.
+/// * `check` runs while about to sleep (a slow path: it may make system
+///   calls) and ends the wait with its error: a ring file truncated or
+///   removed under us.
 /// * `peer_gone` is asked only while about to sleep.
 /// * `deadline` of `None` blocks until a value, an error or a dead peer.
 pub(crate) fn block<T, E, W: FutexWord, S: SleeperSet>(
@@ -215,6 +221,7 @@ pub(crate) fn block<T, E, W: FutexWord, S: SleeperSet>(
     bit: u32,
     deadline: Option<Instant>,
     mut attempt: impl FnMut() -> Result<Option<T>, E>,
+    mut check: impl FnMut() -> Result<(), Gave<E>>,
     mut peer_gone: impl FnMut() -> bool,
 ) -> Result<T, Gave<E>> {
     // The loom models go straight to the sleeping protocol they check.
@@ -239,6 +246,7 @@ pub(crate) fn block<T, E, W: FutexWord, S: SleeperSet>(
         if let Some(v) = attempt().map_err(Gave::Err)? {
             return Ok(v);
         }
+        check()?;
         if peer_gone() {
             // The peer may have published and then gone: look once more
             // now that its departure is known.
@@ -435,6 +443,7 @@ mod loom_models {
                     let v = c.cursor.load(std::sync::atomic::Ordering::Acquire);
                     Ok((v > 0).then_some(v))
                 },
+                || Ok(()),
                 || false,
             );
             assert_eq!(got, Ok(1));
@@ -464,6 +473,7 @@ mod loom_models {
                         let v = c2.cursor.load(std::sync::atomic::Ordering::Acquire);
                         Ok((v > 0).then_some(v))
                     },
+                    || Ok(()),
                     || false,
                 )
             });
@@ -475,6 +485,7 @@ mod loom_models {
                     let v = c.cursor.load(std::sync::atomic::Ordering::Acquire);
                     Ok((v > 0).then_some(v))
                 },
+                || Ok(()),
                 || false,
             );
             assert_eq!(got, Ok(1));
@@ -499,6 +510,7 @@ mod loom_models {
                 0,
                 None,
                 || Ok(None),
+                || Ok(()),
                 || c.gone.load(SeqCst) == 1,
             );
             assert_eq!(got, Err(Gave::Disconnected));
@@ -529,6 +541,7 @@ mod loom_models {
                     let v = c.cursor.load(SeqCst);
                     Ok((v > 0).then_some(v))
                 },
+                || Ok(()),
                 || false,
             );
             waker.join().unwrap();
@@ -585,6 +598,7 @@ mod tests {
                     let v = c.cursor.load(SeqCst);
                     Ok((v > seen).then_some(v))
                 },
+                || Ok(()),
                 || false,
             )
             .expect("published values arrive before the deadline");
@@ -603,13 +617,14 @@ mod tests {
             5,
             Some(start + Duration::from_millis(30)),
             || Ok(None),
+            || Ok(()),
             || false,
         );
         assert_eq!(r, Err(Gave::Timeout));
         assert!(start.elapsed() >= Duration::from_millis(30));
-        let r = block::<(), (), _, _>(point, 5, None, || Ok(None), || true);
+        let r = block::<(), (), _, _>(point, 5, None, || Ok(None), || Ok(()), || true);
         assert_eq!(r, Err(Gave::Disconnected));
-        let r = block::<(), u8, _, _>(point, 5, None, || Err(7), || false);
+        let r = block::<(), u8, _, _>(point, 5, None, || Err(7), || Ok(()), || false);
         assert_eq!(r, Err(Gave::Err(7)));
         assert!(!c.sleepers.any());
     }

@@ -370,6 +370,15 @@ impl Protocol for AnyKind {
         }
     }
 
+    fn recover_now(m: &Mem, rx: &mut Rx) -> Result<bool, Corruption> {
+        match (m, rx) {
+            (Mem::Spsc(r), Rx::Framed(c)) => Spsc::recover_now(r, c),
+            (Mem::Mpsc(r), Rx::Framed(c)) => Mpsc::recover_now(r, c),
+            (Mem::Mpmc(r), Rx::Mpmc(c)) => Mpmc::recover_now(r, c),
+            _ => mismatch(),
+        }
+    }
+
     fn is_empty(m: &Mem, rx: &Rx) -> bool {
         match (m, rx) {
             (Mem::Spsc(r) | Mem::Mpsc(r), Rx::Framed(c)) => c.is_empty(r),

@@ -290,6 +290,16 @@ impl Protocol for Mpmc {
         std::mem::take(&mut rx.unreleased)
     }
 
+    fn recover_now(m: &SlotRing, rx: &mut Rx) -> Result<bool, Corruption> {
+        let (head, tail) = m.cursors();
+        if tail <= head {
+            return Ok(false);
+        }
+        let moved = slots::recover_dead_producer(m, rx.rec, head)?;
+        rx.unreleased |= moved;
+        Ok(moved)
+    }
+
     fn is_empty(m: &SlotRing, _: &Rx) -> bool {
         // ORDERING: Relaxed; a snapshot, nothing is read on its basis.
         let head = m.head().load(Relaxed);

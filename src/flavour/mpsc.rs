@@ -226,6 +226,13 @@ impl Protocol for Mpsc {
         rx.release(m)
     }
 
+    fn recover_now(m: &RawRing, rx: &mut ReadCursor) -> Result<bool, Corruption> {
+        match rx.stuck_at() {
+            Some(pos) => recover_claim(m, pos),
+            None => Ok(false),
+        }
+    }
+
     fn is_empty(m: &RawRing, rx: &ReadCursor) -> bool {
         rx.is_empty(m)
     }

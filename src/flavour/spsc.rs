@@ -210,6 +210,11 @@ impl Protocol for Spsc {
         rx.release(m)
     }
 
+    /// An spsc consumer is never held by a claim: nothing to recover.
+    fn recover_now(_: &RawRing, _: &mut ReadCursor) -> Result<bool, Corruption> {
+        Ok(false)
+    }
+
     fn is_empty(m: &RawRing, rx: &ReadCursor) -> bool {
         rx.is_empty(m)
     }
