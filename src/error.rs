@@ -182,6 +182,9 @@ pub enum SendError {
     /// or replaced by a new ring) while no consumer is attached: no
     /// consumer can reach this ring through its name any more.
     Unlinked,
+    /// The handle was inherited across `fork`: its role belongs to the
+    /// parent. Claim a producer of your own from the inherited `Ring`.
+    Forked,
     /// The shared mapping is inconsistent.
     Corrupt(Corruption),
 }
@@ -198,6 +201,9 @@ impl fmt::Display for SendError {
             SendError::Unlinked => {
                 f.write_str("ring file was removed or replaced while no consumer was attached")
             }
+            SendError::Forked => f.write_str(
+                "producer inherited across fork: claim one from the Ring in this process",
+            ),
             SendError::Corrupt(c) => write!(f, "ring is corrupt: {c}"),
         }
     }
@@ -234,6 +240,9 @@ pub enum RecvError {
     /// or replaced by a new ring) while no producer is attached: no
     /// producer can reach this ring through its name any more.
     Unlinked,
+    /// The handle was inherited across `fork`: its role belongs to the
+    /// parent. Claim a consumer of your own from the inherited `Ring`.
+    Forked,
     /// The shared mapping is inconsistent; the consumer stays where it is.
     Corrupt(Corruption),
 }
@@ -247,6 +256,9 @@ impl fmt::Display for RecvError {
             RecvError::Unlinked => {
                 f.write_str("ring file was removed or replaced while no producer was attached")
             }
+            RecvError::Forked => f.write_str(
+                "consumer inherited across fork: claim one from the Ring in this process",
+            ),
             RecvError::Corrupt(c) => write!(f, "ring is corrupt: {c}"),
         }
     }

@@ -415,7 +415,11 @@ impl<P: Flavour> RoleGuard<P> {
 impl<P: Flavour> Drop for RoleGuard<P> {
     fn drop(&mut self) {
         if let Some(att) = self.att.take() {
-            self.shared.detach(self.role, att);
+            // An inherited handle's role is the parent's: its descriptor is
+            // inert here, and its record is not ours to clear.
+            if !att.is_inherited() {
+                self.shared.detach(self.role, att);
+            }
         }
     }
 }
@@ -488,6 +492,9 @@ impl<P: Flavour> Producer<P> {
     fn try_claim(&mut self, len: usize) -> Result<Option<P::Claim>, SendError> {
         let len64 = self.check_len(len)?;
         let role = &self.role;
+        if role.att().is_inherited() {
+            return Err(SendError::Forked);
+        }
         let claim =
             P::try_claim(&role.shared.mem, &mut self.st, len64).map_err(|c| role.explain(c))?;
         if claim.is_some() {
@@ -1024,6 +1031,7 @@ impl<P: Flavour> Consumer<P> {
     /// consumer stays in place, so every later call reports the same; an
     /// mpmc consumer hands the bad slot back and moves on).
     pub fn try_recv(&mut self) -> Result<ReadGrant<'_, P>, RecvError> {
+        self.check_inherited()?;
         match take(&self.role, &mut self.st)? {
             Some(taken) => Ok(self.grant(taken)),
             None => Err(RecvError::Empty),
@@ -1066,7 +1074,16 @@ impl<P: Flavour> Consumer<P> {
         Ok(self.grant(taken))
     }
 
+    /// Refuses a consumer inherited across `fork`.
+    fn check_inherited(&self) -> Result<(), RecvError> {
+        if self.role.att().is_inherited() {
+            return Err(RecvError::Forked);
+        }
+        Ok(())
+    }
+
     fn wait_take(&mut self, deadline: Option<Instant>) -> Result<P::Taken, RecvError> {
+        self.check_inherited()?;
         let role = &self.role;
         let st = &mut self.st;
         if let Some(taken) = take(role, st)? {
@@ -1152,6 +1169,7 @@ impl<P: Flavour> Consumer<P> {
     /// # Ok::<(), mmring::Error>(())
     /// ```
     pub fn try_recv_batch(&mut self, max: usize, f: impl FnMut(&[u8])) -> Result<usize, RecvError> {
+        self.check_inherited()?;
         match take(&self.role, &mut self.st)? {
             Some(first) => Ok(self.drain(first, max, f)),
             None => Err(RecvError::Empty),

@@ -16,6 +16,23 @@
 //! `/proc/self/fd/<ring fd>`, which works for named files and memfds alike
 //! and keeps two handles in one process (or a process and its `fork` child
 //! that claims its roles after the fork) from sharing a lock.
+//!
+//! # Fork
+//!
+//! A `fork` child inherits every descriptor, and with it a reference to
+//! every open file description: a role's lock would then outlive its holder
+//! for as long as the child lives (a forked worker pool, Python's `fork`
+//! start method), and a killed producer would look alive. So a
+//! `pthread_atfork` child hook makes every inherited role descriptor inert
+//! at once, in the child, before it runs any code of its own: it `dup2`s
+//! `/dev/null` over each one (closing the child's reference to the locked
+//! description, while keeping the fd number taken so that a later drop
+//! cannot close an unrelated file that reused it), and bumps the fork
+//! generation. A handle made before the fork sees a generation that is not
+//! its own and refuses to work (`Forked`); the child claims roles of its
+//! own on the `Ring` it inherited, which stays usable. The registry of
+//! role descriptors is a fixed array of atomics, so the hook does nothing
+//! but async-signal-safe calls.
 
 use std::fs::File;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
@@ -31,6 +48,10 @@ pub(crate) struct Attachment {
     /// This handle's record in the attachment table (its claim record and
     /// its bit in the sleeper sets).
     record: u64,
+    /// The fork generation the attachment was made in.
+    generation: u64,
+    /// Its place in the registry of role descriptors.
+    slot: usize,
 }
 
 impl Attachment {
@@ -63,7 +84,13 @@ impl Attachment {
             let off = layout::attach_record_offset(i);
             if set_lock(&ofd, off, libc::F_WRLCK)? {
                 if reusable(i) {
-                    return Ok(Some(Attachment { ofd, record: i }));
+                    let slot = fork::register(ofd.as_raw_fd())?;
+                    return Ok(Some(Attachment {
+                        ofd,
+                        record: i,
+                        generation: fork::generation(),
+                        slot,
+                    }));
                 }
                 unlock(&ofd, off)?;
             }
@@ -82,6 +109,96 @@ impl Attachment {
     /// Our record in the attachment table.
     pub fn record(&self) -> u64 {
         self.record
+    }
+
+    /// Whether this attachment was inherited across `fork`: its descriptor
+    /// is inert in this process, and the role is not ours.
+    #[inline]
+    pub fn is_inherited(&self) -> bool {
+        self.generation != fork::generation()
+    }
+}
+
+impl Drop for Attachment {
+    fn drop(&mut self) {
+        // The descriptor itself closes with `ofd` (in a fork child: the
+        // `/dev/null` duplicate that took its place).
+        fork::unregister(self.slot);
+    }
+}
+
+/// The registry of role descriptors and the fork generation.
+mod fork {
+    use std::os::fd::RawFd;
+    use std::sync::Once;
+    use std::sync::atomic::Ordering::{Relaxed, SeqCst};
+    use std::sync::atomic::{AtomicI32, AtomicU64};
+
+    use crate::error::Error;
+
+    /// Role descriptors a process can hold at once (all rings together).
+    const SLOTS: usize = 4096;
+
+    #[allow(clippy::declare_interior_mutable_const)]
+    const FREE: AtomicI32 = AtomicI32::new(-1);
+    static FDS: [AtomicI32; SLOTS] = [FREE; SLOTS];
+    static GENERATION: AtomicU64 = AtomicU64::new(0);
+    static HOOK: Once = Once::new();
+
+    /// The current fork generation of this process.
+    #[inline]
+    pub fn generation() -> u64 {
+        // ORDERING: Relaxed; written only by the child hook, which runs
+        // before any other code of the child (it has one thread then).
+        GENERATION.load(Relaxed)
+    }
+
+    /// Records `fd` as a role descriptor; installs the child hook once.
+    pub fn register(fd: RawFd) -> Result<usize, Error> {
+        HOOK.call_once(|| {
+            // SAFETY: `child` is an `extern "C" fn()` that makes only
+            // async-signal-safe calls (open, dup2, close) and atomic stores,
+            // as a fork child of a threaded process requires.
+            unsafe { libc::pthread_atfork(None, None, Some(child)) };
+        });
+        for (i, slot) in FDS.iter().enumerate() {
+            // ORDERING: SeqCst; pairs with the hook's loads (a fork after
+            // this store sees the descriptor).
+            if slot.compare_exchange(-1, fd, SeqCst, Relaxed).is_ok() {
+                return Ok(i);
+            }
+        }
+        Err(Error::TooManyAttachments { max: SLOTS as u32 })
+    }
+
+    /// Forgets slot `i`.
+    pub fn unregister(i: usize) {
+        // ORDERING: SeqCst, as in `register`.
+        FDS[i].store(-1, SeqCst);
+    }
+
+    /// The `pthread_atfork` child hook: every inherited role descriptor
+    /// becomes `/dev/null`, and handles made before the fork see a new
+    /// generation.
+    extern "C" fn child() {
+        // SAFETY: a NUL-terminated path; `open` is async-signal-safe.
+        let null = unsafe { libc::open(c"/dev/null".as_ptr(), libc::O_RDWR | libc::O_CLOEXEC) };
+        for slot in FDS.iter() {
+            // ORDERING: SeqCst, as in `register`.
+            let fd = slot.load(SeqCst);
+            if fd >= 0 && null >= 0 {
+                // SAFETY: `dup2` is async-signal-safe; `fd` is a descriptor
+                // this process inherited (the registry holds open ones
+                // only), and replacing it keeps its number taken.
+                unsafe { libc::dup2(null, fd) };
+            }
+        }
+        if null >= 0 {
+            // SAFETY: our own descriptor from `open` above.
+            unsafe { libc::close(null) };
+        }
+        // ORDERING: SeqCst; the child's only thread reads it afterwards.
+        GENERATION.fetch_add(1, SeqCst);
     }
 }
 
