@@ -376,6 +376,14 @@ pub(crate) fn recover_dead_producer<M: SlotMem>(
     rec: u64,
     pos: u64,
 ) -> Result<bool, Corruption> {
+    // ORDERING(claim-record): Acquire; pairs with the producers' CAS on
+    // `tail` (a release sequence): a tail past `pos` means `pos` was
+    // claimed, and its claimant's record (stored before its CAS) is visible
+    // to the scan below. Before that, `pos` is nobody's and a producer may
+    // still claim it: recovering then would drop its message.
+    if m.tail().load(Acquire) <= pos {
+        return Ok(false);
+    }
     // ORDERING(stamp): Acquire, as in `claim_consume`.
     if m.stamp(pos).load(Acquire) != pos {
         return Ok(false);
@@ -420,9 +428,10 @@ pub(crate) fn recover_dead_consumer<M: SlotMem>(m: &M, pos: u64) -> Result<bool,
     if m.stamp(q).load(Acquire) != q + 1 {
         return Ok(false);
     }
-    // ORDERING: Relaxed; a consumer that took `q` moved head past it, and
-    // its record (checked next) says so with Acquire.
-    if m.head().load(Relaxed) <= q {
+    // ORDERING(claim-record): Acquire; pairs with the consumers' CAS on
+    // `head`: a head past `q` means `q` was taken, and its taker's record
+    // (stored before its CAS) is visible to the scan below.
+    if m.head().load(Acquire) <= q {
         return Ok(false);
     }
     let Some(dead) = dead_claim(m, CONSUMER, q) else {
