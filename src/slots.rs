@@ -351,17 +351,22 @@ pub(crate) fn release<M: SlotMem>(m: &M, pos: u64, rec: u64) {
 /// `pos`. Liveness is the OS lock table's word, never a timeout's.
 fn dead_claim<M: SlotMem>(m: &M, role: u32, pos: u64) -> Option<u64> {
     let mut dead = None;
+    // ORDERING(claim-record): Acquire; pairs with the Release clears in
+    // `publish` and `release`, and (through the Acquire cursor load that
+    // saw the claim) with the store before the claimant's CAS.
+    let claims = |i: u64| m.claim(i).load(Acquire) == pos + 1 && m.role(i) == role;
     for i in 0..m.records() {
-        // ORDERING(claim-record): Acquire; pairs with the Release clears in
-        // `publish` and `release`, and (through the Acquire cursor load that
-        // saw the claim) with the store before the claimant's CAS.
-        if m.claim(i).load(Acquire) != pos + 1 || m.role(i) != role {
+        if !claims(i) {
             continue;
         }
         if m.is_alive(i) {
             return None;
         }
-        dead = Some(i);
+        // Dead: read its record again, now that the lock table said so
+        // (what was read before may predate its last stores).
+        if claims(i) {
+            dead = Some(i);
+        }
     }
     dead
 }
@@ -663,10 +668,12 @@ mod loom_models {
     /// nothing published), racing a live producer and a consumer that
     /// recovers: the live message arrives exactly once, the dead claim is
     /// completed exactly once, and the ring keeps working for a full lap.
-    #[test]
-    fn loom_mpmc_producer_dies_after_claim() {
-        model(|| {
-            let ring = Arc::new(Heap::new());
+    /// `lie`: the lock table calls every party dead (the sabotage).
+    fn producer_dies_after_claim(lie: bool) {
+        model(move || {
+            let mut heap = Heap::new();
+            heap.lie = lie;
+            let ring = Arc::new(heap);
             ring.lap();
             let r = ring.clone();
             let dead = loom::thread::spawn(move || {
@@ -675,9 +682,16 @@ mod loom_models {
             });
             let r = ring.clone();
             let live = loom::thread::spawn(move || r.send(1, 7));
-            let mut got: Vec<u64> = ring.try_recv(2).into_iter().collect();
-            if got.is_empty() {
+            // The consumer polls, recovering when held, while the producers
+            // run (yielding lets loom run them between its steps).
+            let mut got = Vec::new();
+            for _ in 0..3 {
+                got.extend(ring.try_recv(2));
+                if !got.is_empty() {
+                    break;
+                }
                 ring.recover_producer(2);
+                loom::thread::yield_now();
             }
             dead.join().unwrap();
             live.join().unwrap();
@@ -686,6 +700,20 @@ mod loom_models {
             assert_eq!(ring.recoveries.load(Relaxed), 1);
             ring.lap();
         });
+    }
+
+    #[test]
+    fn loom_mpmc_producer_dies_after_claim() {
+        producer_dies_after_claim(false);
+    }
+
+    /// The recovery models have teeth: a lock table that declares the live
+    /// producer dead too lets a consumer complete its claim as aborted, and
+    /// the message it was writing is lost.
+    #[test]
+    #[should_panic]
+    fn loom_mpmc_catches_recovery_of_a_live_claim() {
+        producer_dies_after_claim(true);
     }
 
     /// A producer that stops for ever after recording a claim but before
@@ -703,9 +731,16 @@ mod loom_models {
             });
             let r = ring.clone();
             let live = loom::thread::spawn(move || r.send(1, 7));
-            let mut got: Vec<u64> = ring.try_recv(2).into_iter().collect();
-            if got.is_empty() {
+            // The consumer polls, recovering when held, while the producers
+            // run (yielding lets loom run them between its steps).
+            let mut got = Vec::new();
+            for _ in 0..3 {
+                got.extend(ring.try_recv(2));
+                if !got.is_empty() {
+                    break;
+                }
                 ring.recover_producer(2);
+                loom::thread::yield_now();
             }
             dead.join().unwrap();
             live.join().unwrap();
@@ -757,29 +792,6 @@ mod loom_models {
                 assert_eq!(ring.try_recv(3), Some(10 + v));
             }
             assert_eq!(ring.recoveries.load(Relaxed), 1);
-        });
-    }
-
-    /// The recovery models have teeth: a lock table that declares a live
-    /// producer dead lets a consumer complete its claim as aborted, and the
-    /// message it was writing is lost.
-    #[test]
-    #[should_panic]
-    fn loom_mpmc_catches_recovery_of_a_live_claim() {
-        model(|| {
-            let mut heap = Heap::new();
-            heap.lie = true;
-            let ring = Arc::new(heap);
-            ring.lap();
-            let r = ring.clone();
-            let live = loom::thread::spawn(move || r.send(1, 7));
-            let mut got: Vec<u64> = ring.try_recv(2).into_iter().collect();
-            if got.is_empty() {
-                ring.recover_producer(2);
-            }
-            live.join().unwrap();
-            ring.drain(2, &mut got);
-            assert_eq!(got, [7]);
         });
     }
 }

@@ -453,10 +453,13 @@ mod loom_models {
     }
 
     /// Two sleepers on one wait point (bits 3 and 64) and one publication:
-    /// both see it, whatever the interleaving.
+    /// both see it, whatever the interleaving (three threads: preemption
+    /// bound 2, as the ring models).
     #[test]
     fn loom_two_sleepers_one_publication() {
-        loom::model(|| {
+        let mut b = loom::model::Builder::new();
+        b.preemption_bound = Some(2);
+        b.check(|| {
             let c = chan();
             let p = c.clone();
             let waker = loom::thread::spawn(move || {

@@ -393,24 +393,31 @@ pub(crate) fn recover_claim<M: FramedMem>(m: &M, read: u64) -> Result<bool, Corr
     // (start, end, won, record) of the dead claim that covers `read`.
     let mut found: Option<(u64, u64, bool, u64)> = None;
     let mut ambiguous = false;
-    for i in 0..m.records() {
+    // The claim record `i` covers `read` with: (start, end, won).
+    let covers = |i: u64| {
         // ORDERING(claim-record): Acquire; pairs with the Release clear in
         // `publish_claim`, and (through our Acquire tail load that saw the
         // claim) with the stores before the claimant's CAS.
         let c = m.claim(i).load(Acquire);
-        if c == 0 {
-            continue;
-        }
-        let start = c - 1;
-        // ORDERING: Relaxed; written before `claim` (see `claim`).
-        let e = m.claim_end(i).load(Relaxed);
+        // ORDERING: Acquire; written before `claim` (see `claim`).
+        let e = m.claim_end(i).load(Acquire);
         let (end, won) = (e & !layout::CLAIM_WON, e & layout::CLAIM_WON != 0);
-        if !(start <= read && read < end) {
+        (c != 0 && c - 1 <= read && read < end).then_some((c - 1, end, won))
+    };
+    for i in 0..m.records() {
+        if covers(i).is_none() {
             continue;
         }
         if m.is_alive(i) {
             return Ok(false);
         }
+        // Dead: read its record again, now that the lock table said so.
+        // What was read before may predate the holder's last stores (it
+        // may have moved on to a later claim before dying); the OS's word
+        // on its death orders everything it ever wrote before this read.
+        let Some((start, end, won)) = covers(i) else {
+            continue;
+        };
         found = match found {
             None => Some((start, end, won, i)),
             Some(f) if f.2 => Some(f),
@@ -447,19 +454,26 @@ pub(crate) fn recover_claim<M: FramedMem>(m: &M, read: u64) -> Result<bool, Corr
     if !sane {
         return Err(Corruption::FrameWord { pos: read, word: 0 });
     }
-    if read < frame_start {
+    // ORDERING(word-publish): Acquire, as in `FramedMem::parse`: the dead
+    // producer may have written a word before it died.
+    let mut wrote = false;
+    if read < frame_start && m.word(read).load(Acquire) == 0 {
         // ORDERING(word-publish): Release, as the producer's padding store.
         m.word(read).store(frame_word::PAD, Release);
+        wrote = true;
     }
-    // ORDERING(word-publish): Acquire, as in `FramedMem::parse`.
+    // ORDERING(word-publish): Acquire, as above.
     if m.word(frame_start).load(Acquire) == 0 {
         // ORDERING(word-publish): Release, as `publish_claim`'s.
         m.word(frame_start).store(
             frame_word::skip((frame - layout::FRAME_HEADER) as u32),
             Release,
         );
+        wrote = true;
     }
-    m.count_recovery();
+    if wrote {
+        m.count_recovery();
+    }
     clear_claim(m.claim(i), start + 1);
     Ok(true)
 }
@@ -549,11 +563,14 @@ mod loom_models {
     /// A producer that stops for ever after its claim CAS (nothing
     /// published), racing a live producer and the consumer: the consumer
     /// completes the dead claim exactly once (a skip record), the live frame
-    /// arrives once, and the ring goes on.
-    #[test]
-    fn loom_mpsc_producer_dies_after_claim() {
-        model(|| {
+    /// arrives once, and the ring goes on. `lie`: the lock table calls the
+    /// live producer dead too (the sabotage).
+    fn producer_dies_after_claim(lie: bool) {
+        model(move || {
             let (m, r) = warmed();
+            if lie {
+                m.kill(1);
+            }
             let p = m.clone();
             let dead = loom::thread::spawn(move || {
                 let mut ch = 0;
@@ -565,8 +582,20 @@ mod loom_models {
                 let mut ch = 0;
                 send(&p, 1, &mut ch, 8, Some(7));
             });
+            // The consumer polls, recovering when held, while the producers
+            // run (yielding lets loom run them between its steps).
             let mut r = r;
-            let mut got: Vec<u64> = r.try_recv(&m).into_iter().collect();
+            let mut got = Vec::new();
+            for _ in 0..3 {
+                got.extend(r.try_recv(&m));
+                if !got.is_empty() {
+                    break;
+                }
+                if let Some(pos) = r.0.stuck_at() {
+                    recover_claim(&*m, pos).unwrap();
+                }
+                loom::thread::yield_now();
+            }
             dead.join().unwrap();
             live.join().unwrap();
             drain(&mut r, &m, &mut got);
@@ -576,6 +605,20 @@ mod loom_models {
             send(&m, 1, &mut ch, 8, Some(8));
             assert_eq!(r.try_recv(&m), Some(8));
         });
+    }
+
+    #[test]
+    fn loom_mpsc_producer_dies_after_claim() {
+        producer_dies_after_claim(false);
+    }
+
+    /// The recovery models have teeth: a lock table that calls a live
+    /// producer dead lets the consumer turn its claim into a skip record
+    /// while it writes, and its frame is lost (or torn).
+    #[test]
+    #[should_panic]
+    fn loom_mpsc_catches_recovery_of_a_live_claim() {
+        producer_dies_after_claim(true);
     }
 
     /// A producer that stops for ever after recording a claim but before
@@ -637,36 +680,6 @@ mod loom_models {
             drain(&mut next, &m, &mut got);
             assert_eq!(got, [3]);
             assert_eq!(m.recoveries.load(Relaxed), 1);
-        });
-    }
-
-    /// The recovery models have teeth: a lock table that calls a live
-    /// producer dead lets the consumer turn its claim into a skip record
-    /// while it writes, and its frame is lost (or torn).
-    #[test]
-    #[should_panic]
-    fn loom_mpsc_catches_recovery_of_a_live_claim() {
-        model(|| {
-            let (m, r) = warmed();
-            m.kill(1); // sabotage: record 1's holder is alive
-            let p = m.clone();
-            let live = loom::thread::spawn(move || {
-                let mut ch = 0;
-                send(&p, 1, &mut ch, 8, Some(7));
-            });
-            let mut r = r;
-            let mut got: Vec<u64> = r.try_recv(&m).into_iter().collect();
-            if got.is_empty()
-                && let Some(pos) = r.0.stuck_at()
-                && recover_claim(&*m, pos).unwrap_or(false)
-            {
-                // Past the skip record, releasing the space under the
-                // producer still writing it.
-                got.extend(r.try_recv(&m));
-            }
-            live.join().unwrap();
-            drain(&mut r, &m, &mut got);
-            assert_eq!(got, [7]);
         });
     }
 }
