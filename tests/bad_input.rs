@@ -2,6 +2,8 @@
 //! never a panic, never an out-of-bounds access, never garbage frames.
 //!
 //! Offsets come from docs/FORMAT.md, so these tests also pin the format.
+//! spsc files are the main subject; the mpsc frame word and the mpmc slot
+//! stamps and lengths are tampered with at the end.
 
 mod common;
 
@@ -9,7 +11,7 @@ use std::os::unix::fs::FileExt;
 use std::path::Path;
 
 use common::{TempFile, temp_path};
-use mmring::{Config, Corruption, Error, Kind, KindName, RecvError, SendError, spsc};
+use mmring::{Config, Corruption, Error, Kind, KindName, RecvError, SendError, mpmc, mpsc, spsc};
 
 const VERSION: u64 = 8;
 const KIND: u64 = 12;
@@ -395,4 +397,71 @@ fn anonymous_rings_cannot_be_truncated() {
     let mut rx = ring.consumer().unwrap();
     tx.send(b"still fine").unwrap();
     assert_eq!(&*rx.recv().unwrap(), b"still fine");
+}
+
+#[test]
+fn mpmc_tampered_stamps_and_lengths() {
+    const DATA: u64 = 4096;
+    const STRIDE: u64 = 16 + 8; // slot header + 8-byte payload
+    let t = TempFile(temp_path("stamps"));
+    let ring = mpmc::Ring::create(&t.0, Config::slots(4, 8)).unwrap();
+    let mut tx = ring.producer().unwrap();
+    let mut rx = ring.consumer().unwrap();
+    tx.send(b"ok").unwrap();
+    // A stamp from the future on the slot the consumer would take next.
+    poke_u64(&t.0, DATA, 1000);
+    assert_eq!(
+        rx.try_recv().unwrap_err(),
+        RecvError::Corrupt(Corruption::Stamp {
+            pos: 0,
+            stamp: 1000
+        })
+    );
+    poke_u64(&t.0, DATA, 1);
+    assert_eq!(&*rx.try_recv().unwrap(), b"ok");
+    // A length beyond the slot: reported, and the slot is given back.
+    tx.send(b"x").unwrap();
+    poke_u32(&t.0, DATA + STRIDE + 8, 9);
+    assert_eq!(
+        rx.try_recv().unwrap_err(),
+        RecvError::Corrupt(Corruption::Slot {
+            pos: 1,
+            len: 9,
+            flags: 0
+        })
+    );
+    tx.send(b"after").unwrap();
+    assert_eq!(&*rx.try_recv().unwrap(), b"after");
+    // Cursors beyond any reachable position are refused, not overflowed.
+    drop((tx, rx, ring));
+    poke_u64(&t.0, 128, u64::MAX);
+    poke_u64(&t.0, 256, u64::MAX);
+    assert!(matches!(
+        mpmc::Ring::open(&t.0).unwrap_err(),
+        Error::Corrupt(Corruption::CursorOutOfRange { cursor: u64::MAX })
+    ));
+    poke_u64(&t.0, 128, 3);
+    poke_u64(&t.0, 256, 3);
+    let ring = mpmc::Ring::open(&t.0).unwrap();
+    let mut tx = ring.producer().unwrap();
+    // A stamp from the future where the producer claims next (position 3).
+    poke_u64(&t.0, DATA + 3 * STRIDE, 100);
+    assert_eq!(
+        tx.try_send(b"y").unwrap_err(),
+        SendError::Corrupt(Corruption::Stamp { pos: 3, stamp: 100 })
+    );
+}
+
+#[test]
+fn mpsc_tampered_frame_word() {
+    let t = TempFile(temp_path("mpsc-word"));
+    let ring = mpsc::Ring::create(&t.0, Config::new(4096)).unwrap();
+    let mut tx = ring.producer().unwrap();
+    let mut rx = ring.consumer().unwrap();
+    tx.send(&[5; 16]).unwrap();
+    poke_u64(&t.0, 4096, 0x1234_5678_0000_0010);
+    assert!(matches!(
+        rx.try_recv().unwrap_err(),
+        RecvError::Corrupt(Corruption::FrameWord { pos: 0, .. })
+    ));
 }

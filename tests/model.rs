@@ -48,8 +48,8 @@ fn op() -> impl Strategy<Value = Op> {
     ]
 }
 
-fn ops() -> impl Strategy<Value = Vec<Op>> {
-    proptest::collection::vec(op(), 1..300)
+fn ops(max_len: usize) -> impl Strategy<Value = Vec<Op>> {
+    proptest::collection::vec(op(), 1..max_len)
 }
 
 fn run<P: TestFlavour>(kind: Kind, shape: u8, size: u8, ops: &[Op]) {
@@ -58,20 +58,24 @@ fn run<P: TestFlavour>(kind: Kind, shape: u8, size: u8, ops: &[Op]) {
 }
 
 proptest! {
+    #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+
+    #[test]
+    fn spsc_matches_model(shape in any::<u8>(), ops in ops(400)) {
+        run::<Spsc>(Kind::Spsc, shape, 0, &ops);
+    }
+}
+
+proptest! {
     #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
 
     #[test]
-    fn spsc_matches_model(shape in any::<u8>(), ops in ops()) {
-        run::<Spsc>(Kind::Spsc, shape, 0, &ops);
-    }
-
-    #[test]
-    fn mpsc_matches_model(shape in any::<u8>(), ops in ops()) {
+    fn mpsc_matches_model(shape in any::<u8>(), ops in ops(300)) {
         run::<Mpsc>(Kind::Mpsc, shape, 0, &ops);
     }
 
     #[test]
-    fn mpmc_matches_model(shape in any::<u8>(), size in any::<u8>(), ops in ops()) {
+    fn mpmc_matches_model(shape in any::<u8>(), size in any::<u8>(), ops in ops(300)) {
         run::<Mpmc>(Kind::Mpmc, shape, size, &ops);
     }
 }
@@ -85,7 +89,7 @@ proptest! {
         kind in prop_oneof![Just(Kind::Spsc), Just(Kind::Mpsc), Just(Kind::Mpmc)],
         shape in any::<u8>(),
         size in any::<u8>(),
-        ops in ops(),
+        ops in ops(300),
     ) {
         run::<AnyKind>(kind, shape, size, &ops);
     }
