@@ -43,6 +43,8 @@ pub trait TestFlavour: Flavour + Debug {
     fn create(path: &Path, kind: Kind, cfg: Config) -> Result<Ring<Self>, Error>;
     /// An existing ring file.
     fn open(path: &Path) -> Result<Ring<Self>, Error>;
+    /// An existing ring file, or a new one of `kind`.
+    fn open_or_create(path: &Path, kind: Kind, cfg: Config) -> Result<Ring<Self>, Error>;
     /// A ring through its fd.
     fn from_fd(fd: OwnedFd) -> Result<Ring<Self>, Error>;
     /// `Consumer::len`, where the flavour has it (mpmc).
@@ -68,6 +70,10 @@ impl TestFlavour for Spsc {
     fn open(path: &Path) -> Result<Ring<Self>, Error> {
         Ring::<Self>::open(path)
     }
+    fn open_or_create(path: &Path, kind: Kind, cfg: Config) -> Result<Ring<Self>, Error> {
+        fixed_kind::<Self>(kind);
+        Ring::<Self>::open_or_create(path, cfg)
+    }
     fn from_fd(fd: OwnedFd) -> Result<Ring<Self>, Error> {
         Ring::<Self>::from_fd(fd)
     }
@@ -85,6 +91,10 @@ impl TestFlavour for Mpsc {
     }
     fn open(path: &Path) -> Result<Ring<Self>, Error> {
         Ring::<Self>::open(path)
+    }
+    fn open_or_create(path: &Path, kind: Kind, cfg: Config) -> Result<Ring<Self>, Error> {
+        fixed_kind::<Self>(kind);
+        Ring::<Self>::open_or_create(path, cfg)
     }
     fn from_fd(fd: OwnedFd) -> Result<Ring<Self>, Error> {
         Ring::<Self>::from_fd(fd)
@@ -104,6 +114,10 @@ impl TestFlavour for Mpmc {
     fn open(path: &Path) -> Result<Ring<Self>, Error> {
         Ring::<Self>::open(path)
     }
+    fn open_or_create(path: &Path, kind: Kind, cfg: Config) -> Result<Ring<Self>, Error> {
+        fixed_kind::<Self>(kind);
+        Ring::<Self>::open_or_create(path, cfg)
+    }
     fn from_fd(fd: OwnedFd) -> Result<Ring<Self>, Error> {
         Ring::<Self>::from_fd(fd)
     }
@@ -122,6 +136,9 @@ impl TestFlavour for AnyKind {
     }
     fn open(path: &Path) -> Result<Ring<Self>, Error> {
         AnyRing::open(path)
+    }
+    fn open_or_create(path: &Path, kind: Kind, cfg: Config) -> Result<Ring<Self>, Error> {
+        AnyRing::open_or_create(path, kind, cfg)
     }
     fn from_fd(fd: OwnedFd) -> Result<Ring<Self>, Error> {
         AnyRing::from_fd(fd)
