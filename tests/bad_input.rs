@@ -465,3 +465,70 @@ fn mpsc_tampered_frame_word() {
         RecvError::Corrupt(Corruption::FrameWord { pos: 0, .. })
     ));
 }
+
+/// The header checks hold for every flavour: each tampered field gives
+/// its own error, whether the file is opened as its own kind or through
+/// `AnyRing`.
+fn header_errors<P: common::model::TestFlavour>(kind: Kind) {
+    let cfg = match kind {
+        Kind::Mpmc => Config::slots(16, 8),
+        _ => Config::new(4096),
+    };
+    let t = TempFile(temp_path("hdr"));
+    let fresh = || {
+        let _ = std::fs::remove_file(&t.0);
+        drop(P::create(&t.0, kind, cfg).unwrap());
+    };
+    let err = || P::open(&t.0).expect_err("a bad file must be refused");
+
+    fresh();
+    poke(&t.0, 0, b"NOTARING");
+    assert!(
+        matches!(err(), Error::BadMagic { found } if &found == b"NOTARING"),
+        "{kind}"
+    );
+    fresh();
+    poke_u32(&t.0, VERSION, 2);
+    assert!(matches!(
+        err(),
+        Error::UnsupportedVersion {
+            found: 2,
+            supported: 1
+        }
+    ));
+    fresh();
+    poke_u32(&t.0, FLAGS, 0);
+    assert!(matches!(err(), Error::ForeignPlatform { found: 0, .. }));
+    fresh();
+    poke_u32(&t.0, INIT, 0);
+    assert!(matches!(err(), Error::Uninitialized { found: 0 }));
+    fresh();
+    let f = std::fs::OpenOptions::new().write(true).open(&t.0).unwrap();
+    f.set_len(100).unwrap();
+    assert!(
+        matches!(
+            err(),
+            Error::Truncated {
+                len: 100,
+                needed: 4096
+            }
+        ),
+        "{kind}"
+    );
+    fresh();
+    // Cursors beyond any reachable position.
+    poke_u64(&t.0, HEAD, u64::MAX - 7);
+    poke_u64(&t.0, TAIL, u64::MAX - 7);
+    assert!(
+        matches!(err(), Error::Corrupt(Corruption::CursorOutOfRange { .. })),
+        "{kind}: {:?}",
+        err()
+    );
+    fresh();
+    assert!(P::open(&t.0).is_ok(), "{kind}: a fresh file opens");
+}
+
+#[test]
+fn header_errors_for_every_flavour() {
+    common::for_every_flavour!(header_errors);
+}
