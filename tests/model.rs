@@ -138,6 +138,141 @@ fn fuzz_decoder_runs_on_any_bytes() {
     }
 }
 
+/// `encode` writes what `decode` reads back, so fuzz seeds can be written
+/// as op sequences and every op is reachable from fuzzer input.
+#[test]
+fn fuzz_input_encodes_and_decodes() {
+    for seed in 0..300u64 {
+        let bytes: Vec<u8> = (0..seed * 2)
+            .map(|i| common::mix(seed ^ i << 8) as u8)
+            .collect();
+        let (shape, size, ops) = model::decode(&bytes);
+        let again = model::encode(shape, size, &ops);
+        assert_eq!(model::decode(&again), (shape, size, ops));
+    }
+}
+
+/// Writes fuzz seeds for `ops_*` in the decoder's format: a few op
+/// sequences that reach batches, peeks, iterators, restarts and reopening.
+/// `cargo test --test model -- --ignored write_fuzz_seeds`
+#[test]
+#[ignore = "writes fuzz/seeds/ops_*/model-*; run by hand when the format changes"]
+fn write_fuzz_seeds() {
+    use Op::*;
+    let seqs: Vec<Vec<Op>> = vec![
+        // The mpmc regression: an aborted slot, then two empty messages.
+        vec![
+            Reserve {
+                producer: 0,
+                len: 0,
+                keep: None,
+                blocking: false,
+            },
+            Send {
+                producer: 0,
+                len: 0,
+                blocking: false,
+            },
+            Send {
+                producer: 0,
+                len: 0,
+                blocking: false,
+            },
+            Recv {
+                consumer: 0,
+                how: 0,
+            },
+        ],
+        // A batch with a peek while open, then receives of every kind.
+        vec![
+            Send {
+                producer: 1,
+                len: 9,
+                blocking: true,
+            },
+            Batch {
+                producer: 1,
+                frames: vec![(3, Some(2)), (17, None), (1, Some(1))],
+                peek: Some(1),
+                publish: true,
+            },
+            SendBatch {
+                producer: 2,
+                lens: vec![0, 1, 5, 9],
+            },
+            RecvBatch {
+                consumer: 1,
+                max: 2,
+                blocking: true,
+            },
+            TryIter {
+                consumer: 0,
+                max: 3,
+            },
+            Recv {
+                consumer: 0,
+                how: 2,
+            },
+            Recv {
+                consumer: 1,
+                how: 1,
+            },
+        ],
+        // Fill, restart both sides, reopen through the fd, drain.
+        vec![
+            SendPod {
+                producer: 0,
+                value: 0x0101_0101 * 7,
+            },
+            Reserve {
+                producer: 1,
+                len: 1,
+                keep: Some(3),
+                blocking: false,
+            },
+            Reserve {
+                producer: 2,
+                len: 1,
+                keep: Some(1),
+                blocking: true,
+            },
+            Send {
+                producer: 0,
+                len: 1,
+                blocking: false,
+            },
+            Send {
+                producer: 0,
+                len: 1,
+                blocking: false,
+            },
+            RestartProducer { producer: 0 },
+            RestartConsumer { consumer: 0 },
+            Reopen,
+            RecvBatch {
+                consumer: 0,
+                max: 7,
+                blocking: false,
+            },
+            TryIter {
+                consumer: 1,
+                max: 7,
+            },
+        ],
+    ];
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/seeds");
+    for (i, ops) in seqs.iter().enumerate() {
+        for target in ["ops_spsc", "ops_mpsc", "ops_mpmc"] {
+            for (shape, size) in [(0u8, 0u8), (0x81, 7)] {
+                let bytes = model::encode(shape, size, ops);
+                assert_eq!(model::decode(&bytes).2, *ops);
+                let name = format!("model-{i}-{shape:02x}");
+                std::fs::write(dir.join(target).join(name), bytes).unwrap();
+            }
+        }
+    }
+}
+
 /// After any sequence of frames, a full ring drained completely accepts a
 /// frame of exactly `max_frame` bytes at every possible position.
 #[test]

@@ -171,7 +171,7 @@ pub fn handles(kind: Kind) -> (usize, usize) {
 /// One step. Lengths are raw values scaled onto `0..=max_frame` (or onto
 /// the reservation) by [`scale`], with both edges common; handle indices
 /// are taken modulo the number of handles.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Op {
     /// Reserve, write a pattern, then commit `keep` of it or abort
     /// (`None`). `blocking` uses `reserve_timeout` with an enormous timeout
@@ -831,4 +831,69 @@ pub fn decode(data: &[u8]) -> (u8, u8, Vec<Op>) {
         ops.push(op);
     }
     (shape, size, ops)
+}
+
+/// The bytes [`decode`] reads back as `shape`, `size` and `ops` (for ops
+/// that `decode` can produce): how fuzz seeds are written, and a check that
+/// the input format reaches every op.
+pub fn encode(shape: u8, size: u8, ops: &[Op]) -> Vec<u8> {
+    let mut out = vec![shape, size];
+    for op in ops {
+        // The first tag byte that decodes to this op's variant and flags.
+        let (a, l, extra): (u8, u16, Vec<u8>) = match op {
+            Op::Reserve {
+                producer,
+                len,
+                keep,
+                ..
+            } => (
+                *producer,
+                *len,
+                keep.map_or(vec![], |k| k.to_le_bytes().to_vec()),
+            ),
+            Op::Send { producer, len, .. } => (*producer, *len, vec![]),
+            Op::SendPod { producer, value } => (*producer, (*value / 0x0101_0101) as u16, vec![]),
+            Op::Batch {
+                producer,
+                frames,
+                peek,
+                ..
+            } => (
+                peek.unwrap_or(*producer),
+                frames.len() as u16,
+                frames
+                    .iter()
+                    .flat_map(|(len, keep)| {
+                        let [x, y] = len.to_le_bytes();
+                        [x, y, keep.map_or(0, |k| k as u8)]
+                    })
+                    .collect(),
+            ),
+            Op::SendBatch { producer, lens } => (
+                *producer,
+                lens.len() as u16,
+                lens.iter().flat_map(|l| l.to_le_bytes()).collect(),
+            ),
+            Op::Recv { consumer, .. } => (*consumer, 0, vec![]),
+            Op::RecvBatch { consumer, max, .. } | Op::TryIter { consumer, max } => {
+                (*consumer, *max as u16, vec![])
+            }
+            Op::RestartProducer { producer: a } | Op::RestartConsumer { consumer: a } => {
+                (*a, 0, vec![])
+            }
+            Op::Reopen => (0, 0, vec![]),
+        };
+        let mut bytes = vec![0, a];
+        bytes.extend(l.to_le_bytes());
+        bytes.extend(extra);
+        let tag = (0..=255u8)
+            .find(|&t| {
+                bytes[0] = t;
+                decode(&[&[0, 0][..], &bytes].concat()).2.first() == Some(op)
+            })
+            .unwrap_or_else(|| panic!("{op:?} cannot be encoded"));
+        bytes[0] = tag;
+        out.extend(bytes);
+    }
+    out
 }
