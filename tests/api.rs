@@ -366,7 +366,7 @@ fn mpmc_len_counts_claimed_slots() {
     assert_eq!(&*rx.try_recv().unwrap(), b"a");
     assert_eq!(rx2.len(), 2, "len is the ring's, shared by every consumer");
     assert_eq!(&*rx.try_recv().unwrap(), b"b");
-    assert_eq!((rx.len(), rx.is_empty()), (1, false));
+    assert_eq!(rx.len(), 1, "the aborted slot, not yet passed");
     assert_eq!(rx.try_recv().unwrap_err(), RecvError::Empty);
     assert_eq!((rx.len(), rx.is_empty()), (0, true));
     for i in 0..8u8 {
@@ -374,6 +374,34 @@ fn mpmc_len_counts_claimed_slots() {
     }
     assert_eq!(rx.len(), 8);
     assert!(tx.is_full());
+}
+
+/// `is_empty` is documented as "whether no message is waiting right now";
+/// with only skipped space waiting (an aborted mpmc slot, an mpsc skip
+/// record, or the unused tail of an mpsc short commit whose frame was
+/// received) no message is waiting and `try_recv` says `Empty`, yet
+/// `is_empty` says `false` until a receive passes the skipped space.
+#[test]
+#[ignore = "library: is_empty() is false while only aborted/skipped space waits (see report)"]
+fn is_empty_with_only_skipped_space() {
+    let ring = mpmc::Ring::anonymous(Config::slots(4, 8)).unwrap();
+    let (mut tx, rx) = (ring.producer().unwrap(), ring.consumer().unwrap());
+    tx.try_reserve(1).unwrap().abort();
+    assert!(rx.is_empty(), "mpmc: only an aborted slot waits");
+
+    let ring = mpsc::Ring::anonymous(Config::new(256)).unwrap();
+    let (mut tx, mut rx) = (ring.producer().unwrap(), ring.consumer().unwrap());
+    tx.try_reserve(1).unwrap().abort();
+    assert!(rx.is_empty(), "mpsc: only a skip record waits");
+    assert_eq!(rx.try_recv().unwrap_err(), RecvError::Empty);
+    let mut g = tx.try_reserve(100).unwrap();
+    g[0] = 1;
+    g.commit_len(1);
+    assert_eq!(&*rx.try_recv().unwrap(), &[1]);
+    assert!(
+        rx.is_empty(),
+        "mpsc: only a short commit's unused tail waits"
+    );
 }
 
 /// The producers' and consumers' state as each side sees it, and in

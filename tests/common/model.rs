@@ -563,11 +563,7 @@ pub fn run<P: TestFlavour>(ring: Ring<P>, ops: &[Op]) {
                     // spsc: nothing committed in the open batch is visible
                     // yet; mpsc and mpmc: each message already is.
                     let rx = &mut h.rxs[*c as usize % nc];
-                    assert_eq!(
-                        rx.is_empty(),
-                        m.queue.is_empty(),
-                        "step {step}: is_empty in an open batch"
-                    );
+                    check_is_empty(rx, &m, step);
                     let want = m.take();
                     match rx.try_recv() {
                         Ok(f) => check_msg(&f[..], want, step),
@@ -737,6 +733,22 @@ pub fn run<P: TestFlavour>(ring: Ring<P>, ops: &[Op]) {
     assert_eq!(h.rxs[nc - 1].try_recv().unwrap().len(), max);
 }
 
+/// `is_empty` says whether no message is waiting: false while one is, true
+/// while nothing at all is. (With only skipped space waiting, an aborted
+/// mpmc slot or an mpsc skip record, it says false today although no
+/// message is waiting: `api.rs` `is_empty_with_only_skipped_space`.)
+fn check_is_empty<P: Flavour>(rx: &Consumer<P>, m: &Model, step: usize) {
+    if m.has_message() {
+        assert!(!rx.is_empty(), "step {step}: a message waits, yet is_empty");
+    }
+    if m.queue.is_empty() {
+        assert!(
+            rx.is_empty(),
+            "step {step}: nothing waits, yet not is_empty"
+        );
+    }
+}
+
 /// What the handles say about the ring between steps, against the model.
 fn check_state<P: TestFlavour>(h: &Handles<P>, m: &Model, step: usize) {
     let occupied = m.occupied();
@@ -754,7 +766,7 @@ fn check_state<P: TestFlavour>(h: &Handles<P>, m: &Model, step: usize) {
         assert_eq!(full, !m.fits(0), "step {step}: model: full vs fits(0)");
     }
     for rx in &h.rxs {
-        assert_eq!(rx.is_empty(), m.queue.is_empty(), "step {step}: is_empty");
+        check_is_empty(rx, m, step);
         assert_eq!(rx.len_hint(), occupied, "step {step}: Consumer::len_hint");
         if let Some(len) = P::exact_len(rx) {
             assert_eq!(len, m.queue.len(), "step {step}: Consumer::len");
