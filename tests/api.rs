@@ -253,6 +253,20 @@ fn try_send_batch_counts<P: TestFlavour>(kind: Kind) {
     );
     assert_eq!(tx.try_send_batch(&msgs[4..]), Ok(2));
     assert_eq!(&*rx.try_recv().unwrap(), &msgs[4]);
+    assert_eq!(&*rx.try_recv().unwrap(), &msgs[5]);
+    // An error after some messages were sent ends the batch early (those
+    // are sent); the next call reports it.
+    let too_large = vec![0u8; tx.max_frame() + 1];
+    let mixed: [&[u8]; 3] = [b"a", &too_large, b"c"];
+    assert_eq!(tx.try_send_batch(mixed), Ok(1));
+    assert!(matches!(
+        tx.try_send_batch(&mixed[1..]),
+        Err(SendError::TooLarge { .. })
+    ));
+    assert_eq!(
+        rx.try_iter().map(|f| f.to_vec()).collect::<Vec<_>>(),
+        [b"a".to_vec()]
+    );
 }
 
 #[test]

@@ -532,3 +532,27 @@ fn header_errors<P: common::model::TestFlavour>(kind: Kind) {
 fn header_errors_for_every_flavour() {
     common::for_every_flavour!(header_errors);
 }
+
+/// A corrupt message after good ones ends a receive batch early, and the
+/// next call reports it; the blocking iterator ends there too.
+#[test]
+fn corrupt_frame_ends_a_batch_early() {
+    let t = TempFile(temp_path("batch-corrupt"));
+    let ring = mpsc::Ring::create(&t.0, Config::new(4096)).unwrap();
+    let mut tx = ring.producer().unwrap();
+    let mut rx = ring.consumer().unwrap();
+    tx.send(&[1; 8]).unwrap(); // frame at 0, 16 bytes
+    tx.send(&[2; 8]).unwrap(); // frame at 16
+    tx.send(&[3; 8]).unwrap();
+    poke_u64(&t.0, DATA + 16, 0x1234_5678_0000_0008);
+    let mut got = Vec::new();
+    assert_eq!(rx.try_recv_batch(10, |f| got.push(f[0])), Ok(1));
+    assert_eq!(got, [1]);
+    assert!(matches!(
+        rx.try_recv_batch(10, |_| {}),
+        Err(RecvError::Corrupt(Corruption::FrameWord { pos: 16, .. }))
+    ));
+    drop(tx); // so that iter cannot block, whatever it does
+    assert_eq!(rx.iter().count(), 0, "iter ends at the corrupt frame");
+    assert!(matches!(rx.try_recv(), Err(RecvError::Corrupt(_))));
+}
