@@ -560,11 +560,30 @@ impl ReadCursor {
         m.tail().load(Relaxed).saturating_sub(self.read)
     }
 
-    /// Whether no committed frame is waiting at `read`, answered from the
-    /// cached tail when that already shows frames.
+    /// Whether no committed data frame is waiting: padding, skip records
+    /// (aborted or shortened mpsc claims) and unpublished claims do not
+    /// count. Reads the frame words from `read` on, and the producers'
+    /// cursor only when the cached one shows nothing, so a spin loop on it
+    /// does not pull their cache line across cores while frames wait.
     pub fn is_empty<M: FramedMem>(&self, m: &M) -> bool {
-        // ORDERING: Relaxed; a hint only, no data is read on its basis.
-        self.read >= self.cached_tail && m.tail().load(Relaxed) <= self.read
+        let mut pos = self.read;
+        let mut tail = self.cached_tail;
+        loop {
+            if pos >= tail {
+                // ORDERING(tail-publish): Acquire, as in `locate`.
+                let now = m.tail().load(Acquire);
+                if now <= pos {
+                    return true;
+                }
+                tail = now;
+            }
+            match m.parse(pos, tail - pos) {
+                Ok(Parsed::Pad { skip }) => pos += skip,
+                Ok(Parsed::NotReady) => return true,
+                // A frame, or something `try_recv` will report.
+                Ok(Parsed::Data { .. }) | Err(_) => return false,
+            }
+        }
     }
 }
 

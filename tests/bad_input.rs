@@ -2,6 +2,8 @@
 //! never a panic, never an out-of-bounds access, never garbage frames.
 //!
 //! Offsets come from docs/FORMAT.md, so these tests also pin the format.
+//! spsc files are the main subject; the mpsc frame word and the mpmc slot
+//! stamps and lengths are tampered with at the end.
 
 mod common;
 
@@ -9,7 +11,7 @@ use std::os::unix::fs::FileExt;
 use std::path::Path;
 
 use common::{TempFile, temp_path};
-use mmring::{Config, Corruption, Error, Kind, KindName, RecvError, SendError, spsc};
+use mmring::{Config, Corruption, Error, Kind, KindName, RecvError, SendError, mpmc, mpsc, spsc};
 
 const VERSION: u64 = 8;
 const KIND: u64 = 12;
@@ -390,4 +392,161 @@ fn anonymous_rings_cannot_be_truncated() {
     let mut rx = ring.consumer().unwrap();
     tx.send(b"still fine").unwrap();
     assert_eq!(&*rx.recv().unwrap(), b"still fine");
+}
+
+#[test]
+fn mpmc_tampered_stamps_and_lengths() {
+    const STRIDE: u64 = 16 + 8; // slot header + 8-byte payload
+    let t = TempFile(temp_path("stamps"));
+    let ring = mpmc::Ring::create(&t.0, Config::slots(4, 8)).unwrap();
+    let mut tx = ring.producer().unwrap();
+    let mut rx = ring.consumer().unwrap();
+    tx.send(b"ok").unwrap();
+    // A stamp from the future on the slot the consumer would take next.
+    poke_u64(&t.0, DATA, 1000);
+    assert_eq!(
+        rx.try_recv().unwrap_err(),
+        RecvError::Corrupt(Corruption::Stamp {
+            pos: 0,
+            stamp: 1000
+        })
+    );
+    poke_u64(&t.0, DATA, 1);
+    assert_eq!(&*rx.try_recv().unwrap(), b"ok");
+    // A length beyond the slot: reported, and the slot is given back.
+    tx.send(b"x").unwrap();
+    poke_u32(&t.0, DATA + STRIDE + 8, 9);
+    assert_eq!(
+        rx.try_recv().unwrap_err(),
+        RecvError::Corrupt(Corruption::Slot {
+            pos: 1,
+            len: 9,
+            flags: 0
+        })
+    );
+    tx.send(b"after").unwrap();
+    assert_eq!(&*rx.try_recv().unwrap(), b"after");
+    // Cursors beyond any reachable position are refused, not overflowed.
+    drop((tx, rx, ring));
+    poke_u64(&t.0, 128, u64::MAX);
+    poke_u64(&t.0, 256, u64::MAX);
+    assert!(matches!(
+        mpmc::Ring::open(&t.0).unwrap_err(),
+        Error::Corrupt(Corruption::CursorOutOfRange { cursor: u64::MAX })
+    ));
+    poke_u64(&t.0, 128, 3);
+    poke_u64(&t.0, 256, 3);
+    let ring = mpmc::Ring::open(&t.0).unwrap();
+    let mut tx = ring.producer().unwrap();
+    // A stamp from the future where the producer claims next (position 3).
+    poke_u64(&t.0, DATA + 3 * STRIDE, 100);
+    assert_eq!(
+        tx.try_send(b"y").unwrap_err(),
+        SendError::Corrupt(Corruption::Stamp { pos: 3, stamp: 100 })
+    );
+}
+
+#[test]
+fn mpsc_tampered_frame_word() {
+    let t = TempFile(temp_path("mpsc-word"));
+    let ring = mpsc::Ring::create(&t.0, Config::new(4096)).unwrap();
+    let mut tx = ring.producer().unwrap();
+    let mut rx = ring.consumer().unwrap();
+    tx.send(&[5; 16]).unwrap();
+    poke_u64(&t.0, DATA, 0x1234_5678_0000_0010);
+    assert!(matches!(
+        rx.try_recv().unwrap_err(),
+        RecvError::Corrupt(Corruption::FrameWord { pos: 0, .. })
+    ));
+}
+
+/// The header checks hold for every flavour: each tampered field gives
+/// its own error, whether the file is opened as its own kind or through
+/// `AnyRing`.
+fn header_errors<P: common::model::TestFlavour>(kind: Kind) {
+    let cfg = match kind {
+        Kind::Mpmc => Config::slots(16, 8),
+        _ => Config::new(4096),
+    };
+    let t = TempFile(temp_path("hdr"));
+    let fresh = || {
+        let _ = std::fs::remove_file(&t.0);
+        drop(P::create(&t.0, kind, cfg).unwrap());
+    };
+    let err = || P::open(&t.0).expect_err("a bad file must be refused");
+
+    fresh();
+    poke(&t.0, 0, b"NOTARING");
+    assert!(
+        matches!(err(), Error::BadMagic { found } if &found == b"NOTARING"),
+        "{kind}"
+    );
+    fresh();
+    poke_u32(&t.0, VERSION, 1);
+    assert!(matches!(
+        err(),
+        Error::UnsupportedVersion {
+            found: 1,
+            supported: 2
+        }
+    ));
+    fresh();
+    poke_u32(&t.0, FLAGS, 0);
+    assert!(matches!(err(), Error::ForeignPlatform { found: 0, .. }));
+    fresh();
+    poke_u32(&t.0, INIT, 0);
+    assert!(matches!(err(), Error::Uninitialized { found: 0 }));
+    fresh();
+    let f = std::fs::OpenOptions::new().write(true).open(&t.0).unwrap();
+    f.set_len(100).unwrap();
+    assert!(
+        matches!(
+            err(),
+            Error::Truncated {
+                len: 100,
+                needed: DATA
+            }
+        ),
+        "{kind}"
+    );
+    fresh();
+    // Cursors beyond any reachable position.
+    poke_u64(&t.0, HEAD, u64::MAX - 7);
+    poke_u64(&t.0, TAIL, u64::MAX - 7);
+    assert!(
+        matches!(err(), Error::Corrupt(Corruption::CursorOutOfRange { .. })),
+        "{kind}: {:?}",
+        err()
+    );
+    fresh();
+    assert!(P::open(&t.0).is_ok(), "{kind}: a fresh file opens");
+}
+
+#[test]
+fn header_errors_for_every_flavour() {
+    common::for_every_flavour!(header_errors);
+}
+
+/// A corrupt message after good ones ends a receive batch early, and the
+/// next call reports it; the blocking iterator ends there too.
+#[test]
+fn corrupt_frame_ends_a_batch_early() {
+    let t = TempFile(temp_path("batch-corrupt"));
+    let ring = mpsc::Ring::create(&t.0, Config::new(4096)).unwrap();
+    let mut tx = ring.producer().unwrap();
+    let mut rx = ring.consumer().unwrap();
+    tx.send(&[1; 8]).unwrap(); // frame at 0, 16 bytes
+    tx.send(&[2; 8]).unwrap(); // frame at 16
+    tx.send(&[3; 8]).unwrap();
+    poke_u64(&t.0, DATA + 16, 0x1234_5678_0000_0008);
+    let mut got = Vec::new();
+    assert_eq!(rx.try_recv_batch(10, |f| got.push(f[0])), Ok(1));
+    assert_eq!(got, [1]);
+    assert!(matches!(
+        rx.try_recv_batch(10, |_| {}),
+        Err(RecvError::Corrupt(Corruption::FrameWord { pos: 16, .. }))
+    ));
+    drop(tx); // so that iter cannot block, whatever it does
+    assert_eq!(rx.iter().count(), 0, "iter ends at the corrupt frame");
+    assert!(matches!(rx.try_recv(), Err(RecvError::Corrupt(_))));
 }

@@ -1,18 +1,23 @@
-//! An anonymous (memfd) ring shared with a child across `fork`.
+//! An anonymous (memfd) ring shared with a child across `fork`, for every
+//! flavour.
 //!
 //! In its own test binary with a single test, so the process that forks has
 //! no other test threads that could hold locks across the fork.
 
 mod common;
 
-use common::{check_frame, fill_frame, frame_len};
-use mmring::{Config, spsc};
+use common::model::TestFlavour;
+use common::{check_frame, fill_frame, for_every_flavour, frame_len};
+use mmring::{Config, Kind};
 
-#[test]
-fn anonymous_ring_across_fork() {
-    const N: u64 = 1_000_000;
-    const MAX: usize = 512;
-    let ring = spsc::Ring::anonymous(Config::new(1 << 16).max_frame(MAX as u64)).unwrap();
+const MAX: usize = 512;
+
+fn across_fork<P: TestFlavour>(kind: Kind, n: u64) {
+    let cfg = match kind {
+        Kind::Mpmc => Config::slots(256, MAX as u64),
+        _ => Config::new(1 << 16).max_frame(MAX as u64),
+    };
+    let ring = P::anonymous(kind, cfg).unwrap();
     // SAFETY: the child only uses the ring (already mapped) and then
     // `_exit`s; it never returns into the test harness.
     let pid = unsafe { libc::fork() };
@@ -20,21 +25,22 @@ fn anonymous_ring_across_fork() {
     if pid == 0 {
         // Child: the producer. Roles are claimed after the fork, so the
         // child's role lock is its own.
-        let code = std::panic::catch_unwind(|| {
+        // (The child exits right after: nothing observes broken state.)
+        let code = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             let mut tx = ring.producer().unwrap();
-            for seq in 0..N {
+            for seq in 0..n {
                 let mut g = tx.reserve(frame_len(seq, MAX)).unwrap();
                 fill_frame(seq, &mut g);
                 g.commit();
             }
-        })
+        }))
         .map_or(1, |_| 0);
         // SAFETY: ending the child without running the parent's atexit
         // handlers or test harness.
         unsafe { libc::_exit(code) };
     }
     let mut rx = ring.consumer().unwrap();
-    for seq in 0..N {
+    for seq in 0..n {
         let frame = rx.recv().unwrap();
         check_frame(seq, &frame, MAX).unwrap();
     }
@@ -44,4 +50,10 @@ fn anonymous_ring_across_fork() {
     // SAFETY: waiting for our own child.
     assert_eq!(unsafe { libc::waitpid(pid, &mut status, 0) }, pid);
     assert!(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0);
+}
+
+#[test]
+fn anonymous_ring_across_fork() {
+    across_fork::<mmring::spsc::Spsc>(Kind::Spsc, 1_000_000);
+    for_every_flavour!(across_fork, 100_000);
 }

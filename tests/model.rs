@@ -1,165 +1,275 @@
-//! Random operation sequences against a `VecDeque<Vec<u8>>` model: every
-//! committed frame comes out once, in order, intact; aborted reservations
-//! never appear; small rings make every sequence cross wrap-around and the
-//! full and empty edges many times.
+//! One operation model (`common/model.rs`) run over every flavour and over
+//! `AnyRing` of every kind: random op sequences (reserve and commit, short
+//! commit or abort; copying, pod and batched sends; receives one at a time,
+//! in batches and by iterator; restarted handles; reattaching through the
+//! fd) must match the model exactly at every step. The fuzz targets
+//! `ops_*` run the same model on fuzzer input.
 
-use std::collections::VecDeque;
+mod common;
 
-use mmring::{Config, RecvError, SendError, spsc};
+use common::model::{self, Op, TestFlavour};
+use mmring::mpmc::Mpmc;
+use mmring::mpsc::Mpsc;
+use mmring::spsc::Spsc;
+use mmring::{AnyKind, Config, Kind, spsc};
 use proptest::prelude::*;
 
-#[derive(Debug, Clone)]
-enum Op {
-    /// Reserve `len` (scaled to max_frame), write, then commit `keep` of it
-    /// (scaled), or abort.
-    Reserve { len: u16, keep: Option<u16> },
-    /// Copying send.
-    Send { len: u16 },
-    /// Take one frame.
-    Recv,
-    /// Take up to `max` frames in one batch.
-    Batch { max: u8 },
-    /// Drop the consumer and claim the role again.
-    RestartConsumer,
-    /// Drop the producer and claim the role again.
-    RestartProducer,
+fn handle() -> impl Strategy<Value = u8> {
+    0u8..4
+}
+
+fn keep() -> impl Strategy<Value = Option<u16>> {
+    proptest::option::weighted(0.8, any::<u16>())
 }
 
 fn op() -> impl Strategy<Value = Op> {
     prop_oneof![
-        4 => (any::<u16>(), proptest::option::weighted(0.8, any::<u16>()))
-            .prop_map(|(len, keep)| Op::Reserve { len, keep }),
-        2 => any::<u16>().prop_map(|len| Op::Send { len }),
-        4 => Just(Op::Recv),
-        1 => (1u8..8).prop_map(|max| Op::Batch { max }),
-        1 => Just(Op::RestartConsumer),
-        1 => Just(Op::RestartProducer),
+        4 => (handle(), any::<u16>(), keep(), proptest::bool::weighted(0.2))
+            .prop_map(|(producer, len, keep, blocking)| Op::Reserve { producer, len, keep, blocking }),
+        2 => (handle(), any::<u16>(), proptest::bool::weighted(0.2))
+            .prop_map(|(producer, len, blocking)| Op::Send { producer, len, blocking }),
+        1 => (handle(), any::<u64>()).prop_map(|(producer, value)| Op::SendPod { producer, value }),
+        1 => (
+            handle(),
+            proptest::collection::vec((any::<u16>(), keep()), 0..6),
+            proptest::option::of(handle()),
+            any::<bool>(),
+        )
+            .prop_map(|(producer, frames, peek, publish)| Op::Batch { producer, frames, peek, publish }),
+        1 => (handle(), proptest::collection::vec(any::<u16>(), 0..6))
+            .prop_map(|(producer, lens)| Op::SendBatch { producer, lens }),
+        4 => (handle(), any::<u8>()).prop_map(|(consumer, how)| Op::Recv { consumer, how }),
+        1 => (handle(), 0u8..8, any::<bool>())
+            .prop_map(|(consumer, max, blocking)| Op::RecvBatch { consumer, max, blocking }),
+        1 => (handle(), 0u8..8).prop_map(|(consumer, max)| Op::TryIter { consumer, max }),
+        1 => handle().prop_map(|producer| Op::RestartProducer { producer }),
+        1 => handle().prop_map(|consumer| Op::RestartConsumer { consumer }),
+        1 => Just(Op::Reopen),
     ]
 }
 
-/// Maps a raw value onto 0..=max, with the edges (0 and max) common.
-fn scale(raw: u16, max: usize) -> usize {
-    match raw % 8 {
-        0 => 0,
-        1 => max,
-        _ => raw as usize % (max + 1),
-    }
+fn ops(max_len: usize) -> impl Strategy<Value = Vec<Op>> {
+    proptest::collection::vec(op(), 1..max_len)
 }
 
-fn pattern(counter: u64, len: usize) -> Vec<u8> {
-    (0..len)
-        .map(|i| (counter as usize * 31 + i * 7) as u8)
-        .collect()
-}
-
-fn run(capacity: u64, ops: Vec<Op>) -> Result<(), TestCaseError> {
-    let ring = spsc::Ring::anonymous(Config::new(capacity)).unwrap();
-    let max = ring.max_frame();
-    let mut tx = ring.producer().unwrap();
-    let mut rx = ring.consumer().unwrap();
-    let mut model: VecDeque<Vec<u8>> = VecDeque::new();
-    let mut counter = 0u64;
-
-    let check_full = |model: &VecDeque<Vec<u8>>, err: SendError| -> Result<(), TestCaseError> {
-        prop_assert_eq!(err, SendError::Full);
-        prop_assert!(
-            !model.is_empty(),
-            "an empty ring must take any frame up to max"
-        );
-        Ok(())
-    };
-
-    for op in ops {
-        match op {
-            Op::Reserve { len, keep } => {
-                let len = scale(len, max);
-                counter += 1;
-                match tx.try_reserve(len) {
-                    Ok(mut g) => {
-                        prop_assert_eq!(g.len(), len);
-                        let bytes = pattern(counter, len);
-                        g.copy_from_slice(&bytes);
-                        match keep {
-                            Some(k) => {
-                                let k = scale(k, len);
-                                g.commit_len(k);
-                                model.push_back(bytes[..k].to_vec());
-                            }
-                            None => g.abort(),
-                        }
-                    }
-                    Err(e) => check_full(&model, e)?,
-                }
-            }
-            Op::Send { len } => {
-                let len = scale(len, max);
-                counter += 1;
-                let bytes = pattern(counter, len);
-                match tx.try_send(&bytes) {
-                    Ok(()) => model.push_back(bytes),
-                    Err(e) => check_full(&model, e)?,
-                }
-            }
-            Op::Recv => match rx.try_recv() {
-                Ok(frame) => {
-                    let want = model.pop_front();
-                    prop_assert_eq!(Some(&frame[..]), want.as_deref());
-                }
-                Err(e) => {
-                    prop_assert_eq!(e, RecvError::Empty);
-                    prop_assert!(
-                        model.is_empty(),
-                        "ring empty but model holds {}",
-                        model.len()
-                    );
-                }
-            },
-            Op::Batch { max } => {
-                let mut got = Vec::new();
-                match rx.try_recv_batch(max as usize, |f| got.push(f.to_vec())) {
-                    Ok(n) => {
-                        prop_assert_eq!(n, got.len());
-                        prop_assert_eq!(n, (max as usize).min(model.len()));
-                        for frame in got {
-                            prop_assert_eq!(Some(frame), model.pop_front());
-                        }
-                    }
-                    Err(e) => {
-                        prop_assert_eq!(e, RecvError::Empty);
-                        prop_assert!(model.is_empty());
-                    }
-                }
-            }
-            Op::RestartConsumer => {
-                drop(rx);
-                rx = ring.consumer().unwrap();
-            }
-            Op::RestartProducer => {
-                drop(tx);
-                tx = ring.producer().unwrap();
-            }
-        }
-    }
-    // Drain: everything the model holds comes out, then the ring is empty.
-    while let Some(want) = model.pop_front() {
-        let frame = rx.try_recv().unwrap();
-        prop_assert_eq!(&frame[..], &want[..]);
-    }
-    prop_assert_eq!(rx.try_recv().unwrap_err(), RecvError::Empty);
-    // And a maximal frame fits again.
-    prop_assert!(tx.try_send(&vec![1; max]).is_ok());
-    Ok(())
+fn run<P: TestFlavour>(kind: Kind, shape: u8, size: u8, ops: &[Op]) {
+    let ring = P::anonymous(kind, model::small_config(kind, shape, size)).unwrap();
+    model::run(ring, ops);
 }
 
 proptest! {
     #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
 
     #[test]
-    fn spsc_matches_model(
-        capacity in prop_oneof![Just(64u64), Just(128), Just(256), Just(1024)],
-        ops in proptest::collection::vec(op(), 1..400),
+    fn spsc_matches_model(shape in any::<u8>(), ops in ops(400)) {
+        run::<Spsc>(Kind::Spsc, shape, 0, &ops);
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+    #[test]
+    fn mpsc_matches_model(shape in any::<u8>(), ops in ops(300)) {
+        run::<Mpsc>(Kind::Mpsc, shape, 0, &ops);
+    }
+
+    #[test]
+    fn mpmc_matches_model(shape in any::<u8>(), size in any::<u8>(), ops in ops(300)) {
+        run::<Mpmc>(Kind::Mpmc, shape, size, &ops);
+    }
+}
+
+proptest! {
+    // The kind-erased handles dispatch to the same protocols: fewer cases.
+    #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+
+    #[test]
+    fn any_ring_matches_model(
+        kind in prop_oneof![Just(Kind::Spsc), Just(Kind::Mpsc), Just(Kind::Mpmc)],
+        shape in any::<u8>(),
+        size in any::<u8>(),
+        ops in ops(300),
     ) {
-        run(capacity, ops)?;
+        run::<AnyKind>(kind, shape, size, &ops);
+    }
+}
+
+/// Cases proptest once shrank to, kept as plain tests.
+#[test]
+fn regressions() {
+    // mpmc, 2 slots of 1 byte: an aborted slot, then two empty messages
+    // (the third claim must wait for the aborted slot to be passed).
+    let ops = [
+        Op::Reserve {
+            producer: 0,
+            len: 0,
+            keep: None,
+            blocking: false,
+        },
+        Op::Send {
+            producer: 0,
+            len: 0,
+            blocking: false,
+        },
+        Op::Send {
+            producer: 0,
+            len: 0,
+            blocking: false,
+        },
+    ];
+    for kind in model::KINDS {
+        run::<AnyKind>(kind, 0, 0, &ops);
+    }
+    run::<Mpmc>(Kind::Mpmc, 0, 0, &ops);
+}
+
+/// The fuzz targets' decoder turns any bytes into ops, and the model runs
+/// them: a smoke test of the fuzz entry points on stable.
+#[test]
+fn fuzz_decoder_runs_on_any_bytes() {
+    for seed in 0..200u64 {
+        let bytes: Vec<u8> = (0..seed * 3).map(|i| common::mix(seed ^ i) as u8).collect();
+        let (shape, size, ops) = model::decode(&bytes);
+        assert_eq!(ops.is_empty(), bytes.len() <= 2);
+        for kind in model::KINDS {
+            run::<AnyKind>(kind, shape, size, &ops);
+        }
+    }
+}
+
+/// `encode` writes what `decode` reads back, so fuzz seeds can be written
+/// as op sequences and every op is reachable from fuzzer input.
+#[test]
+fn fuzz_input_encodes_and_decodes() {
+    for seed in 0..300u64 {
+        let bytes: Vec<u8> = (0..seed * 2)
+            .map(|i| common::mix(seed ^ i << 8) as u8)
+            .collect();
+        let (shape, size, ops) = model::decode(&bytes);
+        let again = model::encode(shape, size, &ops);
+        assert_eq!(model::decode(&again), (shape, size, ops));
+    }
+}
+
+/// Writes fuzz seeds for `ops_*` in the decoder's format: a few op
+/// sequences that reach batches, peeks, iterators, restarts and reopening.
+/// `cargo test --test model -- --ignored write_fuzz_seeds`
+#[test]
+#[ignore = "writes fuzz/seeds/ops_*/model-*; run by hand when the format changes"]
+fn write_fuzz_seeds() {
+    use Op::*;
+    let seqs: Vec<Vec<Op>> = vec![
+        // The mpmc regression: an aborted slot, then two empty messages.
+        vec![
+            Reserve {
+                producer: 0,
+                len: 0,
+                keep: None,
+                blocking: false,
+            },
+            Send {
+                producer: 0,
+                len: 0,
+                blocking: false,
+            },
+            Send {
+                producer: 0,
+                len: 0,
+                blocking: false,
+            },
+            Recv {
+                consumer: 0,
+                how: 0,
+            },
+        ],
+        // A batch with a peek while open, then receives of every kind.
+        vec![
+            Send {
+                producer: 1,
+                len: 9,
+                blocking: true,
+            },
+            Batch {
+                producer: 1,
+                frames: vec![(3, Some(2)), (17, None), (1, Some(1))],
+                peek: Some(1),
+                publish: true,
+            },
+            SendBatch {
+                producer: 2,
+                lens: vec![0, 1, 5, 9],
+            },
+            RecvBatch {
+                consumer: 1,
+                max: 2,
+                blocking: true,
+            },
+            TryIter {
+                consumer: 0,
+                max: 3,
+            },
+            Recv {
+                consumer: 0,
+                how: 2,
+            },
+            Recv {
+                consumer: 1,
+                how: 1,
+            },
+        ],
+        // Fill, restart both sides, reopen through the fd, drain.
+        vec![
+            SendPod {
+                producer: 0,
+                value: 0x0101_0101 * 7,
+            },
+            Reserve {
+                producer: 1,
+                len: 1,
+                keep: Some(3),
+                blocking: false,
+            },
+            Reserve {
+                producer: 2,
+                len: 1,
+                keep: Some(1),
+                blocking: true,
+            },
+            Send {
+                producer: 0,
+                len: 1,
+                blocking: false,
+            },
+            Send {
+                producer: 0,
+                len: 1,
+                blocking: false,
+            },
+            RestartProducer { producer: 0 },
+            RestartConsumer { consumer: 0 },
+            Reopen,
+            RecvBatch {
+                consumer: 0,
+                max: 7,
+                blocking: false,
+            },
+            TryIter {
+                consumer: 1,
+                max: 7,
+            },
+        ],
+    ];
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/seeds");
+    for (i, ops) in seqs.iter().enumerate() {
+        for target in ["ops_spsc", "ops_mpsc", "ops_mpmc"] {
+            for (shape, size) in [(0u8, 0u8), (0x81, 7)] {
+                let bytes = model::encode(shape, size, ops);
+                assert_eq!(model::decode(&bytes).2, *ops);
+                let name = format!("model-{i}-{shape:02x}");
+                std::fs::write(dir.join(target).join(name), bytes).unwrap();
+            }
+        }
     }
 }
 

@@ -300,11 +300,23 @@ impl Protocol for Mpmc {
         Ok(moved)
     }
 
+    /// No published message at `head` or after it: aborted slots (which
+    /// `try_recv` skips) do not count.
     fn is_empty(m: &SlotRing, _: &Rx) -> bool {
         // ORDERING: Relaxed; a snapshot, nothing is read on its basis.
         let head = m.head().load(Relaxed);
-        // ORDERING(stamp): Acquire, as in `slots::claim_consume`.
-        m.stamp(head).load(Acquire) != head.wrapping_add(1)
+        for pos in head..head.saturating_add(m.count()) {
+            // ORDERING(stamp): Acquire, as in `slots::claim_consume`; it
+            // makes the flags below visible.
+            if m.stamp(pos).load(Acquire) != pos.wrapping_add(1) {
+                return true;
+            }
+            // ORDERING: Relaxed; published by the stamp.
+            if m.flags(pos).load(Relaxed) != crate::layout::SLOT_ABORTED {
+                return false;
+            }
+        }
+        true
     }
 
     fn waiting(m: &SlotRing, _: &Rx) -> u64 {

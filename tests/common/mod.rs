@@ -1,4 +1,5 @@
-//! Shared test helpers: self-checking frames, peer processes, temp paths.
+//! Shared test helpers: self-checking frames, peer processes, temp paths,
+//! every flavour (`for_every_flavour!`), and the operation model (`model`).
 //!
 //! Peer processes are this same test binary, re-executed to run only the
 //! `#[ignore]`d `peer` test of its file with `MMRING_PEER` naming the role.
@@ -9,6 +10,24 @@ use std::io::{BufRead, BufReader, Write};
 use std::path::PathBuf;
 use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
+
+pub mod model;
+
+/// Runs `$f::<P>(kind $(, args)*)` for every flavour: the three fixed
+/// flavours, then `AnyRing` of each kind.
+#[allow(unused_macros)]
+macro_rules! for_every_flavour {
+    ($f:ident $(, $arg:expr)* $(,)?) => {{
+        $f::<mmring::spsc::Spsc>(mmring::Kind::Spsc $(, $arg)*);
+        $f::<mmring::mpsc::Mpsc>(mmring::Kind::Mpsc $(, $arg)*);
+        $f::<mmring::mpmc::Mpmc>(mmring::Kind::Mpmc $(, $arg)*);
+        for kind in $crate::common::model::KINDS {
+            $f::<mmring::AnyKind>(kind $(, $arg)*);
+        }
+    }};
+}
+#[allow(unused_imports)]
+pub(crate) use for_every_flavour;
 
 /// splitmix64: a tiny, good-enough deterministic mixer.
 pub fn mix(mut x: u64) -> u64 {

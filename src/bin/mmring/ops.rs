@@ -162,11 +162,7 @@ fn print_stat(path: &Path, st: &Stat, rates: Option<(f64, f64)>) {
             .collect();
         println!(
             "  {name:<9} {} ; pids: {} ; attached {} times",
-            if role.alive {
-                "attached"
-            } else {
-                "none attached"
-            },
+            state_name(role.state),
             if holders.is_empty() {
                 "-".to_string()
             } else {
@@ -179,6 +175,31 @@ fn print_stat(path: &Path, st: &Stat, rates: Option<(f64, f64)>) {
         "  sleeping  {} consumer(s), {} producer(s)",
         st.consumers_waiting, st.producers_waiting
     );
+    for c in &st.claims {
+        println!(
+            "  claim     {} at {} ({u}) by pid {} ({})",
+            c.role,
+            c.pos,
+            c.pid,
+            if c.alive {
+                "alive"
+            } else {
+                "dead: stuck until a live party completes it"
+            }
+        );
+    }
+    println!("  recovered {} dead parties' claims", st.recoveries);
+}
+
+/// A role's state in words.
+fn state_name(s: mmring::PeerState) -> &'static str {
+    match s {
+        mmring::PeerState::Alive => "attached",
+        mmring::PeerState::NeverAttached => "never attached",
+        mmring::PeerState::Gone => "none attached (left cleanly)",
+        mmring::PeerState::Died => "none attached (died)",
+        _ => "unknown",
+    }
 }
 
 fn to_json(path: &Path, st: &Stat, rates: Option<(f64, f64)>) -> String {
@@ -190,12 +211,23 @@ fn to_json(path: &Path, st: &Stat, rates: Option<(f64, f64)>) -> String {
             .map(|h| format!("{{\"pid\":{},\"alive\":{}}}", h.pid, h.alive))
             .collect();
         format!(
-            "{{\"attached\":{},\"attaches\":{},\"holders\":[{}]}}",
+            "{{\"attached\":{},\"state\":\"{}\",\"attaches\":{},\"holders\":[{}]}}",
             r.alive,
+            state_name(r.state),
             r.attaches,
             holders.join(",")
         )
     };
+    let claims: Vec<String> = st
+        .claims
+        .iter()
+        .map(|c| {
+            format!(
+                "{{\"role\":\"{}\",\"pos\":{},\"pid\":{},\"alive\":{}}}",
+                c.role, c.pos, c.pid, c.alive
+            )
+        })
+        .collect();
     let rates = match rates {
         Some((p, c)) => format!(",\"produced_per_s\":{p:.1},\"consumed_per_s\":{c:.1}"),
         None => String::new(),
@@ -203,7 +235,8 @@ fn to_json(path: &Path, st: &Stat, rates: Option<(f64, f64)>) -> String {
     format!(
         "{{\"path\":{},\"kind\":\"{}\",\"capacity\":{},\"max_frame\":{},\"slot_count\":{},\
          \"head\":{},\"tail\":{},\"used\":{used},\"total\":{total},\"units\":\"{}\",\
-         \"producer\":{},\"consumer\":{},\"consumers_waiting\":{},\"producers_waiting\":{}{rates}}}",
+         \"producer\":{},\"consumer\":{},\"consumers_waiting\":{},\"producers_waiting\":{},\
+         \"claims\":[{}],\"recoveries\":{}{rates}}}",
         json_string(&path.display().to_string()),
         st.kind,
         st.capacity,
@@ -215,7 +248,9 @@ fn to_json(path: &Path, st: &Stat, rates: Option<(f64, f64)>) -> String {
         role(&st.producer),
         role(&st.consumer),
         st.consumers_waiting,
-        st.producers_waiting
+        st.producers_waiting,
+        claims.join(","),
+        st.recoveries
     )
 }
 
