@@ -17,7 +17,6 @@ use mmring::{Config, RecvError, SendError, spsc};
 /// Bytes in front of the data area (`layout::DATA_OFFSET`, layout v2).
 const HEADER: u64 = 12288;
 
-
 /// How long a busy peer waits to notice a truncation before giving up.
 const NOTICE_WITHIN: Duration = Duration::from_secs(30);
 

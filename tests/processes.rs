@@ -447,15 +447,22 @@ fn send_frame<P: Flavour>(tx: &mut Producer<P>, k: u64, max: usize, blocking: bo
         } else {
             tx.try_reserve(len)
         };
-        match r {
-            Ok(mut g) => {
-                fill_frame(k, &mut g);
-                g.commit();
-                return;
-            }
-            Err(SendError::Full) => b.snooze(),
+        let sent = r.map(|mut g| {
+            fill_frame(k, &mut g);
+            g.commit();
+        });
+        match sent {
+            Ok(()) => return,
+            Err(SendError::Full) => {}
             Err(e) => panic!("producer: message {k:#x}: {e}"),
         }
+        // A consumer that died or quit early must fail the test, not leave
+        // the producers spinning on a full ring for ever.
+        assert!(
+            !tx.consumer_state().is_gone(),
+            "producer: message {k:#x}: the consumers are gone"
+        );
+        b.snooze();
     }
 }
 

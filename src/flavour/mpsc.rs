@@ -402,7 +402,7 @@ pub(crate) fn recover_claim<M: FramedMem>(m: &M, read: u64) -> Result<bool, Corr
         // ORDERING: Acquire; written before `claim` (see `claim`).
         let e = m.claim_end(i).load(Acquire);
         let (end, won) = (e & !layout::CLAIM_WON, e & layout::CLAIM_WON != 0);
-        (c != 0 && c - 1 <= read && read < end).then_some((c - 1, end, won))
+        (c != 0 && c - 1 <= read && read < end).then(|| (c - 1, end, won))
     };
     for i in 0..m.records() {
         if covers(i).is_none() {
