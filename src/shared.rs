@@ -82,15 +82,28 @@ impl<P: Flavour> Shared<P> {
     pub fn attach(&self, role: Role) -> Result<Attachment, Error> {
         let fd = self.region.fd();
         let exclusive = P::exclusive(&self.mem, role);
-        let att = Attachment::take(fd, role, exclusive, |i| P::reusable(&self.mem, i))?;
         let record = self.region.role_record(role);
-        let Some(att) = att else {
+        let mut tries = 0;
+        let att = loop {
+            if let Some(att) = Attachment::take(fd, role, exclusive, |i| P::reusable(&self.mem, i))?
+            {
+                break att;
+            }
             // ORDERING: Relaxed; diagnostics only.
             let pid = record.pid.load(Relaxed);
-            return Err(Error::RoleTaken {
-                role,
-                pid: (pid != 0).then_some(pid),
-            });
+            // A lock held with no pid recorded is a role being claimed this
+            // instant, or one just released while a child process (spawned
+            // by another thread, between its clone and its exec) still holds
+            // a copy of the descriptor: both pass within moments, so look
+            // again for a little while before calling the role taken.
+            tries += 1;
+            if pid != 0 || tries > 50 {
+                return Err(Error::RoleTaken {
+                    role,
+                    pid: (pid != 0).then_some(pid),
+                });
+            }
+            std::thread::sleep(std::time::Duration::from_millis(1));
         };
         let i = att.record();
         let bit = u32::try_from(i).expect("records are numbered below 128");

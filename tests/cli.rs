@@ -73,9 +73,12 @@ fn create_send_recv_stat_for_every_kind() {
         let json = stdout(&o);
         assert!(json.contains(&format!("\"kind\":\"{kind}\"")), "{json}");
         assert!(
-            json.contains("\"producer\":{\"attached\":false,\"attaches\":1"),
+            json.contains(
+                "\"producer\":{\"attached\":false,\"state\":\"none attached (left cleanly)\",\"attaches\":1"
+            ),
             "{json}"
         );
+        assert!(json.contains("\"claims\":[],\"recoveries\":0"), "{json}");
 
         // The producer has gone: recv drains the ring and exits.
         let o = mmring(&["recv", path]);
