@@ -10,8 +10,8 @@ use std::os::unix::fs::FileExt;
 /// against shrinking as `from_fd` requires of a memfd.
 pub fn file_with(bytes: &[u8]) -> std::fs::File {
     use rustix::fs::{MemfdFlags, SealFlags};
-    let fd = rustix::fs::memfd_create("fuzz", MemfdFlags::CLOEXEC | MemfdFlags::ALLOW_SEALING)
-        .unwrap();
+    let fd =
+        rustix::fs::memfd_create("fuzz", MemfdFlags::CLOEXEC | MemfdFlags::ALLOW_SEALING).unwrap();
     let f = std::fs::File::from(fd);
     f.write_all_at(bytes, 0).unwrap();
     rustix::fs::fcntl_add_seals(&f, SealFlags::SHRINK | SealFlags::GROW).unwrap();

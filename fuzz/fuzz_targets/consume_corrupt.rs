@@ -105,19 +105,19 @@ fuzz_target!(|input: Input| {
     match input.kind % 3 {
         0 => {
             let r = spsc::Ring::anonymous(Config::new(cap)).unwrap();
-            let f = anon_file(r.as_fd(), 4096 + r.capacity());
+            let f = anon_file(r.as_fd(), HEADER + r.capacity());
             drop(r);
             run!(spsc::Ring, f, input, cap)
         }
         1 => {
             let r = mpsc::Ring::anonymous(Config::new(cap)).unwrap();
-            let f = anon_file(r.as_fd(), 4096 + r.capacity());
+            let f = anon_file(r.as_fd(), HEADER + r.capacity());
             drop(r);
             run!(mpsc::Ring, f, input, cap)
         }
         _ => {
             let r = mpmc::Ring::anonymous(Config::slots(cap / 16, 24)).unwrap();
-            let f = anon_file(r.as_fd(), 4096 + r.capacity());
+            let f = anon_file(r.as_fd(), HEADER + r.capacity());
             drop(r);
             run!(mpmc::Ring, f, input, cap)
         }
