@@ -15,6 +15,9 @@ use libfuzzer_sys::arbitrary::{self, Arbitrary};
 use libfuzzer_sys::fuzz_target;
 use mmring::{Config, mpmc, mpsc, spsc};
 
+/// Bytes in front of the data area (layout version 2).
+const HEADER: u64 = 12288;
+
 #[derive(Arbitrary, Debug)]
 enum Action {
     /// Write `value` (1, 2, 4 or 8 bytes of it) at `offset` in the file.
