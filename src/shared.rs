@@ -85,8 +85,20 @@ impl<P: Flavour> Shared<P> {
         let record = self.region.role_record(role);
         let mut tries = 0;
         let att = loop {
-            if let Some(att) = Attachment::take(fd, role, exclusive, |i| P::reusable(&self.mem, i))?
-            {
+            // Records never used or left cleanly first: a dead holder's
+            // record keeps the evidence of its death (its pid) for
+            // `PeerState::Died` until no other record is free.
+            let clean = |i: u64| {
+                // ORDERING: Relaxed; a preference, re-checked by the lock.
+                self.region.attach_record(i).pid.load(Relaxed) == 0 && P::reusable(&self.mem, i)
+            };
+            let taken = match Attachment::take(fd, role, exclusive, clean) {
+                Err(Error::TooManyAttachments { .. }) => {
+                    Attachment::take(fd, role, exclusive, |i| P::reusable(&self.mem, i))
+                }
+                other => other,
+            };
+            if let Some(att) = taken? {
                 break att;
             }
             // ORDERING: Relaxed; diagnostics only.
@@ -160,6 +172,19 @@ impl<P: Flavour> Shared<P> {
         if self.region.role_record(peer).attaches.load(Relaxed) == 0 {
             return PeerState::NeverAttached;
         }
+        // An exclusive role's last holder is the one in the role record: its
+        // pid stays there only if it did not detach.
+        if P::exclusive(&self.mem, peer) {
+            // ORDERING: Relaxed; diagnostics.
+            return if self.region.role_record(peer).pid.load(Relaxed) != 0 {
+                PeerState::Died
+            } else {
+                PeerState::Gone
+            };
+        }
+        // A shared role: a holder that died keeps its pid in its record
+        // (until the record is reused, last of all).
+
         let fd = self.region.fd();
         for i in 0..layout::ATTACH_SLOTS {
             let r = self.region.attach_record(i);

@@ -227,3 +227,49 @@ fn error_paths() {
     assert!(!o.status.success());
     assert!(stderr(&o).contains("not a size"));
 }
+
+/// A sender killed with `kill -9` is a crash, not an end of stream: `recv`
+/// delivers what was committed, then says the producer died and exits with
+/// status 3; after a clean `send`, it exits 0.
+#[test]
+fn a_killed_sender_is_not_a_clean_finish() {
+    let t = TempFile(temp_path("cli-killed"));
+    let path = t.0.to_str().unwrap();
+    assert!(
+        mmring(&["create", path, "--kind", "spsc", "--capacity", "64K"])
+            .status
+            .success()
+    );
+    let mut send = Command::new(env!("CARGO_BIN_EXE_mmring"))
+        .args(["send", path])
+        .stdin(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut stdin = send.stdin.take().unwrap();
+    stdin.write_all(b"one\ntwo\n").unwrap();
+    stdin.flush().unwrap();
+    // The sender has attached once `stat` shows its frames.
+    let start = std::time::Instant::now();
+    while !stdout(&mmring(&["stat", path, "--json"])).contains("\"tail\":32") {
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(20),
+            "sender never sent"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    send.kill().unwrap();
+    send.wait().unwrap();
+    drop(stdin);
+    let o = mmring(&["recv", path]);
+    assert_eq!(stdout(&o), "one\ntwo\n");
+    assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
+    assert!(stderr(&o).contains("the producer died"), "{}", stderr(&o));
+
+    // A clean finish exits 0.
+    let o = mmring_with_stdin(&["send", path], b"three\n");
+    assert!(o.status.success());
+    let o = mmring(&["recv", path]);
+    assert_eq!(stdout(&o), "three\n");
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+}

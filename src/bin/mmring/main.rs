@@ -102,7 +102,8 @@ enum Cmd {
         shared: bool,
     },
     /// Receive frames and write them to stdout (a newline after each, unless
-    /// --raw), until the producers are gone and the ring is empty.
+    /// --raw), until the producers are gone and the ring is empty. Exits
+    /// with status 3 when the producer died instead of detaching.
     Recv {
         path: PathBuf,
         /// Write frames back to back, without newlines.

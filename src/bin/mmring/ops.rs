@@ -364,5 +364,17 @@ pub fn recv(path: &Path, raw: bool, count: Option<u64>, shared: bool) -> Result<
         }
     }
     out.flush().map_err(|e| format!("stdout: {e}"))?;
+    if rx.producer_state() == mmring::PeerState::Died {
+        // A crash is not an end of stream: say so, and exit non-zero.
+        eprintln!(
+            "mmring: {}: the producer died without detaching (received {n} frames)",
+            path.display()
+        );
+        return Ok(ExitCode::from(EXIT_PRODUCER_DIED));
+    }
     Ok(ExitCode::SUCCESS)
 }
+
+/// `mmring recv`'s exit status when the ring's producer died (was killed,
+/// or exited without detaching) rather than finishing cleanly.
+pub const EXIT_PRODUCER_DIED: u8 = 3;
