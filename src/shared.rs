@@ -133,6 +133,18 @@ impl<P: Flavour> Shared<P> {
         r.pid.store(std::process::id(), Relaxed);
         if exclusive {
             record.pid.store(std::process::id(), Relaxed);
+            // The role is ours alone now: a record still naming an earlier
+            // holder of it is a dead one's, whose death the role record
+            // told until this moment.
+            for j in (0..layout::ATTACH_SLOTS).filter(|&j| j != i) {
+                let r = self.region.attach_record(j);
+                if r.pid.load(Relaxed) != 0
+                    && r.role.load(Relaxed) == role.code()
+                    && !roles::is_held(fd, layout::attach_record_offset(j)).unwrap_or(true)
+                {
+                    r.pid.store(0, Relaxed);
+                }
+            }
         }
         record.attaches.fetch_add(1, Relaxed);
         self.peer_point(role).wake_all();
