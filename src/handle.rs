@@ -978,13 +978,36 @@ impl<P: Flavour> Consumer<P> {
         if let Some(taken) = take(role, st)? {
             return Ok(taken);
         }
-        Ok(wait::block(
-            role.shared.data_point(),
-            role.bit(),
-            deadline,
-            || take(role, st),
-            || role.peer_state().is_gone(),
-        )?)
+        // Every producer gone does not mean nothing is left: messages
+        // committed after a dead producer's claim wait behind it, and a
+        // claim is recovered only once it has held us for the grace period
+        // (and every producer being gone, it is a dead one's). So before
+        // reporting `Disconnected` while something is still claimed, wait
+        // out the grace and look again, once per stuck claim (at most one
+        // per attachment record, plus a margin).
+        let mut stuck_claims = 0;
+        loop {
+            let r = wait::block(
+                role.shared.data_point(),
+                role.bit(),
+                deadline,
+                || take(role, st),
+                || role.peer_state().is_gone(),
+            );
+            match r {
+                Err(wait::Gave::Disconnected)
+                    if P::waiting(&role.shared.mem, st) > 0
+                        && stuck_claims <= 2 * crate::layout::ATTACH_SLOTS =>
+                {
+                    stuck_claims += 1;
+                    if deadline.is_some_and(|d| Instant::now() >= d) {
+                        return Err(RecvError::Timeout);
+                    }
+                    std::thread::sleep(crate::ring::RECOVERY_GRACE);
+                }
+                r => return Ok(r?),
+            }
+        }
     }
 
     fn grant(&mut self, taken: P::Taken) -> ReadGrant<'_, P> {

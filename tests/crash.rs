@@ -121,15 +121,19 @@ fn peer() {
                 body!(mpsc::Ring::open(&path).unwrap().producer().unwrap())
             }
         }
-        // An mpsc consumer taking batches of MMRING_BATCH and printing every
-        // key it reads (before the batch is released).
+        // An mpsc consumer taking batches of MMRING_BATCH with
+        // `try_recv_batch` and printing every key it reads (before the batch
+        // is released).
         "mpsc-consumer" => {
             let batch: usize = var("MMRING_BATCH");
             let mut rx = mpsc::Ring::open(&path).unwrap().consumer().unwrap();
             say("ATTACHED");
             loop {
-                rx.recv_batch(batch, |f| say(format!("GOT {}", decode(f, MAX))))
-                    .unwrap();
+                match rx.try_recv_batch(batch, |f| say(format!("GOT {}", decode(f, MAX)))) {
+                    Ok(_) => {}
+                    Err(RecvError::Empty) => std::thread::sleep(Duration::from_millis(1)),
+                    Err(e) => panic!("consumer: {e}"),
+                }
             }
         }
         // An mpmc producer that reserves one slot (and dies in it).
@@ -172,9 +176,15 @@ enum Death {
 /// of B's, in order, exactly once; B is never wedged by `Full`; `recv`
 /// returns `Disconnected` only once everything is read; a fresh consumer
 /// and producer on the same file work.
-fn mpsc_producer_dies(death: Death) {
+///
+/// With `b_leaves_first`, B sends only 5 frames and detaches before the
+/// consumer reads anything (the issue's "when B leaves, `recv` returns
+/// `Disconnected` at once with committed frames still in the ring"): with
+/// no live producer left, the consumer must still get past A's dead claim
+/// to B's frames before it reports `Disconnected`.
+fn mpsc_producer_dies(death: Death, b_leaves_first: bool) {
     const A_SENDS: u64 = 3;
-    const B_SENDS: u64 = 2000;
+    let b_sends: u64 = if b_leaves_first { 5 } else { 2000 };
     let path = temp_path("crash-mpsc-producer");
     let _cleanup = TempFile(path.clone());
     let ring = mpsc::Ring::create(&path, Config::new(4096).max_frame(MAX as u64)).unwrap();
@@ -212,7 +222,7 @@ fn mpsc_producer_dies(death: Death) {
 
     let mut tx = ring.producer().unwrap();
     let sender = std::thread::spawn(move || {
-        for seq in 0..B_SENDS {
+        for seq in 0..b_sends {
             let k = key(2, seq);
             let since = Instant::now();
             loop {
@@ -235,6 +245,11 @@ fn mpsc_producer_dies(death: Death) {
         }
         // B detaches cleanly here; the consumer must still read everything.
     });
+    let mut sender = Some(sender);
+    if b_leaves_first {
+        sender.take().unwrap().join().unwrap();
+        assert_eq!(rx.producer_state(), PeerState::Died, "A died, B left");
+    }
     let mut next = [0u64; 3];
     loop {
         match rx.recv_timeout(WEDGE) {
@@ -251,10 +266,12 @@ fn mpsc_producer_dies(death: Death) {
             ),
         }
     }
-    sender.join().unwrap();
+    if let Some(sender) = sender {
+        sender.join().unwrap();
+    }
     assert_eq!(
         next[1..],
-        [A_SENDS, B_SENDS],
+        [A_SENDS, b_sends],
         "Disconnected only after every committed frame of A and B"
     );
     let st = ring.stat();
@@ -287,17 +304,27 @@ fn mpsc_producer_dies(death: Death) {
 
 #[test]
 fn mpsc_producer_killed_after_claim() {
-    mpsc_producer_dies(Death::Claimed);
+    mpsc_producer_dies(Death::Claimed, false);
+}
+
+#[test]
+fn mpsc_producer_killed_after_claim_other_producer_gone() {
+    mpsc_producer_dies(Death::Claimed, true);
 }
 
 #[test]
 fn mpsc_producer_killed_holding_reserve_grant() {
-    mpsc_producer_dies(Death::External);
+    mpsc_producer_dies(Death::External, false);
+}
+
+#[test]
+fn mpsc_producer_killed_holding_reserve_grant_other_producer_gone() {
+    mpsc_producer_dies(Death::External, true);
 }
 
 #[test]
 fn mpsc_producer_killed_before_its_cas() {
-    mpsc_producer_dies(Death::Recorded);
+    mpsc_producer_dies(Death::Recorded, false);
 }
 
 /// A producer killed at `mpsc-recorded` recorded a claim position but never
@@ -516,6 +543,42 @@ fn mpmc_producer_killed_after_claim() {
     );
     let st = ring.stat();
     assert!(st.recoveries >= 1 && st.claims.is_empty(), "{st:?}");
+}
+
+/// As failure 1's "`Disconnected` with committed frames in the ring", on
+/// mpmc: a producer process dies holding a slot, a second producer sends 5
+/// messages after it and detaches. With no live producer left, the consumer
+/// must still get past the dead slot to the 5 messages before it reports
+/// `Disconnected`.
+#[test]
+fn mpmc_producer_killed_after_claim_other_producer_gone() {
+    let path = temp_path("crash-mpmc-producer-gone");
+    let _cleanup = TempFile(path.clone());
+    let ring = mpmc::Ring::create(&path, Config::slots(8, SLOT as u64)).unwrap();
+    let mut rx = ring.consumer().unwrap();
+    let mut e = env(&path);
+    e.push(("MMRING_KILL_AT", "mpmc-claimed".into()));
+    expect_killed(spawn_peer("mpmc-producer", &e));
+    {
+        let mut tx = ring.producer().unwrap();
+        for seq in 0..5 {
+            let k = key(1, seq);
+            let mut g = tx.try_reserve(frame_len(k, SLOT)).unwrap();
+            fill(k, &mut g);
+            g.commit();
+        }
+    }
+    assert_eq!(rx.producer_state(), PeerState::Died);
+    let mut got = Vec::new();
+    loop {
+        match rx.recv_timeout(WEDGE) {
+            Ok(g) => got.push(decode(&g, SLOT)),
+            Err(RecvError::Disconnected) => break,
+            Err(e) => panic!("consumer: {e} after {got:x?}"),
+        }
+    }
+    assert_eq!(got, (0..5).map(|s| key(1, s)).collect::<Vec<_>>());
+    assert!(ring.stat().recoveries >= 1, "{:?}", ring.stat());
 }
 
 /// Issue 9, failure 4: a consumer process is killed after taking a message

@@ -511,7 +511,7 @@ fn soak<P: FixedKind>(flavour: &'static str, cfg: Config, producers: usize, cons
         for w in 0..(SEQ_CAP / 64) as usize {
             let bits = f.bits(w).load(Acquire);
             let base = w as u64 * 64;
-            if base >= committed + 1 && bits == 0 {
+            if base > committed && bits == 0 {
                 break;
             }
             for b in 0..64 {
