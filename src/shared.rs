@@ -120,9 +120,11 @@ impl<P: Flavour> Shared<P> {
         let i = att.record();
         let bit = u32::try_from(i).expect("records are numbered below 128");
         // The record is ours: a previous holder is dead, and its sleeper
-        // bits are stale.
+        // bits are stale; so are the bits of any other dead sleeper.
         self.data_point().sleepers().remove(bit);
         self.space_point().sleepers().remove(bit);
+        self.reconcile(self.data_point());
+        self.reconcile(self.space_point());
         // ORDERING: Relaxed throughout; pids, roles and counts are
         // diagnostics and liveness hints, never synchronisation (that is
         // the locks' job). The role is read by recovery scans only through
@@ -280,6 +282,11 @@ impl<P: Flavour> Shared<P> {
 
 /// Whether the other side of a ring is there: from the kernel's lock table
 /// (a process killed with `kill -9` loses its locks at once), not from pids.
+///
+/// One transient: while another thread of the same process is spawning a
+/// child, the child holds copies of the process's descriptors until it
+/// execs (they are close-on-exec), so for that moment a holder that just
+/// left may still read as `Alive`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum PeerState {
