@@ -626,7 +626,8 @@ fn check_memfd_seals(fd: BorrowedFd<'_>) -> Result<(), Error> {
     Ok(())
 }
 
-#[cfg(test)]
+// Real files: not under Miri.
+#[cfg(all(test, not(miri)))]
 mod tests {
     use super::*;
 

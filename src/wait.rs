@@ -649,6 +649,7 @@ mod tests {
     /// gets EFAULT, not SIGBUS; `futex_wait` / `futex_wake` then touch the
     /// word so the fault handler poisons the mapping, and neither panics.
     #[test]
+    #[cfg_attr(miri, ignore = "memfd, mmap and SIGBUS are not available under Miri")]
     fn futex_on_a_truncated_page_poisons_instead_of_failing() {
         use std::os::fd::AsRawFd;
         let page = rustix::param::page_size();
