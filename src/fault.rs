@@ -373,7 +373,7 @@ unsafe fn repair(info: *mut libc::siginfo_t) -> bool {
         if addr < base || addr - base >= len {
             continue;
         }
-        #[cfg(test)]
+        #[cfg(all(test, not(miri)))]
         tests::hook::pause_if_asked(base);
         // Flag first: whoever reads the zeros below can then see it.
         // ORDERING(poison-flag): Release; pairs with the Acquire in
