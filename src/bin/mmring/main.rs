@@ -3,7 +3,10 @@
 //!
 //! ```text
 //! mmring bench [--kind spsc|mpsc|mpmc] [--size BYTES] [--count N]
-//!              [--producers P] [--consumers C] [--blocking] [--compare]
+//!              [--producers P] [--consumers C] [--blocking]
+//!              [--access header|read|copy] [--compare]
+//! mmring bench --workloads [--count N]  W1-W5 with floors, references, ratios
+//! mmring bench --case CASE [...]        one measurement (cargo bench drives it)
 //! mmring create PATH --kind KIND --capacity BYTES [--max-frame BYTES]
 //!              [--slots N --slot-size BYTES] [--mode OCTAL]
 //! mmring stat PATH [--watch] [--json]
@@ -52,7 +55,8 @@ impl From<KindArg> for mmring::Kind {
 #[derive(Subcommand, Debug)]
 enum Cmd {
     /// Stream frames between producer and consumer processes on an
-    /// anonymous ring; print throughput and a latency histogram.
+    /// anonymous ring; print throughput, latency histograms and the
+    /// round-trip floor (also: --workloads, the W1-W5 suite).
     Bench(bench::Args),
     /// Create a named ring file.
     Create {

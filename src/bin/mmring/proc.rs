@@ -1,11 +1,11 @@
-//! Process plumbing shared by `mmring bench` and the criterion benchmarks
-//! (which include this file with `#[path]`): forking workers, a start gate,
-//! CPU pinning, the monotonic clock, a counter page shared across fork.
-#![allow(dead_code)]
+//! Process plumbing for `mmring bench`, the one cross-process benchmark
+//! harness (the criterion benchmarks run the built binary rather than
+//! include this file): forking workers, a start gate, CPU pinning, the
+//! monotonic clock, words shared across fork.
 
 use std::io::Write;
 use std::os::fd::OwnedFd;
-use std::sync::atomic::AtomicU64;
+use std::sync::atomic::{AtomicU32, AtomicU64};
 
 pub fn now_ns() -> u64 {
     let t = rustix::time::clock_gettime(rustix::time::ClockId::Monotonic);
@@ -86,9 +86,10 @@ pub fn pin(i: usize) {
 
 /// Forks a child that runs `f` and exits with its status.
 pub fn fork_child(f: impl FnOnce() -> i32) -> Result<libc::pid_t, String> {
-    // SAFETY: the benchmark forks before it starts any thread (the progress
-    // bar starts later), and the child leaves with `_exit`, never returning
-    // into the parent's state.
+    // SAFETY: the benchmark forks only while it runs one thread (the
+    // progress bar starts after the forks; the thread references join their
+    // threads before returning), and the child leaves with `_exit`, never
+    // returning into the parent's state.
     let pid = unsafe { libc::fork() };
     match pid {
         -1 => Err(format!("fork: {}", std::io::Error::last_os_error())),
@@ -118,12 +119,11 @@ pub fn wait_child(pid: libc::pid_t) -> Result<(), String> {
     }
 }
 
-/// A page shared with the children across fork: the consumed-frames
-/// counter behind the progress bar.
-pub fn shared_counter() -> Result<&'static AtomicU64, String> {
-    // SAFETY: a fresh anonymous shared mapping of one page; never unmapped,
-    // so the reference lives for the rest of the process (and its children).
-    let p = unsafe {
+/// A fresh zeroed page shared with the children forked after this call.
+/// Never unmapped: the benchmark maps a handful of these per run.
+fn shared_page() -> Result<*mut std::ffi::c_void, String> {
+    // SAFETY: a fresh anonymous shared mapping of one page, never unmapped.
+    unsafe {
         rustix::mm::mmap_anonymous(
             std::ptr::null_mut(),
             4096,
@@ -131,9 +131,23 @@ pub fn shared_counter() -> Result<&'static AtomicU64, String> {
             rustix::mm::MapFlags::SHARED,
         )
     }
-    .map_err(|e| format!("mmap: {e}"))?;
-    // SAFETY: page-aligned, zero-initialised, live forever (see above).
-    Ok(unsafe { &*p.cast::<AtomicU64>() })
+    .map_err(|e| format!("mmap: {e}"))
+}
+
+/// A counter shared with the children across fork (the consumed-frames
+/// counter behind the progress bar; the cache-line floor's turn word).
+pub fn shared_counter() -> Result<&'static AtomicU64, String> {
+    // SAFETY: page-aligned, zero-initialised, never unmapped (see
+    // `shared_page`), so the reference lives for the rest of the process
+    // and its children.
+    Ok(unsafe { &*shared_page()?.cast::<AtomicU64>() })
+}
+
+/// A 32-bit word shared with the children across fork, usable as a futex
+/// (the futex floor's turn word).
+pub fn shared_futex() -> Result<&'static AtomicU32, String> {
+    // SAFETY: as in `shared_counter`.
+    Ok(unsafe { &*shared_page()?.cast::<AtomicU32>() })
 }
 
 /// Lets the parent run anywhere again after a pinned phase.

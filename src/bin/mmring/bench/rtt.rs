@@ -1,0 +1,225 @@
+//! Unloaded round trips between this process and a forked echo process,
+//! pinned to two CPUs: over two rings, over byte streams, and the two
+//! floors a ring round trip is judged against (one cache line bounced
+//! between two processes when spinning; a futex handed back and forth when
+//! sleeping).
+
+use std::io::{Read, Write};
+use std::os::fd::OwnedFd;
+use std::sync::atomic::Ordering::{Acquire, Release};
+use std::time::Instant;
+
+use hdrhistogram::Histogram;
+use mmring::{AnyRing, Config, Kind};
+
+use super::histogram;
+use super::stream::{recv_with, send_with};
+use crate::proc::{Gate, fork_child, now_ns, pin, shared_counter, shared_futex, unpin, wait_child};
+
+/// What a round-trip run measured.
+pub struct Rtt {
+    /// Each round trip, in ns.
+    pub hist: Histogram<u64>,
+    /// All of them, start gate to last reply, in ns.
+    pub ns: u64,
+}
+
+/// Times `n` round trips. `echo` runs in a forked child pinned to CPU 1:
+/// it sets up, calls `ready` (the start gate), then answers `n` times and
+/// returns its exit status. Here, pinned to CPU 0, `near` sets up and
+/// `round_trip` does round trip `seq`.
+fn ping_pong<S>(
+    n: u64,
+    echo: impl FnOnce(&mut dyn FnMut()) -> i32,
+    near: impl FnOnce() -> Result<S, String>,
+    mut round_trip: impl FnMut(&mut S, u64) -> Result<(), String>,
+) -> Result<Rtt, String> {
+    let mut gate = Gate::new()?;
+    let pid = fork_child(|| {
+        pin(1);
+        echo(&mut || gate.child_wait())
+    })?;
+    pin(0);
+    let mut s = near()?;
+    let start = gate.open(1)?;
+    let mut hist = histogram();
+    for seq in 0..n {
+        let t0 = Instant::now();
+        round_trip(&mut s, seq)?;
+        let _ = hist.record((t0.elapsed().as_nanos() as u64).max(1));
+    }
+    let ns = now_ns() - start;
+    unpin();
+    wait_child(pid)?;
+    Ok(Rtt { hist, ns })
+}
+
+/// Round trips of a `size`-byte message over two rings of `kind` (ping,
+/// pong); the echo process copies each message out and back in.
+pub fn ring(kind: Kind, size: usize, blocking: bool, n: u64) -> Result<Rtt, String> {
+    let cfg = match kind {
+        Kind::Mpmc => Config::slots(64, size as u64),
+        _ => Config::new(((size as u64 + 8) * 64).next_power_of_two().max(4096)),
+    };
+    let ping = AnyRing::anonymous(kind, cfg).map_err(|e| e.to_string())?;
+    let pong = AnyRing::anonymous(kind, cfg).map_err(|e| e.to_string())?;
+    let mut out = vec![0u8; size];
+    ping_pong(
+        n,
+        |ready| {
+            let (mut rx, mut tx) = (ping.consumer().unwrap(), pong.producer().unwrap());
+            ready();
+            let mut buf = vec![0u8; size];
+            for _ in 0..n {
+                if recv_with(&mut rx, blocking, |f| buf.copy_from_slice(f)).is_err()
+                    || send_with(&mut tx, size, blocking, |f| f.copy_from_slice(&buf)).is_err()
+                {
+                    return 1;
+                }
+            }
+            0
+        },
+        || {
+            let tx = ping.producer().map_err(|e| e.to_string())?;
+            let rx = pong.consumer().map_err(|e| e.to_string())?;
+            Ok((tx, rx))
+        },
+        |(tx, rx), seq| {
+            out[..8].copy_from_slice(&seq.to_le_bytes());
+            send_with(tx, size, blocking, |f| f.copy_from_slice(&out))
+                .map_err(|e| format!("round trip: {e}"))?;
+            let back = recv_with(rx, blocking, |f| {
+                u64::from_le_bytes(f[..8].try_into().unwrap())
+            })
+            .map_err(|e| format!("round trip: {e}"))?;
+            if back != seq {
+                return Err(format!("round trip {seq}: got {back}"));
+            }
+            Ok(())
+        },
+    )
+}
+
+/// Round trips over byte streams: `near` = [read, write] of this process,
+/// `far` = [read, write] of the echo process.
+pub fn stream(near: [OwnedFd; 2], far: [OwnedFd; 2], size: usize, n: u64) -> Result<Rtt, String> {
+    ping_pong(
+        n,
+        // `far` moves into the child's closure: this process's copies close
+        // when the closure is dropped, right after the fork.
+        move |ready| {
+            let [r, w] = far;
+            let (mut r, mut w) = (std::fs::File::from(r), std::fs::File::from(w));
+            ready();
+            let mut buf = vec![0u8; size];
+            for _ in 0..n {
+                if r.read_exact(&mut buf).is_err() || w.write_all(&buf).is_err() {
+                    return 1;
+                }
+            }
+            0
+        },
+        move || {
+            let [r, w] = near;
+            Ok((
+                std::fs::File::from(r),
+                std::fs::File::from(w),
+                vec![0u8; size],
+            ))
+        },
+        |(r, w, buf), seq| {
+            buf[..8].copy_from_slice(&seq.to_le_bytes());
+            w.write_all(buf).map_err(|e| e.to_string())?;
+            r.read_exact(buf).map_err(|e| e.to_string())
+        },
+    )
+}
+
+/// Round trips over two pipes.
+pub fn pipe(size: usize, n: u64) -> Result<Rtt, String> {
+    let (r1, w1) = rustix::pipe::pipe().map_err(|e| format!("pipe: {e}"))?;
+    let (r2, w2) = rustix::pipe::pipe().map_err(|e| format!("pipe: {e}"))?;
+    stream([r1, w2], [r2, w1], size, n)
+}
+
+/// Round trips over a Unix stream socket pair; each side reads and writes
+/// its own end.
+pub fn socket(size: usize, n: u64) -> Result<Rtt, String> {
+    let (a, b) = std::os::unix::net::UnixStream::pair().map_err(|e| format!("socketpair: {e}"))?;
+    let (a2, b2) = (
+        a.try_clone().map_err(|e| e.to_string())?,
+        b.try_clone().map_err(|e| e.to_string())?,
+    );
+    stream(
+        [OwnedFd::from(a), OwnedFd::from(a2)],
+        [OwnedFd::from(b), OwnedFd::from(b2)],
+        size,
+        n,
+    )
+}
+
+/// The spinning floor: two processes taking turns on one shared cache line
+/// (a turn counter: odd is the echo's turn, even is ours). No ring can
+/// answer faster than a line can cross between the two cores.
+pub fn cache_line(n: u64) -> Result<Rtt, String> {
+    let w = shared_counter()?;
+    w.store(0, Release);
+    ping_pong(
+        n,
+        |ready| {
+            ready();
+            for i in 0..n {
+                while w.load(Acquire) != 2 * i + 1 {
+                    std::hint::spin_loop();
+                }
+                w.store(2 * i + 2, Release);
+            }
+            0
+        },
+        || Ok(()),
+        |(), i| {
+            w.store(2 * i + 1, Release);
+            while w.load(Acquire) != 2 * i + 2 {
+                std::hint::spin_loop();
+            }
+            Ok(())
+        },
+    )
+}
+
+/// The sleeping floor: two processes handing a turn back and forth through
+/// a shared futex, each sleeping in the kernel until woken.
+pub fn futex(n: u64) -> Result<Rtt, String> {
+    use rustix::thread::futex;
+    let w = shared_futex()?;
+    let wait_for = |v: u32| loop {
+        let cur = w.load(Acquire);
+        if cur == v {
+            return;
+        }
+        let _ = futex::wait(w, futex::Flags::empty(), cur, None);
+    };
+    let set = |v: u32| {
+        w.store(v, Release);
+        let _ = futex::wake(w, futex::Flags::empty(), 1);
+    };
+    // Turn numbers wrap: only the next value is ever compared.
+    let turn = |i: u64, k: u64| (2 * i + k) as u32;
+    ping_pong(
+        n,
+        |ready| {
+            ready();
+            for i in 0..n {
+                wait_for(turn(i, 1));
+                set(turn(i, 2));
+            }
+            0
+        },
+        || Ok(()),
+        |(), i| {
+            set(turn(i, 1));
+            wait_for(turn(i, 2));
+            Ok(())
+        },
+    )
+}

@@ -1,0 +1,494 @@
+//! Streams: frames from producer processes to consumer processes over an
+//! anonymous ring, or from one process to another over a byte stream (a
+//! pipe or a Unix socket), timed from the start gate to the last frame.
+
+use std::hint::black_box;
+use std::io::{Read, Write};
+use std::os::fd::OwnedFd;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+
+use hdrhistogram::Histogram;
+use mmring::{AnyConsumer, AnyProducer, AnyRing, Config, Kind, RecvError, SendError};
+
+use super::{Access, MIN_SIZE, SAMPLE, histogram};
+use crate::proc::{Gate, fork_child, now_ns, pin, shared_counter, wait_child};
+
+/// One stream workload: who sends, who receives, how frames are touched.
+#[derive(Clone, Copy, Debug)]
+pub struct Shape {
+    pub kind: Kind,
+    pub size: usize,
+    pub count: u64,
+    pub producers: u32,
+    pub consumers: u32,
+    pub blocking: bool,
+    pub access: Access,
+}
+
+impl Shape {
+    /// The errors a user sees for sizes and counts no workload can take.
+    pub fn check_counts(&self) -> Result<(), String> {
+        if self.size < MIN_SIZE {
+            return Err(format!("--size must be at least {MIN_SIZE} bytes"));
+        }
+        if self.producers == 0 || self.consumers == 0 || self.count == 0 {
+            return Err("--producers, --consumers and --count must be at least 1".into());
+        }
+        Ok(())
+    }
+
+    /// The errors a user sees for a shape the ring kind cannot take.
+    pub fn check(&self) -> Result<(), String> {
+        self.check_counts()?;
+        match self.kind {
+            Kind::Spsc if self.producers != 1 || self.consumers != 1 => Err(
+                "an spsc ring has one producer and one consumer; use --kind mpsc or mpmc".into(),
+            ),
+            Kind::Mpsc if self.consumers != 1 => {
+                Err("an mpsc ring has one consumer; use --kind mpmc for several".into())
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// A fresh anonymous ring for this shape.
+    pub fn ring(&self) -> Result<AnyRing, String> {
+        let cfg = match self.kind {
+            Kind::Mpmc => Config::slots(4096, self.size as u64),
+            _ => {
+                // Room for at least 256 frames, 4 MiB at the least.
+                let want = ((self.size as u64 + 8) * 256)
+                    .max(4 << 20)
+                    .next_power_of_two();
+                Config::new(want)
+            }
+        };
+        let ring =
+            AnyRing::anonymous(self.kind, cfg).map_err(|e| format!("anonymous ring: {e}"))?;
+        if self.size > ring.max_frame() {
+            return Err(format!(
+                "--size {} exceeds the ring's max frame {}",
+                self.size,
+                ring.max_frame()
+            ));
+        }
+        Ok(ring)
+    }
+}
+
+/// What one stream measured.
+pub struct Outcome {
+    pub name: String,
+    pub frame_size: usize,
+    pub frames: u64,
+    /// From the start gate to the last consumer's last frame.
+    pub ns: u64,
+    pub latency: Histogram<u64>,
+    pub errors: u64,
+}
+
+impl Outcome {
+    fn new(name: &str, frame_size: usize) -> Outcome {
+        Outcome {
+            name: name.to_string(),
+            frame_size,
+            frames: 0,
+            ns: 0,
+            latency: histogram(),
+            errors: 0,
+        }
+    }
+
+    pub fn secs(&self) -> f64 {
+        self.ns as f64 / 1e9
+    }
+
+    pub fn frames_per_s(&self) -> f64 {
+        self.frames as f64 / self.secs()
+    }
+
+    /// Adds one consumer's report (see `results_text`); returns its end
+    /// time.
+    fn add_results(&mut self, text: &str) -> Result<u64, String> {
+        let mut end = 0;
+        for line in text.lines() {
+            let mut words = line.split(' ');
+            let tag = words.next();
+            let v: Vec<u64> = words.filter_map(|x| x.parse().ok()).collect();
+            match (tag, v.as_slice()) {
+                (Some("count"), [n]) => self.frames += n,
+                (Some("errors"), [n]) => self.errors += n,
+                (Some("end"), [t]) => end = *t,
+                (Some("h"), [value, count]) => {
+                    let _ = self.latency.record_n(*value, *count);
+                }
+                _ => return Err(format!("unexpected result line {line:?}")),
+            }
+        }
+        Ok(end)
+    }
+}
+
+/// A consumer's report to the parent: counts, end time, and its latency
+/// histogram as exact (value, count) pairs, so merging loses nothing.
+fn results_text(count: u64, errors: u64, end: u64, latency: &Histogram<u64>) -> String {
+    let mut text = format!("count {count}\nerrors {errors}\nend {end}\n");
+    for v in latency.iter_recorded() {
+        text.push_str(&format!(
+            "h {} {}\n",
+            v.value_iterated_to(),
+            v.count_at_value()
+        ));
+    }
+    text
+}
+
+/// Streams `shape.count` frames over `ring` from `shape.producers` forked
+/// producers to `shape.consumers` forked consumers, pinned to alternate
+/// CPUs, every frame checked. `progress`: show a progress bar meanwhile.
+pub fn run_ring(ring: &AnyRing, shape: &Shape, progress: bool) -> Result<Outcome, String> {
+    let consumed = shared_counter()?;
+    let mut gate = Gate::new()?;
+    let Shape {
+        size,
+        blocking,
+        access,
+        ..
+    } = *shape;
+    let mut pids = Vec::new();
+    let mut results = Vec::new();
+    for c in 0..shape.consumers {
+        let (r, w) = rustix::pipe::pipe().map_err(|e| format!("pipe: {e}"))?;
+        let checks_order = ring.kind() != Kind::Mpmc;
+        let producers = shape.producers as usize;
+        // `w` moves into the closure: the parent's copy closes when the
+        // closure is dropped, right after the fork.
+        let pid = fork_child(|| {
+            pin(cpu_for(c as usize, 1));
+            let mut rx = ring.consumer().expect("attach consumer");
+            gate.child_wait();
+            let out = Consume {
+                blocking,
+                producers,
+                checks_order,
+                consumed,
+                out: w,
+            };
+            match access {
+                Access::Header => consume::<HEADER>(&mut rx, out),
+                Access::Read => consume::<READ>(&mut rx, out),
+                Access::Copy => consume::<COPY>(&mut rx, out),
+            }
+        })?;
+        pids.push(pid);
+        results.push((c, r));
+    }
+    for p in 0..shape.producers {
+        let n = shape.count / shape.producers as u64
+            + if p == 0 {
+                shape.count % shape.producers as u64
+            } else {
+                0
+            };
+        let pid = fork_child(|| {
+            pin(cpu_for(p as usize, 0));
+            let mut tx = ring.producer().expect("attach producer");
+            gate.child_wait();
+            match access {
+                Access::Copy => produce::<true>(&mut tx, p, n, size, blocking),
+                Access::Header | Access::Read => produce::<false>(&mut tx, p, n, size, blocking),
+            }
+        })?;
+        pids.push(pid);
+    }
+    let start = gate.open(pids.len())?;
+    let bar = progress.then(|| {
+        let bar = indicatif::ProgressBar::new(shape.count);
+        bar.set_style(
+            indicatif::ProgressStyle::with_template("  {bar:40} {pos}/{len} frames {per_sec}")
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        );
+        bar
+    });
+    let mut outcome = Outcome::new("mmring", size);
+    let mut end = start;
+    for (_, r) in results {
+        let mut text = String::new();
+        let mut f = std::fs::File::from(r);
+        // While a consumer runs, its pipe stays open: show progress meanwhile.
+        if let Some(bar) = &bar {
+            while !readable(&f) {
+                bar.set_position(consumed.load(Relaxed));
+            }
+        }
+        f.read_to_string(&mut text)
+            .map_err(|e| format!("results: {e}"))?;
+        end = end.max(outcome.add_results(&text)?);
+    }
+    if let Some(bar) = bar {
+        bar.finish_and_clear();
+    }
+    for pid in pids {
+        wait_child(pid)?;
+    }
+    // Frames lost or duplicated count as errors too.
+    outcome.errors += shape.count.abs_diff(outcome.frames);
+    outcome.ns = end - start;
+    Ok(outcome)
+}
+
+/// CPU index for the `i`-th producer (`side` 0) or consumer (`side` 1):
+/// producers and consumers alternate, so a 1 x 1 pair gets two cores.
+fn cpu_for(i: usize, side: usize) -> usize {
+    2 * i + side
+}
+
+/// Whether reading `f` would not block (data or EOF), waiting up to 100 ms.
+fn readable(f: &std::fs::File) -> bool {
+    let mut fds = [rustix::event::PollFd::new(f, rustix::event::PollFlags::IN)];
+    let timeout = rustix::time::Timespec {
+        tv_sec: 0,
+        tv_nsec: 100_000_000,
+    };
+    matches!(rustix::event::poll(&mut fds, Some(&timeout)), Ok(n) if n > 0)
+}
+
+/// Reserves `len` bytes (blocking, or spinning on `Full`), lets `fill`
+/// write them, and commits.
+pub fn send_with(
+    tx: &mut AnyProducer,
+    len: usize,
+    blocking: bool,
+    fill: impl FnOnce(&mut [u8]),
+) -> Result<(), SendError> {
+    let mut g = if blocking {
+        tx.reserve(len)?
+    } else {
+        let backoff = crossbeam_utils::Backoff::new();
+        loop {
+            match tx.try_reserve(len) {
+                Err(SendError::Full) => backoff.spin(),
+                other => break other?,
+            }
+        }
+    };
+    fill(&mut g);
+    g.commit();
+    Ok(())
+}
+
+/// Takes the next message (blocking, or spinning on `Empty`) and hands it
+/// to `f`. A spinning wait ends with `Disconnected` too, once the producers
+/// that attached are gone and nothing is left.
+pub fn recv_with<R>(
+    rx: &mut AnyConsumer,
+    blocking: bool,
+    f: impl FnOnce(&[u8]) -> R,
+) -> Result<R, RecvError> {
+    if blocking {
+        return rx.recv().map(|g| f(&g));
+    }
+    // `f` runs at most once, inside `map`, so no grant outlives a loop turn.
+    let mut f = Some(f);
+    let mut call = |g: &[u8]| (f.take().expect("called once"))(g);
+    let mut spins = 0u32;
+    let backoff = crossbeam_utils::Backoff::new();
+    loop {
+        match rx.try_recv().map(|g| call(&g)) {
+            Err(RecvError::Empty) => {
+                spins = spins.wrapping_add(1);
+                // Now and then, ask whether anyone is left to send; the
+                // blocking path does this itself.
+                if spins % 4096 == 0 && rx.producer_state().is_gone() {
+                    return match rx.try_recv().map(|g| call(&g)) {
+                        Err(RecvError::Empty) => Err(RecvError::Disconnected),
+                        other => other,
+                    };
+                }
+                // Exponential busy-wait, never yielding: fewer loads of the
+                // producer's cursor line.
+                backoff.spin();
+            }
+            other => return other,
+        }
+    }
+}
+
+/// Sends `n` frames: sequence number, producer id and (one in `SAMPLE`)
+/// the clock in the first 24 bytes; with `COPY`, the whole frame is first
+/// copied in from a buffer.
+fn produce<const COPY: bool>(
+    tx: &mut AnyProducer,
+    id: u32,
+    n: u64,
+    size: usize,
+    blocking: bool,
+) -> i32 {
+    let src = vec![0x5au8; if COPY { size } else { 0 }];
+    for seq in 0..n {
+        let r = send_with(tx, size, blocking, |f| {
+            if COPY {
+                f.copy_from_slice(&src);
+            }
+            f[..8].copy_from_slice(&seq.to_le_bytes());
+            f[8..12].copy_from_slice(&id.to_le_bytes());
+            if seq % SAMPLE == 0 {
+                f[16..24].copy_from_slice(&now_ns().to_le_bytes());
+            }
+        });
+        if let Err(e) = r {
+            eprintln!("mmring bench: producer {id}: {e}");
+            return 1;
+        }
+    }
+    0
+}
+
+/// How a consumer touches a frame besides its header (`Access` as a
+/// const generic, so the header-only path carries no branch).
+const HEADER: u8 = 0;
+const READ: u8 = 1;
+const COPY: u8 = 2;
+
+struct Consume {
+    blocking: bool,
+    producers: usize,
+    checks_order: bool,
+    consumed: &'static AtomicU64,
+    out: OwnedFd,
+}
+
+fn consume<const ACCESS: u8>(rx: &mut AnyConsumer, c: Consume) -> i32 {
+    let mut latency = histogram();
+    let mut next = vec![0u64; c.producers];
+    let (mut count, mut errors) = (0u64, 0u64);
+    let mut dst = Vec::new();
+    loop {
+        let r = recv_with(rx, c.blocking, |f| {
+            if ACCESS == READ {
+                // Read every word of the frame in place.
+                let sum = f.chunks_exact(8).fold(0u64, |a, w| {
+                    a.wrapping_add(u64::from_le_bytes(w.try_into().unwrap()))
+                });
+                black_box(sum);
+            } else if ACCESS == COPY {
+                dst.clear();
+                dst.extend_from_slice(f);
+                black_box(&dst);
+            }
+            let seq = u64::from_le_bytes(f[..8].try_into().unwrap());
+            let id = u32::from_le_bytes(f[8..12].try_into().unwrap()) as usize;
+            if seq % SAMPLE == 0 {
+                let sent = u64::from_le_bytes(f[16..24].try_into().unwrap());
+                let _ = latency.record(now_ns().saturating_sub(sent).max(1));
+            }
+            (seq, id)
+        });
+        match r {
+            Ok((seq, id)) => {
+                if id >= c.producers || (c.checks_order && seq != next[id]) {
+                    errors += 1;
+                } else if c.checks_order {
+                    next[id] += 1;
+                }
+                count += 1;
+                if count % 65536 == 0 {
+                    c.consumed.fetch_add(65536, Relaxed);
+                }
+            }
+            Err(RecvError::Disconnected) => break,
+            Err(e) => {
+                eprintln!("mmring bench: consumer: {e}");
+                return 1;
+            }
+        }
+    }
+    let text = results_text(count, errors, now_ns(), &latency);
+    let mut f = std::fs::File::from(c.out);
+    i32::from(f.write_all(text.as_bytes()).is_err())
+}
+
+/// The same 1 x 1 workload over a byte stream (a pipe or a Unix socket):
+/// one `write` per frame, `read_exact` per frame.
+pub fn run_stream(
+    name: &str,
+    read_end: OwnedFd,
+    write_end: OwnedFd,
+    size: usize,
+    count: u64,
+) -> Result<Outcome, String> {
+    let mut gate = Gate::new()?;
+    let (res_r, res_w) = rustix::pipe::pipe().map_err(|e| format!("pipe: {e}"))?;
+    let producer = fork_child(|| {
+        pin(0);
+        let mut w = std::fs::File::from(write_end.try_clone().expect("dup"));
+        gate.child_wait();
+        let mut buf = vec![0u8; size];
+        for seq in 0..count {
+            buf[..8].copy_from_slice(&seq.to_le_bytes());
+            if seq % SAMPLE == 0 {
+                buf[16..24].copy_from_slice(&now_ns().to_le_bytes());
+            }
+            if w.write_all(&buf).is_err() {
+                return 1;
+            }
+        }
+        0
+    })?;
+    let consumer = fork_child(|| {
+        pin(1);
+        let mut r = std::fs::File::from(read_end.try_clone().expect("dup"));
+        gate.child_wait();
+        let mut latency = histogram();
+        let mut buf = vec![0u8; size];
+        let mut errors = 0u64;
+        for seq in 0..count {
+            if r.read_exact(&mut buf).is_err() {
+                return 1;
+            }
+            if u64::from_le_bytes(buf[..8].try_into().unwrap()) != seq {
+                errors += 1;
+            }
+            if seq % SAMPLE == 0 {
+                let sent = u64::from_le_bytes(buf[16..24].try_into().unwrap());
+                let _ = latency.record(now_ns().saturating_sub(sent).max(1));
+            }
+        }
+        let text = results_text(count, errors, now_ns(), &latency);
+        let mut f = std::fs::File::from(res_w.try_clone().expect("dup"));
+        i32::from(f.write_all(text.as_bytes()).is_err())
+    })?;
+    drop(res_w);
+    drop(read_end);
+    drop(write_end);
+    let start = gate.open(2)?;
+    let mut text = String::new();
+    std::fs::File::from(res_r)
+        .read_to_string(&mut text)
+        .map_err(|e| format!("results: {e}"))?;
+    wait_child(producer)?;
+    wait_child(consumer)?;
+    let mut outcome = Outcome::new(name, size);
+    let end = outcome.add_results(&text)?;
+    outcome.errors += count.abs_diff(outcome.frames);
+    outcome.ns = end - start;
+    Ok(outcome)
+}
+
+/// `run_stream` over a fresh pipe.
+pub fn pipe(size: usize, count: u64) -> Result<Outcome, String> {
+    let (r, w) = rustix::pipe::pipe().map_err(|e| format!("pipe: {e}"))?;
+    run_stream("pipe", r, w, size, count)
+}
+
+/// `run_stream` over a fresh Unix stream socket pair.
+pub fn socket(size: usize, count: u64) -> Result<Outcome, String> {
+    let (a, b) = std::os::unix::net::UnixStream::pair().map_err(|e| format!("socketpair: {e}"))?;
+    run_stream(
+        "unix socket",
+        OwnedFd::from(a),
+        OwnedFd::from(b),
+        size,
+        count,
+    )
+}
