@@ -147,6 +147,12 @@ pub(crate) mod sealed {
         /// still has to complete. Clears a completed one.
         fn reusable(mem: &Self::Mem, i: u64) -> bool;
 
+        /// Whether the claim recorded in record `i` (if any) is settled:
+        /// published, released, completed by a recovery, or passed by the
+        /// consumers (a claim recorded by a producer that died before its
+        /// CAS). Reads only; for `stat`.
+        fn claim_settled(mem: &Self::Mem, i: u64) -> bool;
+
         /// Takes the next message without waiting. `Ok(None)`: none now.
         /// Re-reads the producers' cursor or stamp (Acquire) before saying
         /// so (S4 of the handshake). May hand back space it skipped; the

@@ -224,7 +224,7 @@ impl<P: Flavour> Shared<P> {
         for i in 0..layout::ATTACH_SLOTS {
             let rec = self.region.attach_record(i);
             let c = rec.claim.load(Relaxed);
-            if c != 0 {
+            if c != 0 && !P::claim_settled(&self.mem, i) {
                 claims.push(ClaimStat {
                     pid: rec.pid.load(Relaxed),
                     role: if rec.role.load(Relaxed) == Role::Consumer.code() {

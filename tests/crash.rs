@@ -339,9 +339,6 @@ fn mpsc_producer_killed_before_its_cas() {
 /// position nothing can be stuck there. `stat` should not list it as a
 /// claim in flight (`Stat::claims`: "claimed and not yet published").
 #[test]
-#[ignore = "bug: Stat::claims lists the recorded-but-never-CASed claim of a producer killed \
-            at mpsc-recorded (alive: false, pos below head) as a stuck claim until its \
-            record is reused"]
 fn stat_lists_no_claim_for_a_producer_killed_before_its_cas() {
     let path = temp_path("crash-mpsc-recorded-stat");
     let _cleanup = TempFile(path.clone());

@@ -331,6 +331,14 @@ impl Protocol for AnyKind {
         }
     }
 
+    fn claim_settled(m: &Mem, i: u64) -> bool {
+        match m {
+            Mem::Spsc(r) => Spsc::claim_settled(r, i),
+            Mem::Mpsc(r) => Mpsc::claim_settled(r, i),
+            Mem::Mpmc(r) => Mpmc::claim_settled(r, i),
+        }
+    }
+
     #[inline]
     fn try_take(m: &Mem, rx: &mut Rx) -> Result<Option<Taken>, Corruption> {
         Ok(match (m, rx) {

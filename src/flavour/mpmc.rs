@@ -238,22 +238,29 @@ impl Protocol for Mpmc {
     fn reusable(m: &SlotRing, i: u64) -> bool {
         // ORDERING(claim-record): Acquire, as in `slots::dead_claim`.
         let c = m.claim(i).load(Acquire);
+        let settled = Mpmc::claim_settled(m, i);
+        if settled && c != 0 {
+            crate::ring::clear_claim(m.claim(i), c);
+        }
+        settled
+    }
+
+    /// A producer's claim is settled once its slot's stamp moved past the
+    /// claimed position (published, or recovered and released); a
+    /// consumer's once the slot is released (or was never taken by it).
+    fn claim_settled(m: &SlotRing, i: u64) -> bool {
+        // ORDERING(claim-record): Acquire, as in `slots::dead_claim`.
+        let c = m.claim(i).load(Acquire);
         if c == 0 {
             return true;
         }
         let pos = c - 1;
         // ORDERING(stamp): Acquire, as in `slots::claim_consume`.
         let stamp = m.stamp(pos).load(Acquire);
-        let settled = match m.role(i) {
-            // Published, or recovered and released.
+        match m.role(i) {
             1 => stamp != pos,
-            // Released (or never taken: then it is another's).
             _ => stamp != pos + 1,
-        };
-        if settled {
-            crate::ring::clear_claim(m.claim(i), c);
         }
-        settled
     }
 
     fn try_take(m: &SlotRing, rx: &mut Rx) -> Result<Option<Slot>, Corruption> {

@@ -190,14 +190,23 @@ impl Protocol for Mpsc {
         if c == 0 {
             return true;
         }
-        // ORDERING: Relaxed; written before `claim`.
-        let end = m.claim_end(i).load(Relaxed) & !layout::CLAIM_WON;
-        // ORDERING(head-release): Acquire, as in `claim`.
-        if end <= m.head().load(Acquire) {
+        if Mpsc::claim_settled(m, i) {
             clear_claim(m.claim(i), c);
             return true;
         }
         false
+    }
+
+    /// Settled once the consumer has released past the claim's end.
+    fn claim_settled(m: &RawRing, i: u64) -> bool {
+        // ORDERING: Acquire; pairs with the Release clear in `publish_claim`.
+        if m.claim(i).load(Acquire) == 0 {
+            return true;
+        }
+        // ORDERING: Acquire; written before `claim`.
+        let end = m.claim_end(i).load(Acquire) & !layout::CLAIM_WON;
+        // ORDERING(head-release): Acquire, as in `claim`.
+        end <= m.head().load(Acquire)
     }
 
     fn try_take(m: &RawRing, rx: &mut ReadCursor) -> Result<Option<Located>, Corruption> {

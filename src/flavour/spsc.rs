@@ -192,6 +192,10 @@ impl Protocol for Spsc {
         true
     }
 
+    fn claim_settled(_: &RawRing, _: u64) -> bool {
+        true
+    }
+
     fn try_take(m: &RawRing, rx: &mut ReadCursor) -> Result<Option<Located>, Corruption> {
         rx.next(m)
     }
