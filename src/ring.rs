@@ -538,6 +538,24 @@ impl ReadCursor {
         )
     }
 
+    /// The payload of a located frame and its length.
+    ///
+    /// # Safety
+    ///
+    /// `f` came from [`next`](ReadCursor::next) on this ring and has not
+    /// been released.
+    pub unsafe fn payload(m: &RawRing, f: &Located) -> (NonNull<u8>, usize) {
+        // SAFETY: `locate` checked `payload + len <= capacity`; the frame is
+        // published and unreleased (the caller's contract).
+        (unsafe { m.bytes(f.payload, f.len) }, f.len as usize)
+    }
+
+    /// Marks a located frame as read; its space is handed back by
+    /// [`release`](ReadCursor::release).
+    pub fn consume(&mut self, f: &Located) {
+        self.read = f.next;
+    }
+
     /// Where the consumer is held up by a claim not yet published (mpsc):
     /// the read position, when it is below the producers' claim cursor.
     pub fn stuck_at(&self) -> Option<u64> {

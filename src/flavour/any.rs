@@ -353,7 +353,7 @@ impl Protocol for AnyKind {
     unsafe fn taken_payload(m: &Mem, t: &Taken) -> (NonNull<u8>, usize) {
         match (m, t) {
             // SAFETY: the caller's contract, for the inner message.
-            (Mem::Spsc(r) | Mem::Mpsc(r), Taken::Framed(f)) => unsafe { Spsc::taken_payload(r, f) },
+            (Mem::Spsc(r) | Mem::Mpsc(r), Taken::Framed(f)) => unsafe { ReadCursor::payload(r, f) },
             // SAFETY: as above.
             (Mem::Mpmc(r), Taken::Mpmc(s)) => unsafe { Mpmc::taken_payload(r, s) },
             _ => mismatch(),
@@ -363,7 +363,7 @@ impl Protocol for AnyKind {
     #[inline]
     fn consume(m: &Mem, rx: &mut Rx, t: Taken) {
         match (m, rx, t) {
-            (Mem::Spsc(_) | Mem::Mpsc(_), Rx::Framed(c), Taken::Framed(f)) => c.read = f.next,
+            (Mem::Spsc(_) | Mem::Mpsc(_), Rx::Framed(c), Taken::Framed(f)) => c.consume(&f),
             (Mem::Mpmc(r), Rx::Mpmc(c), Taken::Mpmc(s)) => Mpmc::consume(r, c, s),
             _ => mismatch(),
         }

@@ -222,13 +222,12 @@ impl Protocol for Mpsc {
     }
 
     unsafe fn taken_payload(m: &RawRing, f: &Located) -> (NonNull<u8>, usize) {
-        // SAFETY: `locate` checked `payload + len <= capacity`; the frame is
-        // published and unreleased (the caller's contract).
-        (unsafe { m.bytes(f.payload, f.len) }, f.len as usize)
+        // SAFETY: the caller's contract is `ReadCursor::payload`'s.
+        unsafe { ReadCursor::payload(m, f) }
     }
 
     fn consume(_: &RawRing, rx: &mut ReadCursor, f: Located) {
-        rx.read = f.next;
+        rx.consume(&f);
     }
 
     fn release(m: &RawRing, rx: &mut ReadCursor) -> bool {
