@@ -947,6 +947,7 @@ mod tests {
             capacity,
             max_frame: layout::default_max_frame(capacity),
             slot_count: 0,
+            ring_id: [1, 0],
         };
         let base = area.as_mut_ptr().cast::<u8>();
         let pad = base.align_offset(128);

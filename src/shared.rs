@@ -3,7 +3,7 @@
 //! detaching roles, peer liveness, and the `stat` snapshot.
 
 use std::sync::atomic::AtomicU32;
-use std::sync::atomic::Ordering::Relaxed;
+use std::sync::atomic::Ordering::{Acquire, Relaxed};
 
 use crate::error::Error;
 use crate::layout::{self, Kind, Role};
@@ -55,8 +55,30 @@ impl<P: Flavour> Shared<P> {
     #[inline]
     pub fn notify(&self, role: Role, futile: &AtomicU32) {
         let point = self.peer_point(role);
+        if let Some(members) = point.sleeping() {
+            self.wake_members(point, members, futile);
+        }
+    }
+
+    /// Wakes the sleepers `members` of `point`: the futex sleepers, and
+    /// every waiter on a descriptor (its record names a wake-up socket).
+    #[cold]
+    #[inline(never)]
+    fn wake_members(&self, point: WaitPoint<'_>, members: u128, futile: &AtomicU32) {
+        let woke = point.wake_all();
+        let mut signalled = false;
+        let ring_id = self.region.geometry().ring_id;
+        for bit in (0..layout::ATTACH_SLOTS).filter(|&b| members & (1 << b) != 0) {
+            // ORDERING: Acquire; pairs with the waiter's Release store of
+            // its nonce, made before it set its bit (which our SeqCst load
+            // of the set saw): see `notify.rs`.
+            let nonce = self.region.attach_record(bit).notify.load(Acquire);
+            if nonce != 0 {
+                signalled |= crate::notify::wake(ring_id, bit, nonce);
+            }
+        }
         // ORDERING: Relaxed; a private statistic of this handle.
-        if point.notify() && futile.fetch_add(1, Relaxed) % 64 == 63 {
+        if woke == 0 && !signalled && futile.fetch_add(1, Relaxed) % 64 == 63 {
             self.reconcile(point);
         }
     }
@@ -127,6 +149,9 @@ impl<P: Flavour> Shared<P> {
         // bits are stale; so are the bits of any other dead sleeper.
         self.data_point().sleepers().remove(bit);
         self.space_point().sleepers().remove(bit);
+        // ORDERING: Relaxed; only the bit (cleared above) makes a waker
+        // read it.
+        self.region.attach_record(i).notify.store(0, Relaxed);
         self.reconcile(self.data_point());
         self.reconcile(self.space_point());
         // ORDERING: Relaxed throughout; pids, roles and counts are
@@ -160,12 +185,12 @@ impl<P: Flavour> Shared<P> {
     /// Clears our pid, releases the lock(s), then wakes the other side's
     /// sleepers so they re-check liveness at once.
     pub fn detach(&self, role: Role, att: Attachment) {
-        // ORDERING: Relaxed; diagnostics only (a clean detach is told from a
-        // death by the cleared pid).
-        self.region
-            .attach_record(att.record())
-            .pid
-            .store(0, Relaxed);
+        let r = self.region.attach_record(att.record());
+        // ORDERING: Relaxed; our bits are clear (nobody reads the nonce
+        // through them), and the pid is diagnostics only (a clean detach is
+        // told from a death by the cleared pid).
+        r.notify.store(0, Relaxed);
+        r.pid.store(0, Relaxed);
         if P::exclusive(&self.mem, role) {
             self.region.role_record(role).pid.store(0, Relaxed);
         }

@@ -200,17 +200,29 @@ impl<'a, W: FutexWord, S: SleeperSet> WaitPoint<'a, W, S> {
     /// when a wake-up was sent and the kernel found nobody asleep: a hint
     /// that a sleeper died with its bit set (or is about to sleep), which
     /// the caller reconciles when it keeps happening.
-    #[inline]
+    #[cfg(test)]
     pub fn notify(&self) -> bool {
+        match self.sleeping() {
+            Some(_) => self.wake_all() == 0,
+            None => false,
+        }
+    }
+
+    /// W2 and W3 of the handshake: the light barrier, then the sleeper set.
+    /// `None` (the hot path) when nobody sleeps; otherwise the set, whose
+    /// members the caller wakes: `wake_all` for the futex sleepers and a
+    /// datagram for those waiting on a descriptor (`notify.rs`).
+    #[inline]
+    pub fn sleeping(&self) -> Option<u128> {
         // ORDERING(wake-handshake): the light barrier W2 pairs with the
-        // heavy barrier S2 in `block`; with them, the loads W3 see a
+        // heavy barrier S2 in `register`; with them, the loads W3 see a
         // registered sleeper or the sleeper sees our publication (module
         // docs).
         self.word.light_barrier();
-        if self.sleepers.any() {
-            return self.wake_all() == 0;
+        if !self.sleepers.any() {
+            return None;
         }
-        false
+        Some(self.sleepers.members())
     }
 
     /// Wakes every sleeper unconditionally: used when a role attaches or
@@ -271,12 +283,8 @@ pub(crate) fn block<T, E, W: FutexWord, S: SleeperSet>(
         }
     }
     loop {
-        // ORDERING(wake-handshake): S1, then the heavy barrier S2, which
-        // pairs with the light barrier W2 in `WaitPoint::notify` (module
-        // docs).
-        point.sleepers.insert(bit);
-        let registered = Registered(point.sleepers, bit);
-        let ordered = point.word.heavy_barrier();
+        // S1 and S2 (module docs).
+        let (registered, ordered) = register(point, bit);
         // S3: the word before the re-check; see module docs.
         let seen = point.word.load_seqcst();
         if let Some(v) = attempt().map_err(Gave::Err)? {
@@ -311,9 +319,24 @@ pub(crate) fn block<T, E, W: FutexWord, S: SleeperSet>(
     }
 }
 
+/// S1 and S2 of the handshake: sets `bit` in the sleeper set and issues
+/// the heavy barrier. The caller then re-checks the ring (S4) and sleeps
+/// only if it still must; the bit is cleared when the guard drops. The
+/// flag is `false` if the kernel barrier failed (sleep in short slices).
+pub(crate) fn register<W: FutexWord, S: SleeperSet>(
+    point: WaitPoint<'_, W, S>,
+    bit: u32,
+) -> (Registered<'_, S>, bool) {
+    // ORDERING(wake-handshake): S1, then the heavy barrier S2, which pairs
+    // with the light barrier W2 in `WaitPoint::sleeping` (module docs).
+    point.sleepers.insert(bit);
+    let registered = Registered(point.sleepers, bit);
+    (registered, point.word.heavy_barrier())
+}
+
 /// Deregisters a sleeper when dropped, so every exit path (including an
 /// `attempt` that returns a value or an error) clears its bit.
-struct Registered<'a, S: SleeperSet>(&'a S, u32);
+pub(crate) struct Registered<'a, S: SleeperSet>(&'a S, u32);
 
 impl<S: SleeperSet> Drop for Registered<'_, S> {
     fn drop(&mut self) {
