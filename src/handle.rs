@@ -11,7 +11,7 @@ use std::os::fd::{BorrowedFd, OwnedFd};
 use std::path::Path;
 use std::ptr::NonNull;
 use std::sync::Arc;
-use std::sync::atomic::Ordering::{Relaxed, Release};
+use std::sync::atomic::Ordering::Relaxed;
 use std::sync::atomic::{AtomicU32, AtomicU64};
 use std::time::{Duration, Instant};
 
@@ -372,14 +372,11 @@ impl<P: Flavour> RoleGuard<P> {
     fn ensure_notifier(&mut self) -> Result<&Notifier, Error> {
         if self.notifier.is_none() {
             let n = Notifier::bind(self.shared.region.geometry().ring_id, self.record())?;
-            // ORDERING: Release; pairs with a waker's Acquire load of the
-            // nonce after it saw our bit (set after this, by `arm` or
-            // `event::block_async`).
-            self.shared
-                .region
-                .attach_record(self.record())
-                .notify
-                .store(n.nonce(), Release);
+            // Before our bit is ever set (by `arm` or `event::block_async`).
+            wait::publish_nonce(
+                &self.shared.region.attach_record(self.record()).notify,
+                n.nonce(),
+            );
             self.notifier = Some(n);
         }
         Ok(self.notifier.as_ref().expect("bound above"))

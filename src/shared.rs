@@ -3,7 +3,7 @@
 //! detaching roles, peer liveness, and the `stat` snapshot.
 
 use std::sync::atomic::AtomicU32;
-use std::sync::atomic::Ordering::{Acquire, Relaxed};
+use std::sync::atomic::Ordering::Relaxed;
 
 use crate::error::Error;
 use crate::layout::{self, Kind, Role};
@@ -66,17 +66,12 @@ impl<P: Flavour> Shared<P> {
     #[inline(never)]
     fn wake_members(&self, point: WaitPoint<'_>, members: u128, futile: &AtomicU32) {
         let woke = point.wake_all();
-        let mut signalled = false;
         let ring_id = self.region.geometry().ring_id;
-        for bit in (0..layout::ATTACH_SLOTS).filter(|&b| members & (1 << b) != 0) {
-            // ORDERING: Acquire; pairs with the waiter's Release store of
-            // its nonce, made before it set its bit (which our SeqCst load
-            // of the set saw): see `notify.rs`.
-            let nonce = self.region.attach_record(bit).notify.load(Acquire);
-            if nonce != 0 {
-                signalled |= crate::notify::wake(ring_id, bit, nonce);
-            }
-        }
+        let signalled = crate::wait::signal_members(
+            members,
+            |bit| &self.region.attach_record(bit).notify,
+            |bit, nonce| crate::notify::wake(ring_id, bit, nonce),
+        );
         // ORDERING: Relaxed; a private statistic of this handle.
         if woke == 0 && !signalled && futile.fetch_add(1, Relaxed) % 64 == 63 {
             self.reconcile(point);

@@ -334,6 +334,35 @@ pub(crate) fn register<W: FutexWord, S: SleeperSet>(
     (registered, point.word.heavy_barrier())
 }
 
+/// A waiter on a descriptor publishes its socket's nonce in its attachment
+/// record before it ever sets its sleeper bit (`notify.rs`).
+pub(crate) fn publish_nonce<W: crate::words::Word64>(word: &W, nonce: u64) {
+    // ORDERING: Release; pairs with the Acquire load in `signal_members`,
+    // which a waker makes after its SeqCst load of the sleeper set saw our
+    // bit, set (SeqCst read-modify-write) after this store.
+    word.store(nonce, std::sync::atomic::Ordering::Release);
+}
+
+/// The descriptor half of W4/W5: for every sleeper in `members` whose
+/// record (`nonce_of`) names a wake-up socket, a datagram (`send`). Returns
+/// whether one was delivered.
+pub(crate) fn signal_members<'w, W: crate::words::Word64 + 'w>(
+    members: u128,
+    nonce_of: impl Fn(u64) -> &'w W,
+    mut send: impl FnMut(u64, u64) -> bool,
+) -> bool {
+    let mut delivered = false;
+    for bit in (0..128u64).filter(|&b| members & (1 << b) != 0) {
+        // ORDERING: Acquire; pairs with the Release store in
+        // `publish_nonce`.
+        let nonce = nonce_of(bit).load(std::sync::atomic::Ordering::Acquire);
+        if nonce != 0 {
+            delivered |= send(bit, nonce);
+        }
+    }
+    delivered
+}
+
 /// Deregisters a sleeper when dropped, so every exit path (including an
 /// `attempt` that returns a value or an error) clears its bit.
 pub(crate) struct Registered<'a, S: SleeperSet>(&'a S, u32);
@@ -701,6 +730,89 @@ mod loom_models {
                 assert!(!c.sleepers.any());
             });
         }
+    }
+
+    /// A wake-up socket: the kernel's receive queue (a datagram queued
+    /// stays until read) and a blocking wait on it (`epoll_wait`).
+    struct Socket {
+        queued: Mutex<bool>,
+        cond: Condvar,
+    }
+
+    /// The descriptor path (`notify.rs`, `event::block_async`): the waiter
+    /// publishes its nonce, registers (the production `register`), re-checks
+    /// and waits on its socket; the waker publishes and signals the members
+    /// through the production `sleeping` and `signal_members`. No lost
+    /// wake-up. With `late_nonce`, the sabotage: the nonce is published
+    /// after the bit, Relaxed, so a waker can see the bit and no socket.
+    fn descriptor_wait(late_nonce: bool) {
+        loom::model(move || {
+            let c = chan(REGISTERED);
+            let nonce = Arc::new(LAtomicU64::new(0));
+            let sock = Arc::new(Socket {
+                queued: Mutex::new(false),
+                cond: Condvar::new(),
+            });
+            let (p, pn, ps) = (c.clone(), nonce.clone(), sock.clone());
+            let waker = loom::thread::spawn(move || {
+                p.word.interrupt_point();
+                p.cursor.store(1, Release);
+                if let Some(members) = p.point().sleeping() {
+                    signal_members(
+                        members,
+                        |_| &*pn,
+                        |bit, n| {
+                            assert_eq!((bit, n), (70, 42));
+                            *ps.queued.lock().unwrap() = true;
+                            ps.cond.notify_all();
+                            true
+                        },
+                    );
+                }
+                p.word.interrupt_point();
+                p.word.stop();
+            });
+            if !late_nonce {
+                publish_nonce(&*nonce, 42);
+            }
+            let got = loop {
+                let v = c.cursor.load(Acquire);
+                if v > 0 {
+                    break v;
+                }
+                let (registered, _) = register(c.point(), 70);
+                if late_nonce {
+                    nonce.store(42, std::sync::atomic::Ordering::Relaxed);
+                }
+                let v = c.cursor.load(Acquire);
+                if v > 0 {
+                    break v;
+                }
+                let mut q = sock.queued.lock().unwrap();
+                while !*q {
+                    q = sock.cond.wait(q).unwrap();
+                }
+                *q = false;
+                drop(q);
+                drop(registered);
+            };
+            assert_eq!(got, 1);
+            waker.join().unwrap();
+            assert!(!c.sleepers.any());
+        });
+    }
+
+    #[test]
+    fn loom_descriptor_wait_no_lost_wakeup() {
+        descriptor_wait(false);
+    }
+
+    /// The model has teeth: a nonce published after the bit loses the
+    /// wake-up, and loom finds the hang.
+    #[test]
+    #[should_panic]
+    fn loom_catches_a_nonce_published_late() {
+        descriptor_wait(true);
     }
 
     /// A peer that leaves wakes the sleeper, which reports it.
