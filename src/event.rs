@@ -24,6 +24,12 @@ use tokio::io::unix::AsyncFd;
 use crate::notify::Notifier;
 use crate::wait::{self, Gave, LIVENESS_SLICE, WaitPoint};
 
+/// Attempts before the first registration: spins of 1, 2, .. 64 pauses,
+/// then yields to the runtime (crossbeam's `Backoff` schedule, which the
+/// blocking path uses).
+const SPIN_STEPS: u32 = 11;
+const YIELD_STEPS: u32 = 4;
+
 /// A descriptor borrowed for one wait (the `AsyncFd` does not own it).
 struct Fd(RawFd);
 
@@ -49,6 +55,22 @@ pub(crate) async fn block_async<T, E>(
     mut check: impl FnMut() -> Result<(), Gave<E>>,
     mut peer_gone: impl FnMut() -> bool,
 ) -> Result<T, Gave<E>> {
+    // First a short spin, as the blocking path's backoff: a peer that
+    // answers within microseconds is met without the sleeping protocol's
+    // system calls. The later steps yield to the runtime instead of
+    // spinning, so other tasks run meanwhile.
+    for step in 0..SPIN_STEPS {
+        if let Some(v) = attempt().map_err(Gave::Err)? {
+            return Ok(v);
+        }
+        if step < SPIN_STEPS - YIELD_STEPS {
+            for _ in 0..1u32 << step {
+                std::hint::spin_loop();
+            }
+        } else {
+            tokio::task::yield_now().await;
+        }
+    }
     loop {
         if let Some(v) = attempt().map_err(Gave::Err)? {
             return Ok(v);
