@@ -258,6 +258,24 @@ impl<P: Flavour> Ring<P> {
         P::kind(&self.shared.mem)
     }
 
+    /// The ring's identity: 128 random bits drawn when it was created, the
+    /// same in every process that maps it and different for every ring
+    /// created (a file removed and created again at the same path is a new
+    /// ring). Stable for the ring's life; a bridge can name its messages
+    /// with it.
+    ///
+    /// ```
+    /// let a = mmring::spsc::Ring::anonymous(mmring::Config::new(4096))?;
+    /// let b = mmring::spsc::Ring::anonymous(mmring::Config::new(4096))?;
+    /// assert_ne!(a.id(), b.id());
+    /// assert_eq!(a.id(), a.clone().id());
+    /// # Ok::<(), mmring::Error>(())
+    /// ```
+    pub fn id(&self) -> u128 {
+        let [hi, lo] = self.shared.region.geometry().ring_id;
+        (u128::from(hi) << 64) | u128::from(lo)
+    }
+
     /// Bytes in the data area.
     pub fn capacity(&self) -> u64 {
         self.shared.region.geometry().capacity
