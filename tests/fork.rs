@@ -52,8 +52,64 @@ fn across_fork<P: TestFlavour>(kind: Kind, n: u64) {
     assert!(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0);
 }
 
+/// A consumer in a fork child waits on its descriptor (`notify_fd`, an
+/// epoll-style wait) for messages the parent publishes with pauses between
+/// them: each one wakes it (a poll that times out instead fails the child).
+fn descriptor_across_fork() {
+    let ring = mmring::spsc::Ring::anonymous(Config::new(4096)).unwrap();
+    // SAFETY: as in `across_fork`.
+    let pid = unsafe { libc::fork() };
+    assert!(pid >= 0, "fork failed");
+    if pid == 0 {
+        let code = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            let mut rx = ring.consumer().unwrap();
+            let mut got = 0u8;
+            while got < 3 {
+                while let Ok(m) = rx.try_recv() {
+                    assert_eq!(&*m, &[got]);
+                    got += 1;
+                }
+                if got == 3 || rx.arm().unwrap() {
+                    continue;
+                }
+                let fd = rx.notify_fd().unwrap();
+                let mut fds = [rustix::event::PollFd::new(
+                    &fd,
+                    rustix::event::PollFlags::IN,
+                )];
+                let t = rustix::event::Timespec {
+                    tv_sec: 5,
+                    tv_nsec: 0,
+                };
+                assert_eq!(
+                    rustix::event::poll(&mut fds, Some(&t)).unwrap(),
+                    1,
+                    "no wake-up"
+                );
+                rx.clear_notify();
+            }
+        }))
+        .map_or(1, |_| 0);
+        // SAFETY: as in `across_fork`.
+        unsafe { libc::_exit(code) };
+    }
+    let mut tx = ring.producer().unwrap();
+    for i in 0..3u8 {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        tx.send(&[i]).unwrap();
+    }
+    let mut status = 0;
+    // SAFETY: waiting for our own child.
+    assert_eq!(unsafe { libc::waitpid(pid, &mut status, 0) }, pid);
+    assert!(
+        libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
+        "the child's descriptor wait failed ({status:#x})"
+    );
+}
+
 #[test]
 fn anonymous_ring_across_fork() {
     across_fork::<mmring::spsc::Spsc>(Kind::Spsc, 1_000_000);
     for_every_flavour!(across_fork, 100_000);
+    descriptor_across_fork();
 }
