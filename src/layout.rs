@@ -408,11 +408,18 @@ const _: () = {
     assert!(align_of::<SlotHeader>() == 8);
 };
 
-/// Bytes one slot of `slot_size` payload bytes takes in the data area.
+/// Bytes one slot of `slot_size` payload bytes takes in the data area:
+/// the header and payload rounded up to whole 64-byte cache lines, so that
+/// a producer filling slot `i + 1` never writes the line a consumer is
+/// reading slot `i` from (with 64-byte payloads, an 80-byte stride put
+/// every neighbouring pair on a shared line).
 #[inline]
 pub const fn slot_stride(slot_size: u64) -> u64 {
-    SLOT_HEADER + align_up(slot_size)
+    (SLOT_HEADER + slot_size).div_ceil(CACHE_LINE) * CACHE_LINE
 }
+
+/// The cache line the slot stride is padded to.
+pub const CACHE_LINE: u64 = 64;
 
 /// Slot flag: the producer aborted its reservation; consumers skip it.
 pub const SLOT_ABORTED: u32 = 1;

@@ -397,7 +397,7 @@ fn anonymous_rings_cannot_be_truncated() {
 
 #[test]
 fn mpmc_tampered_stamps_and_lengths() {
-    const STRIDE: u64 = 16 + 8; // slot header + 8-byte payload
+    const STRIDE: u64 = 64; // slot header + 8-byte payload, padded to a cache line
     let t = TempFile(temp_path("stamps"));
     let ring = mpmc::Ring::create(&t.0, Config::slots(4, 8)).unwrap();
     let mut tx = ring.producer().unwrap();
