@@ -500,9 +500,10 @@ mod tests {
     fn slot_config_bounds() {
         let id = Config::slots(1024, 64).ident(Kind::Mpmc).unwrap();
         let geo = Geometry::from_ident(&id, Some(Kind::Mpmc)).unwrap();
+        // 16-byte header + 64-byte payload, padded to two cache lines.
         assert_eq!(
             (geo.slot_count, geo.max_frame, geo.capacity),
-            (1024, 64, 1024 * 80)
+            (1024, 64, 1024 * 128)
         );
         for (count, size) in [(0, 8), (1, 8), (3, 8), (4, 0), (1 << 40, 8)] {
             assert!(matches!(
