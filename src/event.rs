@@ -22,7 +22,7 @@ use tokio::io::Interest;
 use tokio::io::unix::AsyncFd;
 
 use crate::notify::Notifier;
-use crate::wait::{self, Gave, LIVENESS_SLICE, WaitPoint};
+use crate::wait::{self, Gave, LIVENESS_SLICE, WaitPoint, WaitStrategy};
 
 /// Attempts before the first registration: spins of 1, 2, .. 64 pauses,
 /// then yields to the runtime (crossbeam's `Backoff` schedule, which the
@@ -46,6 +46,7 @@ impl AsRawFd for Fd {
 /// [`FALLBACK_SLICE`](crate::barrier::FALLBACK_SLICE) instead.
 #[allow(clippy::too_many_arguments)]
 pub(crate) async fn block_async<T, E>(
+    strategy: WaitStrategy,
     point: WaitPoint<'_>,
     bit: u32,
     notifier: Option<&Notifier>,
@@ -59,7 +60,11 @@ pub(crate) async fn block_async<T, E>(
     // answers within microseconds is met without the sleeping protocol's
     // system calls. The later steps yield to the runtime instead of
     // spinning, so other tasks run meanwhile.
-    for step in 0..SPIN_STEPS {
+    let spins = match strategy {
+        WaitStrategy::Sleep => 0,
+        _ => SPIN_STEPS,
+    };
+    for step in 0..spins {
         if let Some(v) = attempt().map_err(Gave::Err)? {
             return Ok(v);
         }

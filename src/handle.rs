@@ -23,7 +23,7 @@ use crate::protocol::{FixedKind, Flavour};
 use crate::region::Region;
 use crate::roles::Attachment;
 use crate::shared::{PeerState, Shared, Stat};
-use crate::wait::{self, Gave, SleeperSet};
+use crate::wait::{self, Gave, SleeperSet, WaitStrategy};
 
 /// The deadline `timeout` from now; `None` (no deadline) when it lies beyond
 /// what an `Instant` can represent, e.g. `Duration::MAX`. Every `*_timeout`
@@ -331,6 +331,8 @@ struct RoleGuard<P: Flavour> {
     notifier: Option<Notifier>,
     /// Our bit is set in the wait point by [`arm`](Consumer::arm).
     armed: bool,
+    /// How blocking calls wait.
+    strategy: WaitStrategy,
 }
 
 /// How often a waiting party re-checks the file (size, name).
@@ -373,6 +375,7 @@ impl<P: Flavour> RoleGuard<P> {
             last_slow_check: LastCheck::default(),
             notifier: None,
             armed: false,
+            strategy: WaitStrategy::default(),
         })
     }
 
@@ -649,7 +652,8 @@ impl<P: Flavour> Producer<P> {
                 if P::flush(mem, st) {
                     role.notify();
                 }
-                let claim = wait::block(
+                let claim = wait::block_with(
+                    role.strategy,
                     role.shared.space_point(),
                     role.bit(),
                     deadline,
@@ -1210,7 +1214,8 @@ impl<P: Flavour> Consumer<P> {
         if let Some(taken) = take(role, st)? {
             return Ok(taken);
         }
-        let r = wait::block(
+        let r = wait::block_with(
+            role.strategy,
             role.shared.data_point(),
             role.bit(),
             deadline,
@@ -1588,6 +1593,28 @@ impl<P: Flavour> Iterator for Iter<'_, P> {
 /// do). Dropping the consumer disarms it. `examples/waitset.rs` waits on
 /// several rings at once this way.
 impl<P: Flavour> Consumer<P> {
+    /// How this consumer's blocking calls wait for messages (async ones
+    /// included): spinning briefly first (the default) or sleeping at once,
+    /// which spends no CPU on spinning and makes every wait a kernel round
+    /// trip.
+    ///
+    /// ```
+    /// use mmring::WaitStrategy;
+    /// let ring = mmring::spsc::Ring::anonymous(mmring::Config::new(4096))?;
+    /// let mut rx = ring.consumer()?;
+    /// rx.set_wait_strategy(WaitStrategy::Sleep);
+    /// assert_eq!(rx.wait_strategy(), WaitStrategy::Sleep);
+    /// # Ok::<(), mmring::Error>(())
+    /// ```
+    pub fn set_wait_strategy(&mut self, strategy: WaitStrategy) {
+        self.role.strategy = strategy;
+    }
+
+    /// The current [`WaitStrategy`].
+    pub fn wait_strategy(&self) -> WaitStrategy {
+        self.role.strategy
+    }
+
     /// The descriptor to poll for readability (`POLLIN` / `EPOLLIN`): a Unix
     /// datagram socket of this consumer's own, bound on the first call and
     /// closed when the consumer drops.
@@ -1634,6 +1661,17 @@ impl<P: Flavour> Consumer<P> {
 /// The same for a producer waiting for room: the descriptor becomes
 /// readable when a consumer released space. See the consumer's methods.
 impl<P: Flavour> Producer<P> {
+    /// How this producer's blocking calls wait for room (async ones
+    /// included): spinning briefly first (the default) or sleeping at once.
+    pub fn set_wait_strategy(&mut self, strategy: WaitStrategy) {
+        self.role.strategy = strategy;
+    }
+
+    /// The current [`WaitStrategy`].
+    pub fn wait_strategy(&self) -> WaitStrategy {
+        self.role.strategy
+    }
+
     /// As [`Consumer::notify_fd`].
     ///
     /// # Errors
@@ -1721,6 +1759,7 @@ impl<P: Flavour> Consumer<P> {
         let st = &mut self.st;
         let notifier = role.notifier.as_ref();
         let r = crate::event::block_async(
+            role.strategy,
             role.shared.data_point(),
             role.bit(),
             notifier,
@@ -1772,6 +1811,7 @@ impl<P: Flavour> Producer<P> {
                 }
                 let notifier = role.notifier.as_ref();
                 let claim = crate::event::block_async(
+                    role.strategy,
                     role.shared.space_point(),
                     role.bit(),
                     notifier,

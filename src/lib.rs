@@ -111,6 +111,7 @@ pub use handle::{
 pub use layout::{Kind, Role};
 pub use protocol::{FixedKind, Flavour};
 pub use shared::{ClaimStat, Holder, PeerState, RoleStat, Stat};
+pub use wait::WaitStrategy;
 
 // The README's examples are compiled and run as doc-tests.
 #[doc = include_str!("../README.md")]

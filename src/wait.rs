@@ -263,7 +263,44 @@ pub(crate) enum Gave<E> {
 ///   removed under us.
 /// * `peer_gone` is asked only while about to sleep.
 /// * `deadline` of `None` blocks until a value, an error or a dead peer.
+#[cfg(test)]
 pub(crate) fn block<T, E, W: FutexWord, S: SleeperSet>(
+    point: WaitPoint<'_, W, S>,
+    bit: u32,
+    deadline: Option<Instant>,
+    attempt: impl FnMut() -> Result<Option<T>, E>,
+    check: impl FnMut() -> Result<(), Gave<E>>,
+    peer_gone: impl FnMut() -> bool,
+) -> Result<T, Gave<E>> {
+    block_with(
+        WaitStrategy::SpinThenSleep,
+        point,
+        bit,
+        deadline,
+        attempt,
+        check,
+        peer_gone,
+    )
+}
+
+/// How a blocking call waits: see [`block`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum WaitStrategy {
+    /// Spin briefly (crossbeam's `Backoff`: a few microseconds), then sleep
+    /// in the kernel. The default: a peer that answers quickly is met
+    /// without a system call.
+    #[default]
+    SpinThenSleep,
+    /// Register and sleep at once: no CPU spent spinning, every wait a
+    /// kernel round trip (the futex floor).
+    Sleep,
+}
+
+/// As [`block`], spinning first only with [`WaitStrategy::SpinThenSleep`].
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn block_with<T, E, W: FutexWord, S: SleeperSet>(
+    strategy: WaitStrategy,
     point: WaitPoint<'_, W, S>,
     bit: u32,
     deadline: Option<Instant>,
@@ -272,8 +309,10 @@ pub(crate) fn block<T, E, W: FutexWord, S: SleeperSet>(
     mut peer_gone: impl FnMut() -> bool,
 ) -> Result<T, Gave<E>> {
     // The loom models go straight to the sleeping protocol they check.
+    #[cfg(loom)]
+    let _ = strategy;
     #[cfg(not(loom))]
-    {
+    if strategy == WaitStrategy::SpinThenSleep {
         let backoff = Backoff::new();
         while !backoff.is_completed() {
             if let Some(v) = attempt().map_err(Gave::Err)? {
