@@ -213,6 +213,14 @@ impl Protocol for Spsc {
         rx.release(m)
     }
 
+    fn can_put_back(_: &RawRing) -> bool {
+        true
+    }
+
+    fn put_back(_: &RawRing, rx: &mut ReadCursor, f: Located) {
+        rx.put_back(&f);
+    }
+
     /// An spsc consumer is never held by a claim: nothing to recover.
     fn recover_now(_: &RawRing, _: &mut ReadCursor) -> Result<bool, Corruption> {
         Ok(false)
