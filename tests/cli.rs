@@ -540,49 +540,59 @@ fn recv_into_head_takes_only_what_the_pipe_accepted() {
 #[test]
 fn a_closed_pipe_takes_exactly_what_it_accepted() {
     const N: usize = 100_000;
-    let t = TempFile(temp_path("cli-epipe"));
-    let path = t.0.to_str().unwrap();
-    create(path, &["--capacity", "4M"]);
     let all = numbered(0, N);
-    assert!(
-        mmring_with_stdin(&["send", path], all.as_bytes())
-            .status
-            .success()
-    );
-    let mut recv = spawn(&["recv", path, "--no-wait"]);
-    let mut out = recv.stdout.take().unwrap();
-    let mut head = vec![0u8; 1000];
-    out.read_exact(&mut head).unwrap();
-    // Wait until recv is blocked on the full pipe: what it holds no longer
-    // changes.
-    let in_pipe = || {
-        use std::os::fd::AsRawFd;
-        let mut n: libc::c_int = 0;
-        // SAFETY: FIONREAD writes one int, through a pointer to ours.
-        assert_eq!(
-            unsafe { libc::ioctl(out.as_raw_fd(), libc::FIONREAD, &mut n) },
-            0
-        );
-        n as usize
-    };
-    let mut last = in_pipe();
-    loop {
-        std::thread::sleep(Duration::from_millis(200));
-        let now = in_pipe();
-        if now == last && now > 0 {
-            break;
+    // Lines, and raw frames of 1000 bytes (written with writev).
+    for raw in [false, true] {
+        let t = TempFile(temp_path("cli-epipe"));
+        let path = t.0.to_str().unwrap();
+        create(path, &["--capacity", "4M"]);
+        let mut send = vec!["send", path];
+        let mut recv = vec!["recv", path, "--no-wait"];
+        if raw {
+            send.extend(["--chunk", "1000"]);
+            recv.push("--raw");
         }
-        last = now;
+        assert!(mmring_with_stdin(&send, all.as_bytes()).status.success());
+        let mut recv = spawn(&recv);
+        let mut out = recv.stdout.take().unwrap();
+        let mut head = vec![0u8; 1500];
+        out.read_exact(&mut head).unwrap();
+        // Wait until recv is blocked on the full pipe: what it holds no
+        // longer changes.
+        let in_pipe = || {
+            use std::os::fd::AsRawFd;
+            let mut n: libc::c_int = 0;
+            // SAFETY: FIONREAD writes one int, through a pointer to ours.
+            assert_eq!(
+                unsafe { libc::ioctl(out.as_raw_fd(), libc::FIONREAD, &mut n) },
+                0
+            );
+            n as usize
+        };
+        let mut last = in_pipe();
+        loop {
+            std::thread::sleep(Duration::from_millis(200));
+            let now = in_pipe();
+            if now == last && now > 0 {
+                break;
+            }
+            last = now;
+        }
+        let accepted = head.len() + last;
+        drop(out);
+        let o = recv.wait_with_output().unwrap();
+        assert!(o.status.success(), "{}", stderr(&o));
+        assert!(stderr(&o).contains("output closed"), "{}", stderr(&o));
+        // Whole frames are released; one cut short by the pipe is not.
+        let (rest, whole) = if raw {
+            let o = mmring(&["recv", path, "--no-wait", "--raw"]);
+            (stdout(&o), accepted / 1000 * 1000)
+        } else {
+            let whole = all[..accepted].rfind('\n').map_or(0, |i| i + 1);
+            (left_in_ring(path), whole)
+        };
+        assert!(rest == all[whole..], "raw {raw}: accepted {accepted} bytes");
     }
-    let accepted = head.len() + last;
-    drop(out);
-    let o = recv.wait_with_output().unwrap();
-    assert!(o.status.success(), "{}", stderr(&o));
-    assert!(stderr(&o).contains("output closed"), "{}", stderr(&o));
-    let rest = left_in_ring(path);
-    // Whole lines are released; a line cut short by the pipe is not.
-    let whole = all[..accepted].rfind('\n').map_or(0, |i| i + 1);
-    assert_eq!(rest, all[whole..], "accepted {accepted} bytes");
 }
 
 /// SIGINT to a `send` blocked on a full ring: it says how many lines it had

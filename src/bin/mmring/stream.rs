@@ -3,8 +3,9 @@
 //!
 //! * `recv` releases a frame only after its bytes are written to the
 //!   output ([`mmring::Consumer::recv_batch_keep_timeout`]): it takes a
-//!   batch in place, copies it into one buffer, writes it, and releases the
-//!   frames that were written whole. A frame cut short (a broken pipe, a
+//!   batch in place, writes it (`--raw`: straight from the ring with
+//!   `writev`; lines: copied into one buffer with their newlines), and
+//!   releases the frames that were written whole. A frame cut short (a broken pipe, a
 //!   second signal) stays in the ring whole, and is delivered again to the
 //!   next receiver. On SIGINT, SIGTERM or SIGHUP it finishes the frame it
 //!   is writing and stops; on a broken pipe (EPIPE; SIGPIPE is ignored) it
@@ -128,6 +129,46 @@ fn write_frames(fd: BorrowedFd<'_>, buf: &[u8], ends: &[usize]) -> (usize, Wrote
     (done, Wrote::All)
 }
 
+/// `--raw`: writes `frames` straight from the ring with `writev` (no copy),
+/// stopping as `write_frames` does; returns how many were written whole.
+fn writev_frames(fd: BorrowedFd<'_>, frames: &[&[u8]]) -> (usize, Wrote) {
+    // Whole frames written, and bytes of the next one.
+    let (mut done, mut part) = (0usize, 0usize);
+    while done < frames.len() {
+        // ORDERING: Relaxed; see `on_signal`.
+        let signals = SIGNALS.load(Relaxed);
+        if signals >= 2 || (signals == 1 && part == 0) {
+            return (done, Wrote::Stopped);
+        }
+        let end = frames.len().min(done + IOV_MAX);
+        let mut iov: Vec<std::io::IoSlice<'_>> = Vec::with_capacity(end - done);
+        iov.push(std::io::IoSlice::new(&frames[done][part..]));
+        iov.extend(
+            frames[done + 1..end]
+                .iter()
+                .map(|f| std::io::IoSlice::new(f)),
+        );
+        match rustix::io::writev(fd, &iov) {
+            Ok(mut n) => {
+                // Advance over what was written.
+                while done < frames.len() && n >= frames[done].len() - part {
+                    n -= frames[done].len() - part;
+                    done += 1;
+                    part = 0;
+                }
+                part += n;
+            }
+            Err(rustix::io::Errno::INTR) => {}
+            Err(rustix::io::Errno::PIPE) => return (done, Wrote::Closed),
+            Err(e) => return (done, Wrote::Failed(e.into())),
+        }
+    }
+    (done, Wrote::All)
+}
+
+/// Buffers one `writev` takes (the kernel's UIO_MAXIOV).
+const IOV_MAX: usize = 1024;
+
 pub fn recv(path: &Path, o: RecvOpts) -> Result<ExitCode, String> {
     let ring = open(path, o.shared)?;
     let mut rx = ring.consumer().map_err(|e| explain(path, &e))?;
@@ -158,6 +199,11 @@ pub fn recv(path: &Path, o: RecvOpts) -> Result<ExitCode, String> {
         };
         let mut outcome = Wrote::All;
         let write = |frames: &[&[u8]]| {
+            if o.raw {
+                let (done, how) = writev_frames(fd, frames);
+                outcome = how;
+                return done;
+            }
             buf.clear();
             ends.clear();
             for f in frames {
@@ -165,9 +211,7 @@ pub fn recv(path: &Path, o: RecvOpts) -> Result<ExitCode, String> {
                     break;
                 }
                 buf.extend_from_slice(f);
-                if !o.raw {
-                    buf.push(b'\n');
-                }
+                buf.push(b'\n');
                 ends.push(buf.len());
             }
             let (written, how) = write_frames(fd, &buf, &ends);
@@ -322,32 +366,18 @@ fn grow_pipe(fd: BorrowedFd<'_>) {
     }
 }
 
-/// Waits for room for `len` bytes, looking at the signal flag every
-/// `POLL`, and hands the grant to `f`. `Err` when a signal or a vanished
-/// consumer ends the send first.
-fn with_grant<R>(
-    tx: &mut AnyProducer,
-    len: usize,
-    f: impl FnOnce(mmring::AnyWriteGrant<'_>) -> R,
-) -> Result<R, Stop> {
-    loop {
-        if let Some(sig) = stop_signal() {
-            return Err(Stop::Signal(sig));
-        }
-        match tx.reserve_timeout(len, POLL) {
-            Ok(g) => return Ok(f(g)),
-            Err(SendError::Timeout) => {}
-            Err(SendError::Disconnected) => {
-                return Err(Stop::Failed("the consumer is gone".into()));
-            }
-            Err(e) => return Err(Stop::Failed(e.to_string())),
-        }
-    }
+/// Bytes of input available now without blocking (`FIONREAD`: a pipe's
+/// contents, a regular file's remainder); 0 when unknown.
+fn ready(fd: BorrowedFd<'_>) -> usize {
+    rustix::io::ioctl_fionread(fd).map_or(0, |n| n as usize)
 }
 
 /// `--raw`: reads straight into reserved grants and commits what each read
 /// returned (`exact`: fills each grant to `chunk` bytes first, for
-/// fixed-size frames).
+/// fixed-size frames). Commits go into a send-side batch, published when
+/// the input has nothing more ready, when a quarter of the ring is
+/// unpublished, or before waiting for room: one wake-up of the receiver
+/// per burst of input rather than per read.
 fn send_raw(
     tx: &mut AnyProducer,
     fd: BorrowedFd<'_>,
@@ -355,49 +385,61 @@ fn send_raw(
     exact: bool,
     sent: &mut u64,
 ) -> Option<(Stop, u64)> {
+    let publish_every = (tx.capacity() / 4) as usize;
+    let mut batch = tx.batch();
+    let mut unpublished = 0usize;
     loop {
-        let r = with_grant(tx, chunk, |mut g| {
-            let mut got = 0;
-            let mut end = None;
-            while got < chunk {
-                match rustix::io::read(fd, &mut g[got..]) {
-                    Ok(0) => {
-                        end = Some(None);
-                        break;
-                    }
-                    Ok(n) => {
-                        got += n;
-                        if !exact {
-                            break;
-                        }
-                    }
-                    Err(rustix::io::Errno::INTR) => {
-                        if stop_signal().is_some() {
-                            break;
-                        }
-                    }
-                    Err(e) => {
-                        end = Some(Some(Stop::Failed(format!("stdin: {e}"))));
+        if let Some(sig) = stop_signal() {
+            return Some((Stop::Signal(sig), 0));
+        }
+        let mut g = match batch.reserve_timeout(chunk, POLL) {
+            Ok(g) => g,
+            Err(SendError::Timeout) => continue,
+            Err(SendError::Disconnected) => {
+                return Some((Stop::Failed("the consumer is gone".into()), 0));
+            }
+            Err(e) => return Some((Stop::Failed(e.to_string()), 0)),
+        };
+        let mut got = 0;
+        let mut end = None;
+        while got < chunk {
+            match rustix::io::read(fd, &mut g[got..]) {
+                Ok(0) => {
+                    end = Some(None);
+                    break;
+                }
+                Ok(n) => {
+                    got += n;
+                    if !exact {
                         break;
                     }
                 }
+                Err(rustix::io::Errno::INTR) => {
+                    if stop_signal().is_some() {
+                        break;
+                    }
+                }
+                Err(e) => {
+                    end = Some(Some(Stop::Failed(format!("stdin: {e}"))));
+                    break;
+                }
             }
-            // What was read is sent, whatever comes next.
-            if got > 0 {
-                g.commit_len(got);
-                *sent += 1;
-            } else {
-                g.abort();
-            }
-            end
-        });
-        match r {
-            Ok(Some(end)) => return end.map(|why| (why, 0)),
-            Ok(None) => {}
-            Err(why) => return Some((why, 0)),
         }
-        if let Some(sig) = stop_signal() {
-            return Some((Stop::Signal(sig), 0));
+        // What was read is sent, whatever comes next.
+        if got > 0 {
+            g.commit_len(got);
+            *sent += 1;
+        } else {
+            g.abort();
+        }
+        unpublished += got;
+        if let Some(end) = end {
+            return end.map(|why| (why, 0));
+        }
+        if unpublished >= publish_every || ready(fd) == 0 {
+            drop(batch);
+            batch = tx.batch();
+            unpublished = 0;
         }
     }
 }
