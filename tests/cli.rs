@@ -747,3 +747,44 @@ fn ls_and_rm() {
     recv.wait().unwrap();
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// `bench --json` prints one JSON object: the ring size, the warm-up, the
+/// pacing, saturation and paced figures for the ring, a pipe, a FIFO and a
+/// Unix socket, each checked; a rate that is not one is refused.
+#[test]
+fn bench_json_with_pacing_and_a_fifo() {
+    let o = mmring(&[
+        "bench",
+        "--count",
+        "20000",
+        "--rate",
+        "100K/s",
+        "--compare",
+        "--json",
+    ]);
+    assert!(o.status.success(), "{}{}", stdout(&o), stderr(&o));
+    let json = stdout(&o);
+    assert_eq!(json.trim_end().lines().count(), 1, "{json}");
+    assert!(
+        json.starts_with('{') && json.trim_end().ends_with('}'),
+        "{json}"
+    );
+    assert_eq!(json_u64(&json, "ring_bytes"), 4 << 20, "{json}");
+    assert_eq!(json_u64(&json, "warmup_frames"), 10_000, "{json}");
+    assert_eq!(json_u64(&json, "paced_rate"), 100_000, "{json}");
+    for t in ["mmring", "pipe", "fifo", "unix socket"] {
+        let at = json
+            .find(&format!("\"transport\":\"{t}\""))
+            .unwrap_or_else(|| panic!("{t} missing: {json}"));
+        let row = &json[at..];
+        assert_eq!(json_u64(row, "frames"), 20_000, "{t}: {json}");
+        assert_eq!(json_u64(row, "errors"), 0, "{t}: {json}");
+        // Paced: every frame timed.
+        let paced = &row[row.find("\"paced\":").unwrap()..];
+        assert_eq!(json_u64(paced, "count"), 20_000, "{t}: {json}");
+    }
+    // Argument errors come from clap.
+    let o = mmring(&["bench", "--rate", "fast"]);
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("'fast' is not a rate"), "{}", stderr(&o));
+}
