@@ -154,7 +154,18 @@ fn print_stat(path: &Path, st: &Stat, rates: Option<(f64, f64)>) {
         100.0 * used as f64 / total.max(1) as f64
     );
     if let Some((produced, consumed)) = rates {
-        println!("  rates     produced {produced:.0} {u}/s, consumed {consumed:.0} {u}/s");
+        if st.kind == Kind::Mpmc {
+            // A slot holds one frame: slots/s are frames/s.
+            println!(
+                "  rates     produced {produced:.0} frames/s, consumed {consumed:.0} frames/s (at most {:.0} / {:.0} bytes/s)",
+                produced * st.max_frame as f64,
+                consumed * st.max_frame as f64
+            );
+        } else {
+            println!(
+                "  rates     produced {produced:.0} bytes/s, consumed {consumed:.0} bytes/s (frames/s: not recorded by framed rings)"
+            );
+        }
     }
     for (name, role) in [("producer", &st.producer), ("consumer", &st.consumer)] {
         let holders: Vec<String> = role
@@ -231,7 +242,12 @@ fn to_json(path: &Path, st: &Stat, rates: Option<(f64, f64)>) -> String {
         })
         .collect();
     let rates = match rates {
-        Some((p, c)) => format!(",\"produced_per_s\":{p:.1},\"consumed_per_s\":{c:.1}"),
+        Some((p, c)) => {
+            let unit = if st.kind == Kind::Mpmc { "frames" } else { "bytes" };
+            format!(
+                ",\"produced_per_s\":{p:.1},\"consumed_per_s\":{c:.1},\"produced_{unit}_per_s\":{p:.1},\"consumed_{unit}_per_s\":{c:.1}"
+            )
+        }
         None => String::new(),
     };
     format!(
