@@ -786,5 +786,9 @@ fn bench_json_with_pacing_and_a_fifo() {
     // Argument errors come from clap.
     let o = mmring(&["bench", "--rate", "fast"]);
     assert!(!o.status.success());
-    assert!(stderr(&o).contains("'fast' is not a rate"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("'fast' is not a rate"),
+        "{}",
+        stderr(&o)
+    );
 }

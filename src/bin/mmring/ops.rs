@@ -243,7 +243,11 @@ fn to_json(path: &Path, st: &Stat, rates: Option<(f64, f64)>) -> String {
         .collect();
     let rates = match rates {
         Some((p, c)) => {
-            let unit = if st.kind == Kind::Mpmc { "frames" } else { "bytes" };
+            let unit = if st.kind == Kind::Mpmc {
+                "frames"
+            } else {
+                "bytes"
+            };
             format!(
                 ",\"produced_per_s\":{p:.1},\"consumed_per_s\":{c:.1},\"produced_{unit}_per_s\":{p:.1},\"consumed_{unit}_per_s\":{c:.1}"
             )

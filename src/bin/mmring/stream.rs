@@ -11,7 +11,9 @@
 //!   is writing and stops; on a broken pipe (EPIPE; SIGPIPE is ignored) it
 //!   stops. What a pipe has accepted belongs to its reader: after
 //!   `recv | head`, the frames gone from the ring are those written into
-//!   the pipe, which `head` may not have read.
+//!   the pipe, which `head` may not have read. (An mpmc consumer holds one
+//!   slot at a time and cannot put it back: there, a frame cut short by a
+//!   broken pipe is released.)
 //! * Like a FIFO reader, `recv` drains what is there, then waits for a
 //!   producer when none is attached, and ends when a producer that fed it
 //!   detaches (status 0) or dies (status 3); `--follow` keeps going across
