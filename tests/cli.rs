@@ -193,7 +193,20 @@ fn error_paths() {
     );
     // A line longer than the ring's max frame.
     let long = vec![b'x'; 5000];
-    assert_one_line_error(&mmring_with_stdin(&["send", path], &long), "max frame");
+    assert_one_line_error(
+        &mmring_with_stdin(&["send", path], &long),
+        "max frame (2040); use --raw; sent 0 frames; 1 lines read from stdin were not sent",
+    );
+    // Lines before it are sent; it and those after are reported, not lost
+    // silently.
+    let mut input = b"ok\n".to_vec();
+    input.extend(&long);
+    input.extend(b"\nafter\n");
+    assert_one_line_error(
+        &mmring_with_stdin(&["send", path], &input),
+        "sent 1 frames; 2 lines read from stdin were not sent",
+    );
+    assert_eq!(left_in_ring(path), "ok\n");
 
     let bad = TempFile(temp_path("cli-bad"));
     std::fs::write(&bad.0, vec![7u8; 9000]).unwrap();

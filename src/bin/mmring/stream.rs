@@ -327,7 +327,7 @@ pub fn send(path: &Path, o: SendOpts) -> Result<ExitCode, String> {
         grow_pipe(fd);
         send_raw(&mut tx, fd, chunk, exact, &mut sent)
     } else {
-        send_lines(&mut tx, fd, path, &mut sent)?
+        send_lines(&mut tx, fd, &mut sent)
     };
     match stopped {
         None => {
@@ -348,7 +348,7 @@ pub fn send(path: &Path, o: SendOpts) -> Result<ExitCode, String> {
                     );
                     Ok(signal_status(sig))
                 }
-                Stop::Failed(msg) => Err(format!("{p}: {msg}: sent {sent} frames{left}")),
+                Stop::Failed(msg) => Err(format!("{p}: {msg}; sent {sent} frames{left}")),
             }
         }
     }
@@ -449,12 +449,7 @@ fn send_raw(
 /// Line mode: one frame per line, without its newline (a last line
 /// without one is sent too). Returns how it stopped early, with the count
 /// of lines read and not sent.
-fn send_lines(
-    tx: &mut AnyProducer,
-    fd: BorrowedFd<'_>,
-    path: &Path,
-    sent: &mut u64,
-) -> Result<Option<(Stop, u64)>, String> {
+fn send_lines(tx: &mut AnyProducer, fd: BorrowedFd<'_>, sent: &mut u64) -> Option<(Stop, u64)> {
     let max = tx.max_frame();
     let mut buf = vec![0u8; 64 << 10];
     let (mut start, mut end) = (0usize, 0usize);
@@ -463,10 +458,9 @@ fn send_lines(
         (lines + usize::from(b.last().is_some_and(|&c| c != b'\n'))) as u64
     };
     let too_long = |len: usize| {
-        format!(
-            "{}: a line of {len} bytes exceeds the ring's max frame ({max}); use --raw",
-            path.display()
-        )
+        Stop::Failed(format!(
+            "a line of {len} bytes exceeds the ring's max frame ({max}); use --raw"
+        ))
     };
     let mut eof = false;
     loop {
@@ -475,10 +469,10 @@ fn send_lines(
             let mut batch = tx.batch();
             while let Some(i) = buf[start..end].iter().position(|&c| c == b'\n') {
                 if i > max {
-                    return Err(too_long(i));
+                    return Some((too_long(i), unsent(&buf[start..end])));
                 }
                 if let Err(why) = send_one(&mut batch, &buf[start..start + i]) {
-                    return Ok(Some((why, unsent(&buf[start..end]))));
+                    return Some((why, unsent(&buf[start..end])));
                 }
                 start += i + 1;
                 *sent += 1;
@@ -486,18 +480,18 @@ fn send_lines(
             if eof {
                 if start < end {
                     if end - start > max {
-                        return Err(too_long(end - start));
+                        return Some((too_long(end - start), 1));
                     }
                     if let Err(why) = send_one(&mut batch, &buf[start..end]) {
-                        return Ok(Some((why, 1)));
+                        return Some((why, 1));
                     }
                     *sent += 1;
                 }
-                return Ok(None);
+                return None;
             }
         }
         if let Some(sig) = stop_signal() {
-            return Ok(Some((Stop::Signal(sig), unsent(&buf[start..end]))));
+            return Some((Stop::Signal(sig), unsent(&buf[start..end])));
         }
         // Keep the partial line, and make room for more.
         buf.copy_within(start..end, 0);
@@ -505,7 +499,7 @@ fn send_lines(
         start = 0;
         if end == buf.len() {
             if end > max {
-                return Err(too_long(end));
+                return Some((too_long(end), unsent(&buf[..end])));
             }
             buf.resize(buf.len() * 2, 0);
         }
@@ -513,7 +507,9 @@ fn send_lines(
             Ok(0) => eof = true,
             Ok(n) => end += n,
             Err(rustix::io::Errno::INTR) => {}
-            Err(e) => return Err(format!("stdin: {e}")),
+            Err(e) => {
+                return Some((Stop::Failed(format!("stdin: {e}")), unsent(&buf[..end])));
+            }
         }
     }
 }
