@@ -370,12 +370,19 @@ fn report(rows: &[Row], floor: &Rtt, paced: &Shape) {
         );
         for r in rows {
             if let Some(o) = &r.lat {
+                // Short of the offered load: the figures are its backlog.
+                let behind = o.frames_per_s() < 0.95 * paced.rate;
                 println!(
-                    "  {:<12} {}  ({} frames, {:.2} M frames/s achieved){}",
+                    "  {:<12} {}  ({} frames, {:.2} M frames/s achieved{}){}",
                     o.name,
                     quantiles(&o.latency),
                     o.frames,
                     o.frames_per_s() / 1e6,
+                    if behind {
+                        ": cannot keep up, this is its backlog"
+                    } else {
+                        ""
+                    },
                     if o.errors == 0 {
                         String::new()
                     } else {
