@@ -517,6 +517,16 @@ fn send_lines(tx: &mut AnyProducer, fd: BorrowedFd<'_>, sent: &mut u64) -> Optio
 /// Sends one line through `batch`, waiting for room while watching the
 /// signal flag (what the batch holds is published before it waits).
 fn send_one(batch: &mut mmring::WriteBatch<'_, mmring::AnyKind>, line: &[u8]) -> Result<(), Stop> {
+    // The common case: room now, no clock read for a deadline.
+    match batch.try_reserve(line.len()) {
+        Ok(mut g) => {
+            g.copy_from_slice(line);
+            g.commit();
+            return Ok(());
+        }
+        Err(SendError::Full) => {}
+        Err(e) => return Err(Stop::Failed(e.to_string())),
+    }
     loop {
         if let Some(sig) = stop_signal() {
             return Err(Stop::Signal(sig));
