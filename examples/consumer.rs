@@ -6,7 +6,9 @@
 //!
 //! Waits for frames (sleeping in the kernel, not polling), checks that
 //! their sequence numbers are consecutive, prints the first few and a
-//! summary, and exits once the producer has gone and the ring is empty.
+//! summary, and exits once a producer that attached while it ran has gone
+//! and the ring is empty. Started after an earlier producer has come and
+//! gone, it waits for the next one, as a FIFO reader does.
 
 use mmring::{Config, RecvError, spsc};
 
@@ -16,6 +18,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .unwrap_or_else(|| "/dev/shm/mmring-demo".into());
     let ring = spsc::Ring::open_or_create(&path, Config::new(1 << 20))?;
     let mut rx = ring.consumer()?;
+    // Producers seen so far: one that attaches after this is ours.
+    let attaches = ring.stat().producer.attaches;
+    let mut fed = rx.is_producer_attached();
     println!("waiting for frames on {path}");
     let mut received = 0u64;
     let mut expected: Option<u64> = None;
@@ -34,7 +39,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 }
                 received += 1;
             }
-            Err(RecvError::Disconnected) => break,
+            Err(RecvError::Disconnected) => {
+                fed |= ring.stat().producer.attaches != attaches;
+                if fed {
+                    break;
+                }
+                // No producer yet: look again shortly.
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
             Err(e) => return Err(e.into()),
         }
     }

@@ -1,6 +1,7 @@
-//! The README's "run it" command: a producer and a consumer process on an
+//! The library in one command: a producer and a consumer process on an
 //! anonymous ring, a few million checked frames, throughput and round-trip
-//! latency.
+//! latency (the README's `mmring` tool section names it; `mmring bench` is
+//! the measuring harness).
 //!
 //! ```text
 //! cargo run --release --example demo [-- FRAMES]

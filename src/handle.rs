@@ -1331,6 +1331,113 @@ impl<P: Flavour> Consumer<P> {
         Ok(self.drain(first, max, f))
     }
 
+    /// Hands up to `max` waiting messages (at least one) to `f` together,
+    /// in order, in place, and releases only those `f` has finished with:
+    /// `f` returns how many of them, from the first, to release (clamped to
+    /// how many it saw); the others stay in the ring, the next messages
+    /// this consumer (or the next one, after it detaches) receives. Does
+    /// not block; returns how many were released.
+    ///
+    /// For writing messages out before letting go of them, so that nothing
+    /// is lost if the write fails or the process is killed while `f` runs:
+    /// what `f` has not finished with is never released. Framed rings
+    /// (spsc, mpsc) hand several messages at once; an mpmc consumer holds
+    /// one slot at a time, so `f` sees one message, and it is released
+    /// whatever `f` returns (other consumers have moved past its slot).
+    ///
+    /// # Errors
+    ///
+    /// As [`try_recv_batch`](Consumer::try_recv_batch).
+    ///
+    /// ```
+    /// let ring = mmring::spsc::Ring::anonymous(mmring::Config::new(4096))?;
+    /// let (mut tx, mut rx) = (ring.producer()?, ring.consumer()?);
+    /// for i in 0..10u8 { tx.send(&[i])?; }
+    /// // Finish with the first three only.
+    /// assert_eq!(rx.try_recv_batch_keep(usize::MAX, |frames| { assert_eq!(frames.len(), 10); 3 })?, 3);
+    /// assert_eq!(&*rx.try_recv()?, &[3]); // the rest are still there
+    /// # Ok::<(), mmring::Error>(())
+    /// ```
+    pub fn try_recv_batch_keep(
+        &mut self,
+        max: usize,
+        f: impl FnOnce(&[&[u8]]) -> usize,
+    ) -> Result<usize, RecvError> {
+        self.check_inherited()?;
+        match take(&self.role, &mut self.st)? {
+            Some(first) => Ok(self.drain_keep(first, max, f)),
+            None => Err(RecvError::Empty),
+        }
+    }
+
+    /// As [`try_recv_batch_keep`](Consumer::try_recv_batch_keep), but
+    /// waits up to `timeout` for a first message.
+    ///
+    /// # Errors
+    ///
+    /// As [`recv_timeout`](Consumer::recv_timeout).
+    pub fn recv_batch_keep_timeout(
+        &mut self,
+        max: usize,
+        timeout: Duration,
+        f: impl FnOnce(&[&[u8]]) -> usize,
+    ) -> Result<usize, RecvError> {
+        let first = self.wait_take(deadline(timeout))?;
+        Ok(self.drain_keep(first, max, f))
+    }
+
+    fn drain_keep(
+        &mut self,
+        first: P::Taken,
+        max: usize,
+        f: impl FnOnce(&[&[u8]]) -> usize,
+    ) -> usize {
+        let shared = &*self.role.shared;
+        let mem = &shared.mem;
+        let many = P::can_put_back(mem);
+        let mut taken = vec![first];
+        if many {
+            // Consume as we go (a framed consumer's read position is
+            // private until released), so each `try_take` finds the next.
+            P::consume(mem, &mut self.st, first);
+            while taken.len() < max {
+                match P::try_take(mem, &mut self.st) {
+                    Ok(Some(next)) if self.role.poisoned().is_ok() => {
+                        P::consume(mem, &mut self.st, next);
+                        taken.push(next);
+                    }
+                    _ => break,
+                }
+            }
+        }
+        let slices: Vec<&[u8]> = taken
+            .iter()
+            .map(|t| {
+                // SAFETY: `t` came from `try_take` and is not released: a
+                // framed consumer has consumed it only locally (nothing is
+                // handed back before the `release` below), an mpmc one has
+                // not consumed it yet.
+                let (p, len) = unsafe { P::taken_payload(mem, t) };
+                // SAFETY: the payload lies in the data area, and producers
+                // leave it alone until it is released below.
+                unsafe { std::slice::from_raw_parts(p.as_ptr(), len) }
+            })
+            .collect();
+        let done = f(&slices).min(taken.len());
+        drop(slices);
+        if many {
+            if done < taken.len() {
+                P::put_back(mem, &mut self.st, taken[done]);
+            }
+        } else {
+            P::consume(mem, &mut self.st, first);
+        }
+        if P::release(mem, &mut self.st) {
+            self.role.notify();
+        }
+        if many { done } else { 1 }
+    }
+
     #[inline]
     fn drain(&mut self, first: P::Taken, max: usize, mut f: impl FnMut(&[u8])) -> usize {
         let shared = &*self.role.shared;

@@ -173,6 +173,23 @@ pub(crate) mod sealed {
         /// until [`release`](Protocol::release).
         fn consume(mem: &Self::Mem, rx: &mut Self::Rx, taken: Self::Taken);
 
+        /// Whether this ring's consumer can take several messages before it
+        /// consumes any, and put the ones it did not finish back
+        /// ([`put_back`](Protocol::put_back)). Framed rings can (their
+        /// consumer's read position is private until released); an mpmc
+        /// consumer holds one slot at a time and cannot.
+        fn can_put_back(_mem: &Self::Mem) -> bool {
+            false
+        }
+
+        /// Makes `taken` (consumed, not yet released) and everything taken
+        /// after it the next messages [`try_take`](Protocol::try_take)
+        /// returns. Called only when [`can_put_back`](Protocol::can_put_back)
+        /// says so, before any `release` since `taken` was taken.
+        fn put_back(_mem: &Self::Mem, _rx: &mut Self::Rx, _taken: Self::Taken) {
+            unreachable!("put_back on a flavour that cannot put back")
+        }
+
         /// Hands every consumed (or skipped) message's space back to the
         /// producers; `true` if anything was handed back since the last
         /// call (then producers are woken).

@@ -559,6 +559,15 @@ impl ReadCursor {
         self.read = f.next;
     }
 
+    /// Makes a consumed but unreleased frame, and every frame after it, the
+    /// next to be read again: moves the read position back to its frame
+    /// word. Touches only this consumer's private state (nothing past
+    /// `released` has been handed back, so the frames are still there).
+    pub fn put_back(&mut self, f: &Located) {
+        debug_assert!(self.released <= f.at && f.at <= self.read);
+        self.read = f.at;
+    }
+
     /// Where the consumer is held up by a claim not yet published (mpsc):
     /// the read position, when it is below the producers' claim cursor.
     pub fn stuck_at(&self) -> Option<u64> {
@@ -612,6 +621,8 @@ impl ReadCursor {
 /// A frame located by [`locate`].
 #[derive(Debug, Clone, Copy)]
 pub struct Located {
+    /// Position of the frame word (past any padding before it).
+    pub at: u64,
     /// Data-area offset of the payload.
     pub payload: u64,
     /// Payload length.
@@ -653,6 +664,7 @@ pub(crate) fn locate<M: FramedMem>(
         match raw.parse(*read, *cached_tail - *read)? {
             Parsed::Data { payload, len, size } => {
                 return Ok(Some(Located {
+                    at: *read,
                     payload,
                     len,
                     next: *read + size,

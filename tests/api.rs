@@ -656,3 +656,90 @@ fn attachment_table_is_bounded_and_reusable() {
     let _rx = ring.consumer().unwrap();
     assert_eq!(ring.stat().producer.holders.len(), 127);
 }
+
+/// `try_recv_batch_keep` releases exactly the prefix `f` finished with: over
+/// many laps of a small ring (frames of varying length, so padding and, on
+/// mpsc, zeroed space lie between them), the messages arrive once each, in
+/// order, whatever prefix each call keeps; an mpmc consumer sees one at a
+/// time and releases it.
+fn batch_keep_releases_a_prefix<P: TestFlavour>(kind: Kind) {
+    let ring = ring::<P>(kind);
+    let (mut tx, mut rx) = (ring.producer().unwrap(), ring.consumer().unwrap());
+    let many = kind != Kind::Mpmc;
+    assert_eq!(
+        rx.try_recv_batch_keep(8, |_| panic!("nothing to see")),
+        Err(RecvError::Empty)
+    );
+    let (mut sent, mut got) = (0u32, 0u32);
+    for round in 0..2_000u32 {
+        // Top up with messages of 4..=27 bytes carrying their number.
+        while sent < got + 20 {
+            let mut msg = sent.to_le_bytes().to_vec();
+            msg.resize(4 + (sent as usize * 7) % 24, 0xab);
+            match tx.try_send(&msg) {
+                Ok(()) => sent += 1,
+                Err(SendError::Full) => break,
+                Err(e) => panic!("{kind}: {e}"),
+            }
+        }
+        let mut seen = 0;
+        let released = rx
+            .try_recv_batch_keep(7, |frames| {
+                seen = frames.len();
+                assert!(seen >= 1 && seen <= if many { 7 } else { 1 }, "{kind}");
+                for (i, f) in frames.iter().enumerate() {
+                    let n = u32::from_le_bytes(f[..4].try_into().unwrap());
+                    assert_eq!(n, got + i as u32, "{kind}: round {round}");
+                    assert_eq!(f.len(), 4 + (n as usize * 7) % 24);
+                }
+                // Keep none, some or all.
+                (round as usize * 5) % (seen + 2)
+            })
+            .unwrap();
+        let expect = if many {
+            ((round as usize * 5) % (seen + 2)).min(seen)
+        } else {
+            1
+        };
+        assert_eq!(released, expect, "{kind}: round {round}");
+        got += released as u32;
+    }
+    assert!(got > 1_000, "{kind}: only {got} messages moved");
+    // What is left arrives in order.
+    while let Ok(f) = rx.try_recv() {
+        assert_eq!(u32::from_le_bytes(f[..4].try_into().unwrap()), got);
+        got += 1;
+    }
+    assert_eq!(got, sent, "{kind}");
+    assert_eq!(tx.len_hint(), 0, "{kind}: everything released");
+}
+
+#[test]
+fn try_recv_batch_keep_releases_what_f_finished() {
+    for_every_flavour!(batch_keep_releases_a_prefix);
+}
+
+/// Messages a consumer kept are there for the next consumer after it
+/// detaches: nothing beyond what `f` finished with is released.
+#[test]
+fn kept_messages_outlive_their_consumer() {
+    for kind in [Kind::Spsc, Kind::Mpsc] {
+        let ring = AnyRing::anonymous(kind, Config::new(1 << 12)).unwrap();
+        let mut tx = ring.producer().unwrap();
+        for i in 0..10u8 {
+            tx.send(&[i]).unwrap();
+        }
+        let mut rx = ring.consumer().unwrap();
+        let n = rx
+            .recv_batch_keep_timeout(usize::MAX, Duration::from_secs(5), |frames| {
+                assert_eq!(frames.len(), 10);
+                4
+            })
+            .unwrap();
+        assert_eq!(n, 4);
+        drop(rx);
+        let mut rx = ring.consumer().unwrap();
+        let rest: Vec<u8> = rx.try_iter().map(|f| f[0]).collect();
+        assert_eq!(rest, (4..10).collect::<Vec<u8>>(), "{kind}");
+    }
+}

@@ -5,8 +5,9 @@
 
 mod common;
 
-use std::io::Write;
-use std::process::{Command, Output, Stdio};
+use std::io::{Read, Write};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
 
 use common::{TempFile, temp_path};
 
@@ -80,8 +81,8 @@ fn create_send_recv_stat_for_every_kind() {
         );
         assert!(json.contains("\"claims\":[],\"recoveries\":0"), "{json}");
 
-        // The producer has gone: recv drains the ring and exits.
-        let o = mmring(&["recv", path]);
+        // The producer has gone: recv --no-wait drains the ring and exits.
+        let o = mmring(&["recv", path, "--no-wait"]);
         assert!(o.status.success(), "recv {kind}: {}", stderr(&o));
         assert_eq!(stdout(&o), lines);
 
@@ -102,12 +103,12 @@ fn raw_chunks_round_trip_and_count_limits() {
             .success()
     );
     let data: Vec<u8> = (0..10_000u32).map(|i| (i * 7) as u8).collect();
-    let o = mmring_with_stdin(&["send", path, "--raw", "4K"], &data);
+    let o = mmring_with_stdin(&["send", path, "--chunk", "4K"], &data);
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(stderr(&o).contains("sent 3 frames"));
     let o = mmring(&["recv", path, "--raw", "--count", "2"]);
     assert_eq!(o.stdout, &data[..8192]);
-    let o = mmring(&["recv", path, "--raw"]);
+    let o = mmring(&["recv", path, "--raw", "--no-wait"]);
     assert_eq!(o.stdout, &data[8192..]);
 }
 
@@ -122,11 +123,7 @@ fn pipeline_between_two_processes() {
             .status
             .success()
     );
-    let recv = Command::new(env!("CARGO_BIN_EXE_mmring"))
-        .args(["recv", path])
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let recv = spawn_recv(path, &[]);
     // Drain the receiver while the sender runs, as a shell pipeline would.
     let reader = std::thread::spawn(move || recv.wait_with_output().unwrap());
     let input: String = (0..20_000).map(|i| format!("line {i}\n")).collect();
@@ -196,7 +193,20 @@ fn error_paths() {
     );
     // A line longer than the ring's max frame.
     let long = vec![b'x'; 5000];
-    assert_one_line_error(&mmring_with_stdin(&["send", path], &long), "max frame");
+    assert_one_line_error(
+        &mmring_with_stdin(&["send", path], &long),
+        "max frame (2040); use --raw; sent 0 frames; 1 lines read from stdin were not sent",
+    );
+    // Lines before it are sent; it and those after are reported, not lost
+    // silently.
+    let mut input = b"ok\n".to_vec();
+    input.extend(&long);
+    input.extend(b"\nafter\n");
+    assert_one_line_error(
+        &mmring_with_stdin(&["send", path], &input),
+        "sent 1 frames; 2 lines read from stdin were not sent",
+    );
+    assert_eq!(left_in_ring(path), "ok\n");
 
     let bad = TempFile(temp_path("cli-bad"));
     std::fs::write(&bad.0, vec![7u8; 9000]).unwrap();
@@ -228,6 +238,193 @@ fn error_paths() {
     assert!(stderr(&o).contains("not a size"));
 }
 
+fn create(path: &str, extra: &[&str]) {
+    let mut args = vec!["create", path];
+    args.extend(extra);
+    let o = mmring(&args);
+    assert!(o.status.success(), "create: {}", stderr(&o));
+}
+
+fn spawn(args: &[&str]) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_mmring"))
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run mmring")
+}
+
+/// Starts `recv` and waits until it holds the consumer role, so a sender
+/// started next is one it sees attach.
+fn spawn_recv(path: &str, extra: &[&str]) -> Child {
+    let mut args = vec!["recv", path];
+    args.extend(extra);
+    let recv = spawn(&args);
+    wait_until("recv attached", || {
+        stat_json(path).contains("\"consumer\":{\"attached\":true")
+    });
+    recv
+}
+
+fn signal(child: &Child, sig: i32) {
+    // SAFETY: a signal to our own child, which has not been reaped.
+    assert_eq!(unsafe { libc::kill(child.id() as i32, sig) }, 0);
+}
+
+/// Waits until `cond` holds, for at most 20 seconds.
+fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !cond() {
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "timed out: {what}"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+fn stat_json(path: &str) -> String {
+    stdout(&mmring(&["stat", path, "--json"]))
+}
+
+/// The number in `"key":N` of a JSON object.
+fn json_u64(json: &str, key: &str) -> u64 {
+    let at = json.find(&format!("\"{key}\":")).expect(key) + key.len() + 3;
+    json[at..]
+        .split(|c: char| !c.is_ascii_digit())
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap()
+}
+
+fn numbered(from: usize, to: usize) -> String {
+    (from..to).map(|i| format!("line {i}\n")).collect()
+}
+
+/// What `recv --no-wait` still finds in the ring.
+fn left_in_ring(path: &str) -> String {
+    let o = mmring(&["recv", path, "--no-wait"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    stdout(&o)
+}
+
+/// `mmring create PATH` with no options makes an spsc ring of 1 MiB, mode
+/// 600, as `mkfifo PATH` makes a FIFO; sizes take K, M and G.
+#[test]
+fn create_with_no_options_is_spsc_1m_0600() {
+    let t = TempFile(temp_path("cli-default"));
+    let path = t.0.to_str().unwrap();
+    create(path, &[]);
+    let json = stat_json(path);
+    assert!(json.contains("\"kind\":\"spsc\""), "{json}");
+    assert_eq!(json_u64(&json, "capacity"), 1 << 20, "{json}");
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(&t.0).unwrap().permissions().mode();
+    assert_eq!(mode & 0o7777, 0o600);
+
+    for (size, bytes) in [("64K", 64u64 << 10), ("1M", 1 << 20), ("1G", 1 << 30)] {
+        let t = TempFile(temp_path("cli-size"));
+        let p = t.0.to_str().unwrap();
+        create(p, &["--kind", "mpsc", "--capacity", size]);
+        assert_eq!(json_u64(&stat_json(p), "capacity"), bytes, "{size}");
+    }
+}
+
+/// A receiver started after a producer has come and gone drains what is
+/// there and then waits, as a FIFO reader does, until a new producer
+/// attaches; it ends when that one detaches.
+#[test]
+fn late_receiver_waits_for_a_new_producer() {
+    let t = TempFile(temp_path("cli-late"));
+    let path = t.0.to_str().unwrap();
+    create(path, &["--capacity", "64K"]);
+    let first = numbered(0, 100);
+    assert!(
+        mmring_with_stdin(&["send", path], first.as_bytes())
+            .status
+            .success()
+    );
+
+    let mut recv = spawn(&["recv", path]);
+    // It drains the first producer's lines, then keeps waiting.
+    wait_until("the ring drained", || {
+        json_u64(&stat_json(path), "head") > 0 && stat_json(path).contains("\"used\":0")
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(
+        recv.try_wait().unwrap().is_none(),
+        "recv quit with no producer attached"
+    );
+
+    let second = numbered(100, 200);
+    assert!(
+        mmring_with_stdin(&["send", path], second.as_bytes())
+            .status
+            .success()
+    );
+    let o = recv.wait_with_output().unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(stdout(&o), first + &second);
+
+    // --no-wait on an empty ring exits at once.
+    let o = mmring(&["recv", path, "--no-wait"]);
+    assert_eq!((o.status.code(), o.stdout.len()), (Some(0), 0));
+}
+
+/// `--follow` keeps receiving across producers, a killed one included,
+/// until it is told to stop.
+#[test]
+fn follow_keeps_going_across_producers() {
+    let t = TempFile(temp_path("cli-follow"));
+    let path = t.0.to_str().unwrap();
+    create(path, &["--capacity", "64K"]);
+    let mut recv = spawn_recv(path, &["--follow"]);
+    // Its stderr, line by line.
+    let (tx, said) = std::sync::mpsc::channel::<String>();
+    let err = recv.stderr.take().unwrap();
+    let errs = std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(err).lines() {
+            let _ = tx.send(line.unwrap());
+        }
+    });
+    assert!(
+        mmring_with_stdin(&["send", path], b"a\nb\n")
+            .status
+            .success()
+    );
+
+    let mut send = spawn(&["send", path]);
+    let mut input = send.stdin.take().unwrap();
+    input.write_all(b"c\n").unwrap();
+    input.flush().unwrap();
+    wait_until("c sent", || json_u64(&stat_json(path), "tail") >= 48);
+    send.kill().unwrap();
+    send.wait().unwrap();
+    drop(input);
+    // recv notices the death and keeps waiting.
+    let line = said
+        .recv_timeout(Duration::from_secs(20))
+        .expect("recv said nothing");
+    assert!(line.contains("the producer died; waiting"), "{line}");
+
+    assert!(mmring_with_stdin(&["send", path], b"d\n").status.success());
+    wait_until("d received", || {
+        stat_json(path).contains("\"used\":0") && json_u64(&stat_json(path), "head") >= 64
+    });
+    std::thread::sleep(Duration::from_millis(200));
+    assert!(recv.try_wait().unwrap().is_none(), "--follow ended early");
+    signal(&recv, libc::SIGINT);
+    let o = recv.wait_with_output().unwrap();
+    assert_eq!(stdout(&o), "a\nb\nc\nd\n");
+    assert_eq!(o.status.code(), Some(130));
+    errs.join().unwrap();
+    let last = said.try_iter().last().unwrap_or_default();
+    assert!(last.contains("stopped by SIGINT; wrote 4 frames"), "{last}");
+}
+
 /// A sender killed with `kill -9` is a crash, not an end of stream: `recv`
 /// delivers what was committed, then says the producer died and exits with
 /// status 3; after a clean `send`, it exits 0.
@@ -235,41 +432,376 @@ fn error_paths() {
 fn a_killed_sender_is_not_a_clean_finish() {
     let t = TempFile(temp_path("cli-killed"));
     let path = t.0.to_str().unwrap();
-    assert!(
-        mmring(&["create", path, "--kind", "spsc", "--capacity", "64K"])
-            .status
-            .success()
-    );
-    let mut send = Command::new(env!("CARGO_BIN_EXE_mmring"))
-        .args(["send", path])
-        .stdin(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    create(path, &["--capacity", "64K"]);
+    let recv = spawn_recv(path, &[]);
+    let mut send = spawn(&["send", path]);
     let mut stdin = send.stdin.take().unwrap();
     stdin.write_all(b"one\ntwo\n").unwrap();
     stdin.flush().unwrap();
-    // The sender has attached once `stat` shows its frames.
-    let start = std::time::Instant::now();
-    while !stdout(&mmring(&["stat", path, "--json"])).contains("\"tail\":32") {
-        assert!(
-            start.elapsed() < std::time::Duration::from_secs(20),
-            "sender never sent"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
+    wait_until("sent", || json_u64(&stat_json(path), "tail") == 32);
     send.kill().unwrap();
     send.wait().unwrap();
     drop(stdin);
-    let o = mmring(&["recv", path]);
+    let o = recv.wait_with_output().unwrap();
     assert_eq!(stdout(&o), "one\ntwo\n");
     assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
     assert!(stderr(&o).contains("the producer died"), "{}", stderr(&o));
+    // Asked afterwards, with nothing left: the same verdict.
+    let o = mmring(&["recv", path, "--no-wait"]);
+    assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
 
     // A clean finish exits 0.
+    let recv = spawn_recv(path, &[]);
     let o = mmring_with_stdin(&["send", path], b"three\n");
     assert!(o.status.success());
-    let o = mmring(&["recv", path]);
+    let o = recv.wait_with_output().unwrap();
     assert_eq!(stdout(&o), "three\n");
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+}
+
+/// SIGINT or SIGTERM to `recv` mid-stream, while it is blocked writing to a
+/// pipe nobody reads, loses nothing: the lines in its output and the lines
+/// left in the ring are every line sent, once, in order.
+#[test]
+fn an_interrupted_receiver_loses_nothing() {
+    const N: usize = 200_000;
+    let all = numbered(0, N);
+    for (trial, (sig, cut)) in [
+        (libc::SIGINT, 1_000usize),
+        (libc::SIGTERM, 30_000),
+        (libc::SIGINT, 120_000),
+        (libc::SIGTERM, 7),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let t = TempFile(temp_path("cli-sigint"));
+        let path = t.0.to_str().unwrap();
+        create(path, &["--capacity", "8M"]);
+        let o = mmring_with_stdin(&["send", path], all.as_bytes());
+        assert!(o.status.success(), "{}", stderr(&o));
+
+        let mut recv = spawn(&["recv", path, "--no-wait"]);
+        let mut out = std::io::BufReader::new(recv.stdout.take().unwrap());
+        let mut got = String::new();
+        use std::io::BufRead;
+        for _ in 0..cut {
+            assert!(out.read_line(&mut got).unwrap() > 0, "recv ended early");
+        }
+        // Stop reading: recv fills the pipe and blocks in write.
+        std::thread::sleep(Duration::from_millis(300));
+        signal(&recv, sig);
+        out.read_to_string(&mut got).unwrap();
+        let status = recv.wait().unwrap();
+        assert_eq!(status.code(), Some(128 + sig), "trial {trial}");
+        assert!(
+            got.len() < all.len(),
+            "trial {trial}: recv finished before the signal"
+        );
+        assert!(got.ends_with('\n'), "trial {trial}: a line cut short");
+        let rest = left_in_ring(path);
+        assert_eq!(
+            got.len() + rest.len(),
+            all.len(),
+            "trial {trial}: lost or doubled lines"
+        );
+        assert_eq!(got + &rest, all, "trial {trial}");
+    }
+}
+
+/// `recv | head -n 10`: head exits, the pipe closes, recv stops; the lines
+/// gone from the ring are the ones recv wrote into the pipe (it says how
+/// many), and every other line is still in the ring, in order.
+#[test]
+fn recv_into_head_takes_only_what_the_pipe_accepted() {
+    const N: usize = 100_000;
+    let t = TempFile(temp_path("cli-head"));
+    let path = t.0.to_str().unwrap();
+    create(path, &["--capacity", "4M"]);
+    let all = numbered(0, N);
+    assert!(
+        mmring_with_stdin(&["send", path], all.as_bytes())
+            .status
+            .success()
+    );
+    let o = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "'{}' recv '{path}' --no-wait | head -n 10",
+            env!("CARGO_BIN_EXE_mmring")
+        ))
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(stdout(&o), numbered(0, 10));
+    let err = stderr(&o);
+    let wrote: usize = err
+        .split("wrote ")
+        .nth(1)
+        .and_then(|s| s.split(' ').next())
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("recv should say how many it wrote: {err}"));
+    assert!((10..N).contains(&wrote), "{err}");
+    // No more than a pipe holds plus what head read ahead.
+    assert!(numbered(0, wrote).len() <= 128 << 10, "{err}");
+    assert_eq!(left_in_ring(path), numbered(wrote, N), "{err}");
+}
+
+/// The same with this test as the reader, so the bytes the pipe accepted
+/// are known exactly: those read, plus those still in the pipe (FIONREAD)
+/// when its read end is closed. The ring has lost exactly those lines.
+#[test]
+fn a_closed_pipe_takes_exactly_what_it_accepted() {
+    const N: usize = 100_000;
+    let all = numbered(0, N);
+    // Lines, and raw frames of 1000 bytes (written with writev).
+    for raw in [false, true] {
+        let t = TempFile(temp_path("cli-epipe"));
+        let path = t.0.to_str().unwrap();
+        create(path, &["--capacity", "4M"]);
+        let mut send = vec!["send", path];
+        let mut recv = vec!["recv", path, "--no-wait"];
+        if raw {
+            send.extend(["--chunk", "1000"]);
+            recv.push("--raw");
+        }
+        assert!(mmring_with_stdin(&send, all.as_bytes()).status.success());
+        let mut recv = spawn(&recv);
+        let mut out = recv.stdout.take().unwrap();
+        let mut head = vec![0u8; 1500];
+        out.read_exact(&mut head).unwrap();
+        // Wait until recv is blocked on the full pipe: what it holds no
+        // longer changes.
+        let in_pipe = || {
+            use std::os::fd::AsRawFd;
+            let mut n: libc::c_int = 0;
+            // SAFETY: FIONREAD writes one int, through a pointer to ours.
+            assert_eq!(
+                unsafe { libc::ioctl(out.as_raw_fd(), libc::FIONREAD, &mut n) },
+                0
+            );
+            n as usize
+        };
+        let mut last = in_pipe();
+        loop {
+            std::thread::sleep(Duration::from_millis(200));
+            let now = in_pipe();
+            if now == last && now > 0 {
+                break;
+            }
+            last = now;
+        }
+        let accepted = head.len() + last;
+        drop(out);
+        let o = recv.wait_with_output().unwrap();
+        assert!(o.status.success(), "{}", stderr(&o));
+        assert!(stderr(&o).contains("output closed"), "{}", stderr(&o));
+        // Whole frames are released; one cut short by the pipe is not.
+        let (rest, whole) = if raw {
+            let o = mmring(&["recv", path, "--no-wait", "--raw"]);
+            (stdout(&o), accepted / 1000 * 1000)
+        } else {
+            let whole = all[..accepted].rfind('\n').map_or(0, |i| i + 1);
+            (left_in_ring(path), whole)
+        };
+        assert!(rest == all[whole..], "raw {raw}: accepted {accepted} bytes");
+    }
+}
+
+/// SIGINT to a `send` blocked on a full ring: it says how many lines it had
+/// read and not sent, and those it sent are in the ring; none vanish.
+#[test]
+fn an_interrupted_sender_reports_what_it_read_and_did_not_send() {
+    const N: usize = 2_000;
+    let t = TempFile(temp_path("cli-send-int"));
+    let path = t.0.to_str().unwrap();
+    create(path, &["--capacity", "4K"]);
+    let mut send = spawn(&["send", path]);
+    let mut input = send.stdin.take().unwrap();
+    // Fits in the pipe: all of it is written, and send reads it all.
+    input.write_all(numbered(0, N).as_bytes()).unwrap();
+    input.flush().unwrap();
+    wait_until("the ring full", || {
+        stat_json(path).contains("\"producers_waiting\":1")
+    });
+    signal(&send, libc::SIGINT);
+    let o = send.wait_with_output().unwrap();
+    drop(input);
+    assert_eq!(o.status.code(), Some(130), "{}", stderr(&o));
+    let err = stderr(&o);
+    let num = |after: &str| -> usize {
+        err.split(after)
+            .nth(1)
+            .and_then(|s| s.split(' ').next())
+            .and_then(|s| s.parse().ok())
+            .unwrap_or_else(|| panic!("{after:?} in {err}"))
+    };
+    let (sent, unsent) = (num("sent "), num("frames; "));
+    assert!(err.contains("lines read from stdin were not sent"), "{err}");
+    assert!(sent > 0 && unsent > 0, "{err}");
+    assert_eq!(sent + unsent, N, "{err}");
+    assert_eq!(left_in_ring(path), numbered(0, sent));
+}
+
+fn xorshift_bytes(n: usize, mut seed: u64) -> Vec<u8> {
+    (0..n)
+        .map(|_| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            (seed >> 24) as u8
+        })
+        .collect()
+}
+
+/// `send --raw < file` into `recv --raw > out` is byte-identical (`cmp`)
+/// for a text file without a trailing newline and for random binary data,
+/// through a ring much smaller than the data.
+#[test]
+fn raw_round_trip_is_cmp_identical() {
+    let dir = std::env::temp_dir();
+    for (name, data) in [
+        (
+            "text",
+            b"first line\nsecond line\nno newline at the end".to_vec(),
+        ),
+        ("binary", xorshift_bytes(3 << 20, 0x9e37_79b9_7f4a_7c15)),
+        ("empty", Vec::new()),
+    ] {
+        let t = TempFile(temp_path("cli-rawcmp"));
+        let path = t.0.to_str().unwrap();
+        create(path, &["--capacity", "64K"]);
+        let input = TempFile(dir.join(format!("mmring-cli-in-{}-{name}", std::process::id())));
+        let output = TempFile(dir.join(format!("mmring-cli-out-{}-{name}", std::process::id())));
+        std::fs::write(&input.0, &data).unwrap();
+        let recv = Command::new(env!("CARGO_BIN_EXE_mmring"))
+            .args(["recv", "--raw", path])
+            .stdout(std::fs::File::create(&output.0).unwrap())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        wait_until("recv attached", || {
+            stat_json(path).contains("\"consumer\":{\"attached\":true")
+        });
+        let o = Command::new(env!("CARGO_BIN_EXE_mmring"))
+            .args(["send", "--raw", path])
+            .stdin(std::fs::File::open(&input.0).unwrap())
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{name}: {}", stderr(&o));
+        let r = recv.wait_with_output().unwrap();
+        assert!(r.status.success(), "{name}: {}", stderr(&r));
+        assert!(
+            std::fs::read(&output.0).unwrap() == data,
+            "{name}: output differs"
+        );
+        if let Ok(c) = Command::new("cmp").arg(&input.0).arg(&output.0).output() {
+            assert!(c.status.success(), "{name}: cmp: {}", stdout(&c));
+        }
+    }
+    // Line mode keeps boundaries and ends every message with a newline.
+    let t = TempFile(temp_path("cli-lines"));
+    let path = t.0.to_str().unwrap();
+    create(path, &[]);
+    assert!(mmring_with_stdin(&["send", path], b"a\nb").status.success());
+    assert_eq!(left_in_ring(path), "a\nb\n");
+}
+
+/// `ls` lists every ring in a directory (and nothing else); `rm` refuses a
+/// ring a live process holds unless `--force`, and any file that is not a
+/// ring.
+#[test]
+fn ls_and_rm() {
+    let dir = std::env::temp_dir().join(format!("mmring-cli-ls-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir(&dir).unwrap();
+    let a = dir.join("a");
+    let b = dir.join("b");
+    let other = dir.join("notes.txt");
+    let (pa, pb) = (a.to_str().unwrap(), b.to_str().unwrap());
+    create(pa, &[]);
+    create(
+        pb,
+        &["--kind", "mpmc", "--slots", "64", "--slot-size", "128"],
+    );
+    std::fs::write(&other, "not a ring").unwrap();
+    let mut recv = spawn_recv(pa, &[]);
+
+    let o = mmring(&["ls", dir.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let text = stdout(&o);
+    let line_a = text.lines().find(|l| l.contains(pa)).expect("a listed");
+    assert!(line_a.contains("spsc") && line_a.contains("1M"), "{text}");
+    assert!(
+        line_a.contains(&recv.id().to_string()) && line_a.contains("live"),
+        "{text}"
+    );
+    let line_b = text.lines().find(|l| l.contains(pb)).expect("b listed");
+    assert!(
+        line_b.contains("mpmc") && line_b.contains("64x128") && line_b.contains("idle"),
+        "{text}"
+    );
+    assert!(!text.contains("notes.txt"), "{text}");
+
+    // A live ring is refused, a non-ring file too, an idle ring removed.
+    let o = mmring(&["rm", pa, pb, other.to_str().unwrap()]);
+    assert!(!o.status.success());
+    assert!(
+        stderr(&o).contains("held by live processes"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(stderr(&o).contains("not an mmring file"), "{}", stderr(&o));
+    assert!(a.exists() && other.exists() && !b.exists());
+    let o = mmring(&["rm", "--force", pa]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(!a.exists());
+    signal(&recv, libc::SIGTERM);
+    recv.wait().unwrap();
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// `bench --json` prints one JSON object: the ring size, the warm-up, the
+/// pacing, saturation and paced figures for the ring, a pipe, a FIFO and a
+/// Unix socket, each checked; a rate that is not one is refused.
+#[test]
+fn bench_json_with_pacing_and_a_fifo() {
+    let o = mmring(&[
+        "bench",
+        "--count",
+        "20000",
+        "--rate",
+        "100K/s",
+        "--compare",
+        "--json",
+    ]);
+    assert!(o.status.success(), "{}{}", stdout(&o), stderr(&o));
+    let json = stdout(&o);
+    assert_eq!(json.trim_end().lines().count(), 1, "{json}");
+    assert!(
+        json.starts_with('{') && json.trim_end().ends_with('}'),
+        "{json}"
+    );
+    assert_eq!(json_u64(&json, "ring_bytes"), 4 << 20, "{json}");
+    assert_eq!(json_u64(&json, "warmup_frames"), 10_000, "{json}");
+    assert_eq!(json_u64(&json, "paced_rate"), 100_000, "{json}");
+    for t in ["mmring", "pipe", "fifo", "unix socket"] {
+        let at = json
+            .find(&format!("\"transport\":\"{t}\""))
+            .unwrap_or_else(|| panic!("{t} missing: {json}"));
+        let row = &json[at..];
+        assert_eq!(json_u64(row, "frames"), 20_000, "{t}: {json}");
+        assert_eq!(json_u64(row, "errors"), 0, "{t}: {json}");
+        // Paced: every frame timed.
+        let paced = &row[row.find("\"paced\":").unwrap()..];
+        assert_eq!(json_u64(paced, "count"), 20_000, "{t}: {json}");
+    }
+    // Argument errors come from clap.
+    let o = mmring(&["bench", "--rate", "fast"]);
+    assert!(!o.status.success());
+    assert!(
+        stderr(&o).contains("'fast' is not a rate"),
+        "{}",
+        stderr(&o)
+    );
 }

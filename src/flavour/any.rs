@@ -369,6 +369,23 @@ impl Protocol for AnyKind {
         }
     }
 
+    fn can_put_back(m: &Mem) -> bool {
+        match m {
+            Mem::Spsc(r) => Spsc::can_put_back(r),
+            Mem::Mpsc(r) => Mpsc::can_put_back(r),
+            Mem::Mpmc(r) => Mpmc::can_put_back(r),
+        }
+    }
+
+    fn put_back(m: &Mem, rx: &mut Rx, t: Taken) {
+        match (m, rx, t) {
+            (Mem::Spsc(r), Rx::Framed(c), Taken::Framed(f)) => Spsc::put_back(r, c, f),
+            (Mem::Mpsc(r), Rx::Framed(c), Taken::Framed(f)) => Mpsc::put_back(r, c, f),
+            (Mem::Mpmc(r), Rx::Mpmc(c), Taken::Mpmc(s)) => Mpmc::put_back(r, c, s),
+            _ => mismatch(),
+        }
+    }
+
     #[inline(always)]
     fn release(m: &Mem, rx: &mut Rx) -> bool {
         match (m, rx) {

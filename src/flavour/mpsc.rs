@@ -242,6 +242,14 @@ impl Protocol for Mpsc {
         rx.release(m)
     }
 
+    fn can_put_back(_: &RawRing) -> bool {
+        true
+    }
+
+    fn put_back(_: &RawRing, rx: &mut ReadCursor, f: Located) {
+        rx.put_back(&f);
+    }
+
     fn recover_now(m: &RawRing, rx: &mut ReadCursor) -> Result<bool, Corruption> {
         match rx.stuck_at() {
             Some(pos) => recover_claim(m, pos),

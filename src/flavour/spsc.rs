@@ -221,6 +221,14 @@ impl Protocol for Spsc {
         rx.release(m)
     }
 
+    fn can_put_back(_: &RawRing) -> bool {
+        true
+    }
+
+    fn put_back(_: &RawRing, rx: &mut ReadCursor, f: Located) {
+        rx.put_back(&f);
+    }
+
     /// An spsc consumer is never held by a claim: nothing to recover.
     fn recover_now(_: &RawRing, _: &mut ReadCursor) -> Result<bool, Corruption> {
         Ok(false)
@@ -409,6 +417,68 @@ mod loom_models {
             r.drain(&m, &mut got);
             assert_eq!(got, [1, 2]);
         });
+    }
+
+    /// A consumer takes two frames (the second after padding), puts the
+    /// second back (`ReadCursor::put_back`, as `try_recv_batch_keep` does
+    /// for frames its caller did not finish) and releases; then, racing a
+    /// producer that fills every byte it may, it takes that frame again and
+    /// finds it whole. With `sabotage`, the consumer releases past the kept
+    /// frame and reads it again anyway: the producer may overwrite it, and
+    /// loom reports the race.
+    fn put_back_model(sabotage: bool) {
+        model(move || {
+            let m = Arc::new(Heap::new());
+            let (mut w, mut r) = at_40(&m);
+            w.send(&m, 8, 1); // 40..56
+            w.send(&m, 8, 2); // pad 56..64, 64..80
+            let a = r.0.next(&*m).unwrap().unwrap();
+            r.0.consume(&a);
+            let b = r.0.next(&*m).unwrap().unwrap();
+            r.0.consume(&b);
+            if !sabotage {
+                r.0.put_back(&b);
+            }
+            r.0.release(&*m);
+            let p = m.clone();
+            let producer = loom::thread::spawn(move || {
+                // As many 16-byte frames as fit.
+                for v in 10..14 {
+                    match space(&*p, w.tail, &mut w.cached_head, 8).unwrap() {
+                        Some((pad, start)) => {
+                            p.write_payload(start, v);
+                            w.tail = write_frame(&*p, w.tail, pad, start, 8);
+                            publish_tail(&*p, w.tail);
+                        }
+                        None => break,
+                    }
+                }
+            });
+            let v = if sabotage {
+                m.read_payload(b)
+            } else {
+                let again = r.0.next(&*m).unwrap().unwrap();
+                assert_eq!(again.at, b.at);
+                let v = m.read_payload(again);
+                r.0.consume(&again);
+                r.0.release(&*m);
+                v
+            };
+            assert_eq!(v, 2);
+            producer.join().unwrap();
+        });
+    }
+
+    #[test]
+    fn loom_spsc_put_back_keeps_the_frame() {
+        put_back_model(false);
+    }
+
+    /// The put-back model has teeth (see `put_back_model`).
+    #[test]
+    #[should_panic]
+    fn loom_spsc_catches_a_release_past_a_kept_frame() {
+        put_back_model(true);
     }
 
     /// A producer that stops for ever after writing a frame but before its

@@ -15,14 +15,21 @@
 //! * default: the parent creates the ring, forks the producers and
 //!   consumers, lets them attach, then releases them all at once and times
 //!   the stream until the last consumer has checked the last frame. Every
-//!   frame carries its producer's sequence number; one in 64 also carries
-//!   the monotonic clock at send, from which the consumer records one-way
-//!   latency (send to receive, queueing included) in an HDR histogram. Then
-//!   unloaded round trips, beside their floor (one cache line bounced
-//!   between two processes when spinning, a futex ping-pong when blocking).
-//!   `--compare` runs the same workload over a pipe and a Unix stream
-//!   socket (1 x 1) or through crossbeam-channel between threads (several
-//!   producers or consumers) in the same run and prints ratios.
+//!   frame carries its producer's sequence number. A warm-up stream runs
+//!   first and is not reported. Then three measurements, reported apart:
+//!   saturation throughput (producers as fast as they go; one frame in 64
+//!   carries its send time, and what that records is the time a frame
+//!   waits in a full queue, not latency); one-way latency at an offered
+//!   load (`--rate`, default 1M frames/s: producers send on a fixed
+//!   schedule, every frame carries the time it was due, and the consumer
+//!   records now minus that in an HDR histogram, so a stall counts for
+//!   every frame it delays: coordinated-omission corrected, as wrk2 does);
+//!   and unloaded round trips beside their floor (one cache line bounced
+//!   between two processes when spinning, a futex ping-pong when
+//!   blocking). `--compare` runs the same over a pipe, a FIFO and a Unix
+//!   stream socket (1 x 1), or crossbeam-channel between threads (several
+//!   producers or consumers), in the same run, with ratios. `--json`
+//!   prints every figure as one JSON object.
 //! * `--workloads`: W1–W5 once each with their floors and references, and
 //!   the ratios from that one run.
 //! * `--case CASE`: one measurement; prints `elapsed_ns N` only.
@@ -122,6 +129,16 @@ pub struct Args {
     /// print ratios from the same run.
     #[arg(long, conflicts_with_all = ["compare", "case"])]
     workloads: bool,
+    /// Offered load for the latency measurement, frames per second in all
+    /// (K, M suffixes are powers of 1000; `/s` optional; 0: skip it). The
+    /// producers send on a fixed schedule and every frame's latency counts
+    /// from when it was due (coordinated-omission corrected), so it is
+    /// latency at that load, apart from saturation throughput.
+    #[arg(long, default_value = "1M", value_parser = parse_rate)]
+    rate: f64,
+    /// Print one JSON object with every figure instead of text.
+    #[arg(long, conflicts_with_all = ["workloads", "case"])]
+    json: bool,
     /// Run one measurement and print only `elapsed_ns N` (for
     /// `cargo bench --bench workloads`).
     #[arg(long, value_enum, conflicts_with = "compare")]
@@ -138,6 +155,7 @@ pub fn run(args: &Args) -> Result<ExitCode, String> {
         consumers: args.consumers,
         blocking: args.blocking,
         access: args.access,
+        rate: 0.0,
     };
     if args.workloads {
         shape.check_counts()?;
@@ -148,6 +166,7 @@ pub fn run(args: &Args) -> Result<ExitCode, String> {
     }
     shape.check()?;
     let ring = shape.ring()?;
+    let json = args.json;
     let mode = if shape.blocking {
         "blocking"
     } else {
@@ -158,61 +177,328 @@ pub fn run(args: &Args) -> Result<ExitCode, String> {
         Access::Read => ", read in place",
         Access::Copy => ", copied in and out",
     };
-    println!(
-        "mmring bench: {}, {} producer(s) x {} consumer(s), {size}-byte frames, {} frames, {mode}{access}",
-        shape.kind, shape.producers, shape.consumers, shape.count
-    );
-    let ours = stream::run_ring(&ring, &shape, shape.count >= 20_000_000)?;
+    let geometry = if shape.kind == Kind::Mpmc {
+        format!(
+            "{} slots of {size} bytes",
+            ring.capacity() / size.next_multiple_of(8).max(1) as u64
+        )
+    } else {
+        format!("{} KiB", ring.capacity() >> 10)
+    };
+    if !json {
+        println!(
+            "mmring bench: {}, {} producer(s) x {} consumer(s), {size}-byte frames, ring of {geometry}, {mode}{access}",
+            shape.kind, shape.producers, shape.consumers
+        );
+    }
+    // Warm up (page faults, CPU frequency, caches) before measuring: the
+    // first run on a fresh machine is several times slower.
+    let warm = Shape {
+        count: (shape.count / 10).clamp(10_000, 1_000_000),
+        ..shape
+    };
+    let w = stream::run_ring(&ring, &warm, false)?;
+    let mut ok = w.errors == 0;
+    let paced = Shape {
+        count: ((args.rate * PACED_SECS) as u64).clamp(1_000, shape.count.max(1_000)),
+        rate: args.rate,
+        ..shape
+    };
+    if !json {
+        println!(
+            "  warm-up: {} frames, not reported; then {} frames as fast as they go, and {}",
+            warm.count,
+            shape.count,
+            if args.rate > 0.0 {
+                format!("{} frames paced at {} frames/s", paced.count, si(args.rate))
+            } else {
+                "no paced run (--rate 0)".into()
+            }
+        );
+    }
+    let mut rows = Vec::new();
+    let sat = stream::run_ring(&ring, &shape, !json && shape.count >= 20_000_000)?;
+    let lat = (args.rate > 0.0)
+        .then(|| stream::run_ring(&ring, &paced, false))
+        .transpose()?;
     let rtt = rtt::ring(shape.kind, size, shape.blocking, ROUND_TRIPS)?;
     let floor = if shape.blocking {
         rtt::futex(ROUND_TRIPS)?
     } else {
         rtt::cache_line(ROUND_TRIPS)?
     };
-    report(&ours, Some(&rtt));
-    report_floor(&rtt, &floor, shape.blocking);
-    let mut ok = ours.errors == 0;
+    ok &= sat.errors == 0 && lat.as_ref().is_none_or(|o| o.errors == 0);
+    rows.push(Row {
+        sat,
+        lat,
+        rtt: Some(rtt),
+    });
     if args.compare {
         if shape.producers == 1 && shape.consumers == 1 {
-            let pipe = stream::pipe(size, shape.count)?;
-            let pipe_rtt = rtt::pipe(size, ROUND_TRIPS)?;
-            report(&pipe, Some(&pipe_rtt));
-            let sock = stream::socket(size, shape.count)?;
-            let sock_rtt = rtt::socket(size, ROUND_TRIPS)?;
-            report(&sock, Some(&sock_rtt));
-            ok &= pipe.errors == 0 && sock.errors == 0;
-            println!("ratios (same run):");
-            for (other, other_rtt) in [(&pipe, &pipe_rtt), (&sock, &sock_rtt)] {
+            let lat_of = |f: fn(usize, u64, f64) -> Result<Outcome, String>| {
+                (args.rate > 0.0)
+                    .then(|| f(size, paced.count, args.rate))
+                    .transpose()
+            };
+            rows.push(Row {
+                sat: stream::pipe(size, shape.count, 0.0)?,
+                lat: lat_of(stream::pipe)?,
+                rtt: Some(rtt::pipe(size, ROUND_TRIPS)?),
+            });
+            rows.push(Row {
+                sat: stream::fifo(size, shape.count, 0.0)?,
+                lat: lat_of(stream::fifo)?,
+                rtt: None,
+            });
+            rows.push(Row {
+                sat: stream::socket(size, shape.count, 0.0)?,
+                lat: lat_of(stream::socket)?,
+                rtt: Some(rtt::socket(size, ROUND_TRIPS)?),
+            });
+            for r in &rows[1..] {
+                ok &= r.sat.errors == 0 && r.lat.as_ref().is_none_or(|o| o.errors == 0);
+            }
+        } else if !json {
+            if size != refs::MSG {
                 println!(
-                    "  mmring vs {:<12} throughput {:>5.1}x higher   median round trip {:>5.1}x shorter",
-                    other.name,
-                    ours.frames_per_s() / other.frames_per_s(),
-                    p50(&other_rtt.hist) as f64 / p50(&rtt.hist).max(1) as f64
+                    "(--compare with several producers or consumers runs crossbeam-channel threads with {}-byte messages only)",
+                    refs::MSG
+                );
+            } else {
+                let ns =
+                    refs::crossbeam_threads(shape.count, shape.producers, shape.consumers, size)?;
+                let cb = shape.count as f64 / (ns as f64 / 1e9);
+                println!(
+                    "  {:<12} {:>7.2} M msgs/s  ({} x {} threads, one bounded channel)",
+                    "crossbeam",
+                    cb / 1e6,
+                    shape.producers,
+                    shape.consumers
+                );
+                println!(
+                    "  ratio (same run): mmring processes vs crossbeam-channel threads: throughput {:.2}x",
+                    rows[0].sat.frames_per_s() / cb
                 );
             }
-        } else if size != refs::MSG {
+        }
+    }
+    if json {
+        println!(
+            "{}",
+            to_json(&shape, ring.capacity(), &warm, &paced, &rows, &floor)
+        );
+    } else {
+        report(&rows, &floor, &paced);
+    }
+    Ok(exit(ok))
+}
+
+/// Seconds of paced sending (at most `--count` frames).
+const PACED_SECS: f64 = 2.0;
+
+/// One transport's figures: saturation, paced latency, round trips.
+struct Row {
+    sat: Outcome,
+    lat: Option<Outcome>,
+    rtt: Option<Rtt>,
+}
+
+/// Parses an offered load: `1M`, `250K/s`, `100000` (powers of 1000).
+fn parse_rate(s: &str) -> Result<f64, String> {
+    let t = s.trim().trim_end_matches("/s").to_ascii_lowercase();
+    let (digits, mul) = match t.chars().last() {
+        Some('k') => (&t[..t.len() - 1], 1e3),
+        Some('m') => (&t[..t.len() - 1], 1e6),
+        Some('g') => (&t[..t.len() - 1], 1e9),
+        _ => (&t[..], 1.0),
+    };
+    digits
+        .parse::<f64>()
+        .ok()
+        .filter(|v| v.is_finite() && *v >= 0.0)
+        .map(|v| v * mul)
+        .ok_or_else(|| format!("'{s}' is not a rate (examples: 1M, 250K/s, 100000)"))
+}
+
+/// 1500000 -> "1.5M".
+fn si(v: f64) -> String {
+    match v {
+        v if v >= 1e9 => format!("{}G", v / 1e9),
+        v if v >= 1e6 => format!("{}M", v / 1e6),
+        v if v >= 1e3 => format!("{}K", v / 1e3),
+        v => format!("{v}"),
+    }
+}
+
+fn quantiles(h: &Histogram<u64>) -> String {
+    format!(
+        "p50 {}  p99 {}  p99.9 {}  max {}",
+        ns(h.value_at_quantile(0.5)),
+        ns(h.value_at_quantile(0.99)),
+        ns(h.value_at_quantile(0.999)),
+        ns(h.max())
+    )
+}
+
+fn report(rows: &[Row], floor: &Rtt, paced: &Shape) {
+    println!("saturation throughput (senders as fast as they can go):");
+    for r in rows {
+        let o = &r.sat;
+        println!(
+            "  {:<12} {:>7.2} M frames/s  {:>6.2} GB/s  ({:.3} s){}",
+            o.name,
+            o.frames_per_s() / 1e6,
+            o.frames_per_s() * o.frame_size as f64 / 1e9,
+            o.secs(),
+            if o.errors == 0 {
+                String::new()
+            } else {
+                format!("  {} CHECK ERRORS", o.errors)
+            }
+        );
+        println!(
+            "  {:<12} time in the full queue (not latency; 1 in {SAMPLE} frames): p50 {}  p99 {}",
+            "",
+            ns(o.latency.value_at_quantile(0.5)),
+            ns(o.latency.value_at_quantile(0.99)),
+        );
+    }
+    if rows[0].lat.is_some() {
+        println!(
+            "one-way latency at an offered load of {} frames/s (every frame, timed from its scheduled send: coordinated-omission corrected):",
+            si(paced.rate)
+        );
+        for r in rows {
+            if let Some(o) = &r.lat {
+                // Short of the offered load: the figures are its backlog.
+                let behind = o.frames_per_s() < 0.95 * paced.rate;
+                println!(
+                    "  {:<12} {}  ({} frames, {:.2} M frames/s achieved{}){}",
+                    o.name,
+                    quantiles(&o.latency),
+                    o.frames,
+                    o.frames_per_s() / 1e6,
+                    if behind {
+                        ": cannot keep up, this is its backlog"
+                    } else {
+                        ""
+                    },
+                    if o.errors == 0 {
+                        String::new()
+                    } else {
+                        format!("  {} CHECK ERRORS", o.errors)
+                    }
+                );
+            }
+        }
+    }
+    println!("round trip, unloaded ({ROUND_TRIPS} samples):");
+    for r in rows {
+        if let Some(rtt) = &r.rtt {
+            let h = &rtt.hist;
             println!(
-                "(--compare with several producers or consumers runs crossbeam-channel threads with {}-byte messages only)",
-                refs::MSG
-            );
-        } else {
-            let ns = refs::crossbeam_threads(shape.count, shape.producers, shape.consumers, size)?;
-            let cb = shape.count as f64 / (ns as f64 / 1e9);
-            println!(
-                "  {:<12} {:>7.2} M msgs/s  ({} x {} threads, one bounded channel)",
-                "crossbeam",
-                cb / 1e6,
-                shape.producers,
-                shape.consumers
-            );
-            println!("ratios (same run):");
-            println!(
-                "  mmring processes vs crossbeam-channel threads: throughput {:.2}x",
-                ours.frames_per_s() / cb
+                "  {:<12} p50 {}  p99 {}  p99.9 {}",
+                r.sat.name,
+                ns(h.value_at_quantile(0.5)),
+                ns(h.value_at_quantile(0.99)),
+                ns(h.value_at_quantile(0.999)),
             );
         }
     }
-    Ok(exit(ok))
+    if let Some(rtt) = &rows[0].rtt {
+        report_floor(rtt, floor, paced.blocking);
+    }
+    if rows.len() > 1 {
+        println!("ratios (same run):");
+        let ours = &rows[0];
+        for other in &rows[1..] {
+            let mut line = format!(
+                "  mmring vs {:<12} throughput {:>5.1}x higher",
+                other.sat.name,
+                ours.sat.frames_per_s() / other.sat.frames_per_s()
+            );
+            if let (Some(a), Some(b)) = (&ours.lat, &other.lat) {
+                line += &format!(
+                    "   paced p50 {:>5.1}x  p99 {:>5.1}x shorter",
+                    p50(&b.latency) as f64 / p50(&a.latency).max(1) as f64,
+                    b.latency.value_at_quantile(0.99) as f64
+                        / a.latency.value_at_quantile(0.99).max(1) as f64
+                );
+            }
+            if let (Some(a), Some(b)) = (&ours.rtt, &other.rtt) {
+                line += &format!(
+                    "   round trip {:>5.1}x shorter",
+                    p50(&b.hist) as f64 / p50(&a.hist).max(1) as f64
+                );
+            }
+            println!("{line}");
+        }
+    }
+}
+
+fn json_hist(h: &Histogram<u64>) -> String {
+    format!(
+        "{{\"p50\":{},\"p99\":{},\"p999\":{},\"max\":{},\"count\":{}}}",
+        h.value_at_quantile(0.5),
+        h.value_at_quantile(0.99),
+        h.value_at_quantile(0.999),
+        h.max(),
+        h.len()
+    )
+}
+
+fn json_outcome(o: &Outcome) -> String {
+    format!(
+        "{{\"frames\":{},\"ns\":{},\"frames_per_s\":{:.1},\"bytes_per_s\":{:.1},\"errors\":{},\"latency_ns\":{}}}",
+        o.frames,
+        o.ns,
+        o.frames_per_s(),
+        o.frames_per_s() * o.frame_size as f64,
+        o.errors,
+        json_hist(&o.latency)
+    )
+}
+
+fn to_json(
+    shape: &Shape,
+    ring_bytes: u64,
+    warm: &Shape,
+    paced: &Shape,
+    rows: &[Row],
+    floor: &Rtt,
+) -> String {
+    let results: Vec<String> = rows
+        .iter()
+        .map(|r| {
+            format!(
+                "{{\"transport\":\"{}\",\"saturation\":{},\"paced\":{},\"round_trip_ns\":{}}}",
+                r.sat.name,
+                json_outcome(&r.sat),
+                r.lat.as_ref().map_or("null".into(), json_outcome),
+                r.rtt.as_ref().map_or("null".into(), |t| json_hist(&t.hist))
+            )
+        })
+        .collect();
+    format!(
+        "{{\"kind\":\"{}\",\"producers\":{},\"consumers\":{},\"frame_size\":{},\"ring_bytes\":{ring_bytes},         \"blocking\":{},\"access\":\"{:?}\",\"warmup_frames\":{},\"count\":{},\"paced_rate\":{},\"paced_frames\":{},         \"saturation_latency_sampling\":{SAMPLE},\"results\":[{}],\"floor\":{{\"what\":\"{}\",\"ns\":{}}}}}",
+        shape.kind,
+        shape.producers,
+        shape.consumers,
+        shape.size,
+        shape.blocking,
+        shape.access,
+        warm.count,
+        shape.count,
+        paced.rate,
+        if paced.rate > 0.0 { paced.count } else { 0 },
+        results.join(","),
+        if shape.blocking {
+            "futex ping-pong"
+        } else {
+            "one cache line"
+        },
+        json_hist(&floor.hist)
+    )
 }
 
 fn exit(ok: bool) -> ExitCode {
@@ -220,40 +506,6 @@ fn exit(ok: bool) -> ExitCode {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE
-    }
-}
-
-fn report(o: &Outcome, rtt: Option<&Rtt>) {
-    let h = &o.latency;
-    println!(
-        "  {:<12} {:>7.2} M frames/s  {:>6.2} GB/s  ({:.3} s){}",
-        o.name,
-        o.frames_per_s() / 1e6,
-        o.frames_per_s() * o.frame_size as f64 / 1e9,
-        o.secs(),
-        if o.errors == 0 {
-            String::new()
-        } else {
-            format!("  {} CHECK ERRORS", o.errors)
-        }
-    );
-    println!(
-        "  {:<12} one-way latency under load, queueing included (1 in {SAMPLE} sampled): p50 {}  p99 {}  p99.9 {}",
-        "",
-        ns(h.value_at_quantile(0.5)),
-        ns(h.value_at_quantile(0.99)),
-        ns(h.value_at_quantile(0.999)),
-    );
-    if let Some(rtt) = rtt {
-        let r = &rtt.hist;
-        println!(
-            "  {:<12} round trip, unloaded ({} samples): p50 {}  p99 {}  p99.9 {}",
-            "",
-            r.len(),
-            ns(r.value_at_quantile(0.5)),
-            ns(r.value_at_quantile(0.99)),
-            ns(r.value_at_quantile(0.999)),
-        );
     }
 }
 
@@ -308,9 +560,9 @@ fn run_case(case: Case, shape: &Shape) -> Result<ExitCode, String> {
         }
         Case::Pipe | Case::Socket => {
             let o = if case == Case::Pipe {
-                stream::pipe(size, n)?
+                stream::pipe(size, n, 0.0)?
             } else {
-                stream::socket(size, n)?
+                stream::socket(size, n, 0.0)?
             };
             (o.ns, o.errors)
         }
@@ -361,11 +613,12 @@ fn workloads(count: u64) -> Result<ExitCode, String> {
         consumers: 1,
         blocking: false,
         access: Access::Header,
+        rate: 0.0,
     };
 
     let w1 = ring(spsc)?;
-    let pipe = stream::pipe(SMALL, n)?;
-    let sock = stream::socket(SMALL, n)?;
+    let pipe = stream::pipe(SMALL, n, 0.0)?;
+    let sock = stream::socket(SMALL, n, 0.0)?;
     let cb = rate(n, refs::crossbeam_threads(n, 1, 1, SMALL)?);
     let stdc = rate(n, refs::std_threads(n, SMALL)?);
     println!(

@@ -7,16 +7,21 @@
 //!              [--access header|read|copy] [--compare]
 //! mmring bench --workloads [--count N]  W1-W5 with floors, references, ratios
 //! mmring bench --case CASE [...]        one measurement (cargo bench drives it)
-//! mmring create PATH --kind KIND --capacity BYTES [--max-frame BYTES]
+//! mmring create PATH [--kind KIND] [--capacity BYTES] [--max-frame BYTES]
 //!              [--slots N --slot-size BYTES] [--mode OCTAL]
+//!                                      (default: spsc, 1M, mode 600)
 //! mmring stat PATH [--watch] [--json]
-//! mmring send PATH [--raw BYTES]       stdin -> frames (lines by default)
-//! mmring recv PATH [--raw] [--count N] frames -> stdout
+//! mmring ls [DIR] [--json]             every ring in DIR (default /dev/shm)
+//! mmring rm PATH... [--force]          remove rings no process holds
+//! mmring send PATH [--raw] [--chunk N] stdin -> frames (one per line)
+//! mmring recv PATH [--raw] [--count N] [--follow | --no-wait]
+//!                                      frames -> stdout
 //! ```
 
 mod bench;
 mod ops;
 mod proc;
+mod stream;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -58,12 +63,14 @@ enum Cmd {
     /// anonymous ring; print throughput, latency histograms and the
     /// round-trip floor (also: --workloads, the W1-W5 suite).
     Bench(bench::Args),
-    /// Create a named ring file.
+    /// Create a named ring file, as `mkfifo` does: with no options, an
+    /// spsc ring of 1 MiB, mode 600.
     Create {
         path: PathBuf,
-        #[arg(long, value_enum)]
+        #[arg(long, value_enum, default_value = "spsc")]
         kind: KindArg,
-        /// Data area size for spsc/mpsc (a power of two; K, M, G suffixes).
+        /// Data area size for spsc/mpsc (a power of two; K, M, G suffixes;
+        /// default 1M).
         #[arg(long, value_parser = parse_size)]
         capacity: Option<u64>,
         /// Largest frame for spsc/mpsc (default capacity / 2 - 8).
@@ -83,7 +90,7 @@ enum Cmd {
     /// sleepers.
     Stat {
         path: PathBuf,
-        /// Print again every second, with rates.
+        /// Print again every second, with rates (bytes/s and frames/s).
         #[arg(long)]
         watch: bool,
         /// Print one JSON object per snapshot.
@@ -94,28 +101,62 @@ enum Cmd {
         #[arg(long)]
         shared: bool,
     },
-    /// Read stdin and send it as frames: one per line (without the newline),
-    /// or fixed-size chunks with --raw.
+    /// List the ring files in a directory (default /dev/shm): kind,
+    /// geometry, fill, attached pids alive or dead, stuck claims.
+    Ls {
+        dir: Option<PathBuf>,
+        /// One JSON object per ring.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove ring files; refuses one that a live process holds, and any
+    /// file that is not a ring.
+    Rm {
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+        /// Remove a ring even while processes hold it (they keep their
+        /// mapping; new ones cannot open it by name).
+        #[arg(long)]
+        force: bool,
+    },
+    /// Read stdin and send it: one frame per line (without its newline; a
+    /// last line without one is sent too), or with --raw the bytes as they
+    /// come, in frames of whatever each read returned.
     Send {
         path: PathBuf,
-        /// Send raw chunks of this many bytes instead of lines.
+        /// Byte-transparent: frames of the input's bytes as read, no line
+        /// splitting (pair with recv --raw).
+        #[arg(long)]
+        raw: bool,
+        /// Raw frames of exactly this many bytes (the last may be shorter);
+        /// implies --raw.
         #[arg(long, value_parser = parse_size)]
-        raw: Option<u64>,
+        chunk: Option<u64>,
         /// Open a ring deliberately shared between users.
         #[arg(long)]
         shared: bool,
     },
-    /// Receive frames and write them to stdout (a newline after each, unless
-    /// --raw), until the producers are gone and the ring is empty. Exits
-    /// with status 3 when the producer died instead of detaching.
+    /// Receive frames and write them to stdout, each followed by a newline
+    /// (line mode keeps message boundaries), or back to back with --raw.
+    /// Like a FIFO reader: drains the ring, waits for a producer while none
+    /// is attached, and ends when a producer that fed it detaches (status
+    /// 0) or dies (status 3). A frame is released only after it is
+    /// written; on SIGINT/SIGTERM/SIGHUP or a closed output it stops with
+    /// the rest still in the ring.
     Recv {
         path: PathBuf,
-        /// Write frames back to back, without newlines.
+        /// Write frames back to back, without newlines (byte-transparent).
         #[arg(long)]
         raw: bool,
         /// Stop after this many frames.
         #[arg(long)]
         count: Option<u64>,
+        /// Keep going across producers, clean or killed (as tail -F).
+        #[arg(long, conflicts_with = "no_wait")]
+        follow: bool,
+        /// Drain what is there and exit when the ring is empty.
+        #[arg(long)]
+        no_wait: bool,
         /// Open a ring deliberately shared between users.
         #[arg(long)]
         shared: bool,
@@ -178,13 +219,31 @@ fn main() -> ExitCode {
             json,
             shared,
         } => ops::stat(&path, watch, json, shared),
-        Cmd::Send { path, raw, shared } => ops::send(&path, raw, shared),
+        Cmd::Ls { dir, json } => ops::ls(dir.as_deref(), json),
+        Cmd::Rm { paths, force } => ops::rm(&paths, force),
+        Cmd::Send {
+            path,
+            raw,
+            chunk,
+            shared,
+        } => stream::send(&path, stream::SendOpts { raw, chunk, shared }),
         Cmd::Recv {
             path,
             raw,
             count,
+            follow,
+            no_wait,
             shared,
-        } => ops::recv(&path, raw, count, shared),
+        } => stream::recv(
+            &path,
+            stream::RecvOpts {
+                raw,
+                count,
+                follow,
+                no_wait,
+                shared,
+            },
+        ),
     };
     match result {
         Ok(code) => code,

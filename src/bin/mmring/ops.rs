@@ -1,18 +1,17 @@
-//! `create`, `stat`, `send`, `recv`: a named ring from the shell.
+//! `create`, `stat`, `ls`, `rm`: named rings from the shell.
 
-use std::io::{BufRead, Read, Write};
 use std::path::Path;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use mmring::{AnyRing, Config, Error, Kind, RecvError, Stat, Trust};
+use mmring::{AnyRing, Config, Error, Kind, Stat, Trust};
 
 /// One line: what went wrong, with which file, and what to do about it.
 pub fn explain(path: &Path, e: &Error) -> String {
     let p = path.display();
     let hint = match e {
         Error::Io { source, .. } if source.kind() == std::io::ErrorKind::NotFound => {
-            format!(" (create it first: mmring create {p} --kind spsc --capacity 1M)")
+            format!(" (create it first: mmring create {p})")
         }
         Error::Io { source, .. } if source.kind() == std::io::ErrorKind::AlreadyExists => {
             format!(" (remove it, or inspect it: mmring stat {p})")
@@ -38,7 +37,7 @@ pub fn explain(path: &Path, e: &Error) -> String {
 /// Opens a ring of any kind. `shared`: a ring deliberately shared between
 /// users, which may belong to another user and be writable by others (its
 /// current owner, as the path names it, is trusted).
-fn open(path: &Path, shared: bool) -> Result<AnyRing, String> {
+pub fn open(path: &Path, shared: bool) -> Result<AnyRing, String> {
     let mut trust = Trust::new();
     if shared {
         trust = trust.allow_shared_mode();
@@ -49,6 +48,9 @@ fn open(path: &Path, shared: bool) -> Result<AnyRing, String> {
     }
     AnyRing::open_with(path, trust).map_err(|e| explain(path, &e))
 }
+
+/// The data area of `mmring create PATH` without `--capacity`.
+pub const DEFAULT_CAPACITY: u64 = 1 << 20;
 
 pub fn create(
     path: &Path,
@@ -64,8 +66,8 @@ pub fn create(
         (Kind::Mpmc, ..) => {
             return Err("an mpmc ring needs --slots N and --slot-size BYTES".into());
         }
-        (_, Some(cap), None, None) => {
-            let cfg = Config::new(cap);
+        (_, cap, None, None) => {
+            let cfg = Config::new(cap.unwrap_or(DEFAULT_CAPACITY));
             match max_frame {
                 Some(m) => cfg.max_frame(m),
                 None => cfg,
@@ -73,7 +75,7 @@ pub fn create(
         }
         _ => {
             return Err(format!(
-                "a {kind} ring needs --capacity BYTES (and no --slots)"
+                "a {kind} ring takes --capacity BYTES (default 1M), not --slots"
             ));
         }
     };
@@ -152,7 +154,18 @@ fn print_stat(path: &Path, st: &Stat, rates: Option<(f64, f64)>) {
         100.0 * used as f64 / total.max(1) as f64
     );
     if let Some((produced, consumed)) = rates {
-        println!("  rates     produced {produced:.0} {u}/s, consumed {consumed:.0} {u}/s");
+        if st.kind == Kind::Mpmc {
+            // A slot holds one frame: slots/s are frames/s.
+            println!(
+                "  rates     produced {produced:.0} frames/s, consumed {consumed:.0} frames/s (at most {:.0} / {:.0} bytes/s)",
+                produced * st.max_frame as f64,
+                consumed * st.max_frame as f64
+            );
+        } else {
+            println!(
+                "  rates     produced {produced:.0} bytes/s, consumed {consumed:.0} bytes/s (frames/s: not recorded by framed rings)"
+            );
+        }
     }
     for (name, role) in [("producer", &st.producer), ("consumer", &st.consumer)] {
         let holders: Vec<String> = role
@@ -229,7 +242,16 @@ fn to_json(path: &Path, st: &Stat, rates: Option<(f64, f64)>) -> String {
         })
         .collect();
     let rates = match rates {
-        Some((p, c)) => format!(",\"produced_per_s\":{p:.1},\"consumed_per_s\":{c:.1}"),
+        Some((p, c)) => {
+            let unit = if st.kind == Kind::Mpmc {
+                "frames"
+            } else {
+                "bytes"
+            };
+            format!(
+                ",\"produced_per_s\":{p:.1},\"consumed_per_s\":{c:.1},\"produced_{unit}_per_s\":{p:.1},\"consumed_{unit}_per_s\":{c:.1}"
+            )
+        }
         None => String::new(),
     };
     format!(
@@ -268,113 +290,170 @@ fn json_string(s: &str) -> String {
     out
 }
 
-pub fn send(path: &Path, raw: Option<u64>, shared: bool) -> Result<ExitCode, String> {
-    let ring = open(path, shared)?;
-    let mut tx = ring.producer().map_err(|e| explain(path, &e))?;
-    let max = ring.max_frame();
-    let stdin = std::io::stdin();
-    let mut input = stdin.lock();
-    let mut sent = 0u64;
-    let fail = |e: mmring::SendError| format!("{}: {e}", path.display());
-    match raw {
-        Some(size) => {
-            let size = usize::try_from(size).unwrap_or(usize::MAX);
-            if size == 0 || size > max {
-                return Err(format!(
-                    "{}: --raw {size} must be between 1 and the ring's max frame ({max})",
-                    path.display()
-                ));
-            }
-            let mut buf = vec![0u8; size];
-            loop {
-                let n = read_full(&mut input, &mut buf).map_err(|e| format!("stdin: {e}"))?;
-                if n == 0 {
-                    break;
-                }
-                tx.send(&buf[..n]).map_err(fail)?;
-                sent += 1;
-            }
-        }
-        None => {
-            let mut line = Vec::new();
-            loop {
-                line.clear();
-                let n = input
-                    .read_until(b'\n', &mut line)
-                    .map_err(|e| format!("stdin: {e}"))?;
-                if n == 0 {
-                    break;
-                }
-                if line.last() == Some(&b'\n') {
-                    line.pop();
-                }
-                if line.len() > max {
-                    return Err(format!(
-                        "{}: a line of {} bytes exceeds the ring's max frame ({max}); use --raw",
-                        path.display(),
-                        line.len()
-                    ));
-                }
-                tx.send(&line).map_err(fail)?;
-                sent += 1;
-            }
-        }
-    }
-    eprintln!("mmring: sent {sent} frames to {}", path.display());
-    Ok(ExitCode::SUCCESS)
-}
-
-fn read_full(r: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
-    let mut got = 0;
-    while got < buf.len() {
-        match r.read(&mut buf[got..]) {
-            Ok(0) => break,
-            Ok(n) => got += n,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(got)
-}
-
-pub fn recv(path: &Path, raw: bool, count: Option<u64>, shared: bool) -> Result<ExitCode, String> {
-    let ring = open(path, shared)?;
-    let mut rx = ring.consumer().map_err(|e| explain(path, &e))?;
-    let stdout = std::io::stdout();
-    let mut out = std::io::BufWriter::new(stdout.lock());
-    let mut n = 0u64;
-    while count.is_none_or(|c| n < c) {
-        let r = rx.recv().map(|frame| {
-            out.write_all(&frame)?;
-            if !raw {
-                out.write_all(b"\n")?;
-            }
-            Ok::<(), std::io::Error>(())
-        });
-        match r {
-            Ok(Ok(())) => n += 1,
-            Ok(Err(e)) if e.kind() == std::io::ErrorKind::BrokenPipe => break,
-            Ok(Err(e)) => return Err(format!("stdout: {e}")),
-            Err(RecvError::Disconnected) => break,
-            Err(e) => return Err(format!("{}: {e}", path.display())),
-        }
-        // Keep a pipeline moving: flush whenever nothing more is waiting.
-        if rx.is_empty() {
-            out.flush().map_err(|e| format!("stdout: {e}"))?;
-        }
-    }
-    out.flush().map_err(|e| format!("stdout: {e}"))?;
-    if rx.producer_state() == mmring::PeerState::Died {
-        // A crash is not an end of stream: say so, and exit non-zero.
-        eprintln!(
-            "mmring: {}: the producer died without detaching (received {n} frames)",
-            path.display()
-        );
-        return Ok(ExitCode::from(EXIT_PRODUCER_DIED));
-    }
-    Ok(ExitCode::SUCCESS)
-}
-
 /// `mmring recv`'s exit status when the ring's producer died (was killed,
 /// or exited without detaching) rather than finishing cleanly.
 pub const EXIT_PRODUCER_DIED: u8 = 3;
+
+/// Pids holding a role, alive or dead, as `1234, 99 (dead)`.
+fn pids(r: &mmring::RoleStat) -> String {
+    if r.holders.is_empty() {
+        return "-".into();
+    }
+    r.holders
+        .iter()
+        .map(|h| {
+            if h.alive {
+                h.pid.to_string()
+            } else {
+                format!("{} (dead)", h.pid)
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+fn live(st: &Stat) -> bool {
+    st.producer.holders.iter().any(|h| h.alive) || st.consumer.holders.iter().any(|h| h.alive)
+}
+
+/// What `ls` says about a ring's health: claims stuck on a dead process,
+/// holders that died, or nothing to say.
+fn health(st: &Stat) -> String {
+    let mut notes = Vec::new();
+    let stuck = st.claims.iter().filter(|c| !c.alive).count();
+    if stuck > 0 {
+        notes.push(format!("stuck: {stuck} claim(s) of dead processes"));
+    }
+    let died = [&st.producer, &st.consumer]
+        .iter()
+        .any(|r| r.state == mmring::PeerState::Died);
+    if !live(st) && died {
+        notes.push("stale: no live holder, one died".into());
+    } else if died {
+        notes.push("a former holder died".into());
+    }
+    if notes.is_empty() {
+        if live(st) { "live" } else { "idle" }.to_string()
+    } else {
+        notes.join("; ")
+    }
+}
+
+fn human(bytes: u64) -> String {
+    match bytes {
+        b if b >= 1 << 30 && b % (1 << 30) == 0 => format!("{}G", b >> 30),
+        b if b >= 1 << 20 && b % (1 << 20) == 0 => format!("{}M", b >> 20),
+        b if b >= 1 << 10 && b % (1 << 10) == 0 => format!("{}K", b >> 10),
+        b => b.to_string(),
+    }
+}
+
+/// `mmring ls [DIR]`: every ring file in `dir` (default `/dev/shm`), one
+/// line each; files that are not rings are passed over.
+pub fn ls(dir: Option<&Path>, json: bool) -> Result<ExitCode, String> {
+    let dir = dir.unwrap_or(Path::new("/dev/shm"));
+    let mut entries: Vec<_> = std::fs::read_dir(dir)
+        .map_err(|e| format!("{}: {e}", dir.display()))?
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_type().is_ok_and(|t| t.is_file()))
+        .map(|e| e.path())
+        .collect();
+    entries.sort();
+    if !json {
+        println!(
+            "{:<32} {:<5} {:<14} {:>6}  {:<18} {:<18} STATE",
+            "PATH", "KIND", "GEOMETRY", "FILL", "PRODUCER", "CONSUMER"
+        );
+    }
+    for path in entries {
+        // Only files that start like a ring are listed.
+        let kind = match mmring::kind_of(&path) {
+            Ok(k) => k,
+            Err(Error::ForeignOwner { .. }) => {
+                if !json {
+                    println!(
+                        "{:<32} (a ring of another user, or writable by others)",
+                        path.display()
+                    );
+                }
+                continue;
+            }
+            Err(Error::UnsupportedVersion { .. }) => {
+                if !json {
+                    println!("{:<32} (a ring of another layout version)", path.display());
+                }
+                continue;
+            }
+            Err(_) => continue,
+        };
+        let ring = match AnyRing::open(&path) {
+            Ok(r) => r,
+            Err(e) => {
+                if !json {
+                    println!("{:<32} {:<5} ({e})", path.display(), kind.to_string());
+                }
+                continue;
+            }
+        };
+        let st = ring.stat();
+        let (used, total) = fill(&st);
+        if json {
+            println!("{}", to_json(&path, &st, None));
+            continue;
+        }
+        let geometry = if st.kind == Kind::Mpmc {
+            format!("{}x{}", st.slot_count, human(st.max_frame))
+        } else {
+            human(st.capacity)
+        };
+        println!(
+            "{:<32} {:<5} {:<14} {:>5.1}%  {:<18} {:<18} {}",
+            path.display(),
+            st.kind.to_string(),
+            geometry,
+            100.0 * used as f64 / total.max(1) as f64,
+            pids(&st.producer),
+            pids(&st.consumer),
+            health(&st)
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `mmring rm PATH...`: removes rings no live process holds (all of them
+/// with `force`); refuses files that are not rings. Fails if any was
+/// refused.
+pub fn rm(paths: &[std::path::PathBuf], force: bool) -> Result<ExitCode, String> {
+    let mut ok = true;
+    for path in paths {
+        let p = path.display();
+        let ring = match AnyRing::open(path) {
+            Ok(r) => r,
+            Err(e) => {
+                eprintln!("mmring: {}; not removed", explain(path, &e));
+                ok = false;
+                continue;
+            }
+        };
+        let st = ring.stat();
+        drop(ring);
+        if live(&st) && !force {
+            eprintln!(
+                "mmring: {p}: held by live processes (producer {}, consumer {}); not removed (--force removes it anyway)",
+                pids(&st.producer),
+                pids(&st.consumer)
+            );
+            ok = false;
+            continue;
+        }
+        if let Err(e) = std::fs::remove_file(path) {
+            eprintln!("mmring: {p}: {e}; not removed");
+            ok = false;
+        }
+    }
+    Ok(if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}

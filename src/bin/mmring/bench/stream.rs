@@ -23,6 +23,30 @@ pub struct Shape {
     pub consumers: u32,
     pub blocking: bool,
     pub access: Access,
+    /// Offered load in frames per second, all producers together (0:
+    /// as fast as they can, i.e. saturation). Paced frames each carry
+    /// their scheduled send time, and every one is recorded.
+    pub rate: f64,
+}
+
+/// When frame `seq` of a producer paced at `rate` frames/s (0: unpaced)
+/// is due, after `start`; a producer that falls behind sends at once, and
+/// its frames' latency still counts from when they were due
+/// (coordinated-omission corrected, as in wrk2).
+fn due(start: u64, seq: u64, rate: f64) -> u64 {
+    start + (seq as f64 * 1e9 / rate) as u64
+}
+
+/// Waits (spinning on the clock) until `t`.
+fn wait_until(t: u64) {
+    while now_ns() < t {
+        std::hint::spin_loop();
+    }
+}
+
+/// One frame in this many is timed: every frame when paced.
+fn sampling(rate: f64) -> u64 {
+    if rate > 0.0 { 1 } else { SAMPLE }
 }
 
 impl Shape {
@@ -168,6 +192,7 @@ pub fn run_ring(ring: &AnyRing, shape: &Shape, progress: bool) -> Result<Outcome
             let mut rx = ring.consumer().expect("attach consumer");
             gate.child_wait();
             let out = Consume {
+                every: sampling(shape.rate),
                 blocking,
                 producers,
                 checks_order,
@@ -190,13 +215,16 @@ pub fn run_ring(ring: &AnyRing, shape: &Shape, progress: bool) -> Result<Outcome
             } else {
                 0
             };
+        let rate = shape.rate / shape.producers as f64;
         let pid = fork_child(|| {
             pin(cpu_for(p as usize, 0));
             let mut tx = ring.producer().expect("attach producer");
             gate.child_wait();
             match access {
-                Access::Copy => produce::<true>(&mut tx, p, n, size, blocking),
-                Access::Header | Access::Read => produce::<false>(&mut tx, p, n, size, blocking),
+                Access::Copy => produce::<true>(&mut tx, p, n, size, blocking, rate),
+                Access::Header | Access::Read => {
+                    produce::<false>(&mut tx, p, n, size, blocking, rate)
+                }
             }
         })?;
         pids.push(pid);
@@ -323,17 +351,27 @@ fn produce<const COPY: bool>(
     n: u64,
     size: usize,
     blocking: bool,
+    rate: f64,
 ) -> i32 {
     let src = vec![0x5au8; if COPY { size } else { 0 }];
+    let every = sampling(rate);
+    let start = now_ns();
     for seq in 0..n {
+        let stamp = if rate > 0.0 {
+            let t = due(start, seq, rate);
+            wait_until(t);
+            t
+        } else {
+            now_ns()
+        };
         let r = send_with(tx, size, blocking, |f| {
             if COPY {
                 f.copy_from_slice(&src);
             }
             f[..8].copy_from_slice(&seq.to_le_bytes());
             f[8..12].copy_from_slice(&id.to_le_bytes());
-            if seq % SAMPLE == 0 {
-                f[16..24].copy_from_slice(&now_ns().to_le_bytes());
+            if seq % every == 0 {
+                f[16..24].copy_from_slice(&stamp.to_le_bytes());
             }
         });
         if let Err(e) = r {
@@ -351,6 +389,8 @@ const READ: u8 = 1;
 const COPY: u8 = 2;
 
 struct Consume {
+    /// Record the latency of one frame in this many.
+    every: u64,
     blocking: bool,
     producers: usize,
     checks_order: bool,
@@ -378,7 +418,7 @@ fn consume<const ACCESS: u8>(rx: &mut AnyConsumer, c: Consume) -> i32 {
             }
             let seq = u64::from_le_bytes(f[..8].try_into().unwrap());
             let id = u32::from_le_bytes(f[8..12].try_into().unwrap()) as usize;
-            if seq % SAMPLE == 0 {
+            if seq % c.every == 0 {
                 let sent = u64::from_le_bytes(f[16..24].try_into().unwrap());
                 let _ = latency.record(now_ns().saturating_sub(sent).max(1));
             }
@@ -416,7 +456,9 @@ pub fn run_stream(
     write_end: OwnedFd,
     size: usize,
     count: u64,
+    rate: f64,
 ) -> Result<Outcome, String> {
+    let every = sampling(rate);
     let mut gate = Gate::new()?;
     let (res_r, res_w) = rustix::pipe::pipe().map_err(|e| format!("pipe: {e}"))?;
     let producer = fork_child(|| {
@@ -424,10 +466,18 @@ pub fn run_stream(
         let mut w = std::fs::File::from(write_end.try_clone().expect("dup"));
         gate.child_wait();
         let mut buf = vec![0u8; size];
+        let start = now_ns();
         for seq in 0..count {
             buf[..8].copy_from_slice(&seq.to_le_bytes());
-            if seq % SAMPLE == 0 {
-                buf[16..24].copy_from_slice(&now_ns().to_le_bytes());
+            if seq % every == 0 {
+                let stamp = if rate > 0.0 {
+                    let t = due(start, seq, rate);
+                    wait_until(t);
+                    t
+                } else {
+                    now_ns()
+                };
+                buf[16..24].copy_from_slice(&stamp.to_le_bytes());
             }
             if w.write_all(&buf).is_err() {
                 return 1;
@@ -449,7 +499,7 @@ pub fn run_stream(
             if u64::from_le_bytes(buf[..8].try_into().unwrap()) != seq {
                 errors += 1;
             }
-            if seq % SAMPLE == 0 {
+            if seq % every == 0 {
                 let sent = u64::from_le_bytes(buf[16..24].try_into().unwrap());
                 let _ = latency.record(now_ns().saturating_sub(sent).max(1));
             }
@@ -476,13 +526,33 @@ pub fn run_stream(
 }
 
 /// `run_stream` over a fresh pipe.
-pub fn pipe(size: usize, count: u64) -> Result<Outcome, String> {
+pub fn pipe(size: usize, count: u64, rate: f64) -> Result<Outcome, String> {
     let (r, w) = rustix::pipe::pipe().map_err(|e| format!("pipe: {e}"))?;
-    run_stream("pipe", r, w, size, count)
+    run_stream("pipe", r, w, size, count, rate)
+}
+
+/// `run_stream` over a fresh FIFO (`mkfifo`) in the temporary directory,
+/// removed once both ends are open.
+pub fn fifo(size: usize, count: u64, rate: f64) -> Result<Outcome, String> {
+    use rustix::fs::{Mode, OFlags};
+    let path = std::env::temp_dir().join(format!("mmring-bench-fifo-{}", std::process::id()));
+    let _ = std::fs::remove_file(&path);
+    rustix::fs::mkfifoat(rustix::fs::CWD, &path, Mode::RUSR | Mode::WUSR)
+        .map_err(|e| format!("mkfifo {}: {e}", path.display()))?;
+    // The read end first, without waiting for a writer; then the write end.
+    let opened = rustix::fs::open(&path, OFlags::RDONLY | OFlags::NONBLOCK, Mode::empty())
+        .and_then(|r| {
+            let w = rustix::fs::open(&path, OFlags::WRONLY, Mode::empty())?;
+            rustix::fs::fcntl_setfl(&r, OFlags::empty())?;
+            Ok((r, w))
+        });
+    let _ = std::fs::remove_file(&path);
+    let (r, w) = opened.map_err(|e| format!("fifo {}: {e}", path.display()))?;
+    run_stream("fifo", r, w, size, count, rate)
 }
 
 /// `run_stream` over a fresh Unix stream socket pair.
-pub fn socket(size: usize, count: u64) -> Result<Outcome, String> {
+pub fn socket(size: usize, count: u64, rate: f64) -> Result<Outcome, String> {
     let (a, b) = std::os::unix::net::UnixStream::pair().map_err(|e| format!("socketpair: {e}"))?;
     run_stream(
         "unix socket",
@@ -490,5 +560,6 @@ pub fn socket(size: usize, count: u64) -> Result<Outcome, String> {
         OwnedFd::from(b),
         size,
         count,
+        rate,
     )
 }
