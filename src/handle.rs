@@ -1427,7 +1427,7 @@ impl<P: Flavour> Consumer<P> {
         drop(slices);
         if many {
             if done < taken.len() {
-                P::put_back(mem, &mut self.st, taken[done]);
+                P::put_back(mem, &mut self.st, taken[done], (taken.len() - done) as u64);
             }
         } else {
             P::consume(mem, &mut self.st, first);

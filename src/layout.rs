@@ -25,6 +25,7 @@
 //!    136     4  space_futex      bumped by consumers to wake producers
 //!    140     4  reserved         zero
 //!    144    16  space_sleepers   bit i: the handle of attach[i] sleeps on space_futex
+//!    160     8  released_frames  framed rings: messages released since creation
 //!         block 2: producer side (128-byte aligned)
 //!    256     8  tail             committed (spsc) or claimed (mpsc, mpmc)
 //!    264     4  data_futex       bumped by producers to wake consumers
@@ -215,6 +216,10 @@ pub struct ConsumerBlock {
     /// or a waker whose wake-ups keep finding nobody, clears it once the
     /// record's lock shows its holder dead.
     pub space_sleepers: [AtomicU64; 2],
+    /// Framed rings: messages the consumer has released since creation
+    /// (stored with each release, after `head`; a statistic for `stat`,
+    /// never read by the protocol). Slot rings count slots in `head`.
+    pub released_frames: AtomicU64,
 }
 
 /// Block 2: written by the producer.
@@ -294,6 +299,7 @@ const _: () = {
     assert!(offset_of!(Header, consumer) == 128);
     assert!(offset_of!(Header, consumer) + offset_of!(ConsumerBlock, space_futex) == 136);
     assert!(offset_of!(Header, consumer) + offset_of!(ConsumerBlock, space_sleepers) == 144);
+    assert!(offset_of!(Header, consumer) + offset_of!(ConsumerBlock, released_frames) == 160);
     assert!(offset_of!(Header, producer) == 256);
     assert!(offset_of!(Header, producer) + offset_of!(ProducerBlock, data_futex) == 264);
     assert!(offset_of!(Header, producer) + offset_of!(ProducerBlock, data_sleepers) == 272);

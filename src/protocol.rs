@@ -186,7 +186,7 @@ pub(crate) mod sealed {
         /// after it the next messages [`try_take`](Protocol::try_take)
         /// returns. Called only when [`can_put_back`](Protocol::can_put_back)
         /// says so, before any `release` since `taken` was taken.
-        fn put_back(_mem: &Self::Mem, _rx: &mut Self::Rx, _taken: Self::Taken) {
+        fn put_back(_mem: &Self::Mem, _rx: &mut Self::Rx, _taken: Self::Taken, _count: u64) {
             unreachable!("put_back on a flavour that cannot put back")
         }
 

@@ -264,6 +264,8 @@ pub trait FramedMem {
     /// The consumer role record's `pending` word: where a release in
     /// progress zeroes up to.
     fn pending(&self) -> &Self::W64;
+    /// The count of messages released since creation (`stat`).
+    fn released_frames(&self) -> &Self::W64;
     /// Counts one completed recovery.
     fn count_recovery(&self);
 
@@ -434,6 +436,11 @@ impl FramedMem for RawRing {
         &self.blocks.roles().roles[layout::Role::Consumer.index()].pending
     }
 
+    #[inline]
+    fn released_frames(&self) -> &AtomicU64 {
+        &self.blocks.consumer().released_frames
+    }
+
     fn count_recovery(&self) {
         self.blocks.count_recovery();
     }
@@ -476,6 +483,8 @@ pub struct ReadCursor {
     pub multi_producer: bool,
     /// Since when the consumer is held at `read` by an unpublished claim.
     pub held: Held,
+    /// Messages consumed since the last release (for `released_frames`).
+    pub consumed: u64,
 }
 
 impl ReadCursor {
@@ -524,6 +533,7 @@ impl ReadCursor {
             cached_tail: tail,
             multi_producer,
             held: Held::default(),
+            consumed: 0,
         })
     }
 
@@ -557,15 +567,20 @@ impl ReadCursor {
     #[inline(always)]
     pub fn consume(&mut self, f: &Located) {
         self.read = f.next;
+        self.consumed += 1;
     }
 
     /// Makes a consumed but unreleased frame, and every frame after it, the
     /// next to be read again: moves the read position back to its frame
     /// word. Touches only this consumer's private state (nothing past
     /// `released` has been handed back, so the frames are still there).
-    pub fn put_back(&mut self, f: &Located) {
+    /// `count` is how many consumed messages that gives back (`f` and the
+    /// ones consumed after it).
+    pub fn put_back(&mut self, f: &Located, count: u64) {
         debug_assert!(self.released <= f.at && f.at <= self.read);
+        debug_assert!(count <= self.consumed);
         self.read = f.at;
+        self.consumed -= count;
     }
 
     /// Where the consumer is held up by a claim not yet published (mpsc):
@@ -582,6 +597,12 @@ impl ReadCursor {
             return false;
         }
         release_frames(m, &mut self.released, self.read, self.multi_producer);
+        let n = m.released_frames();
+        // ORDERING: Relaxed, both: a statistic only this consumer writes.
+        n.store(
+            n.load(Relaxed) + std::mem::take(&mut self.consumed),
+            Relaxed,
+        );
         true
     }
 
@@ -808,6 +829,7 @@ pub(crate) mod loom_heap {
         claims: Vec<(L64, L64)>,
         alive: Vec<loom::sync::atomic::AtomicBool>,
         pending: L64,
+        released_frames: L64,
         pub recoveries: L64,
     }
 
@@ -823,6 +845,7 @@ pub(crate) mod loom_heap {
                     .map(|_| loom::sync::atomic::AtomicBool::new(true))
                     .collect(),
                 pending: L64::new(0),
+                released_frames: L64::new(0),
                 recoveries: L64::new(0),
             }
         }
@@ -877,6 +900,9 @@ pub(crate) mod loom_heap {
         fn is_alive(&self, i: u64) -> bool {
             self.alive[i as usize].load(std::sync::atomic::Ordering::SeqCst)
         }
+        fn released_frames(&self) -> &L64 {
+            &self.released_frames
+        }
         fn pending(&self) -> &L64 {
             &self.pending
         }
@@ -907,6 +933,7 @@ pub(crate) mod loom_heap {
                 cached_tail: 0,
                 multi_producer: multi,
                 held: Held::default(),
+                consumed: 0,
             })
         }
 

@@ -300,6 +300,11 @@ impl<P: Flavour> Shared<P> {
             producers_waiting: sleeping(self.space_point()),
             claims,
             recoveries: self.region.role_block().recoveries.load(Relaxed),
+            released_frames: match geo.kind {
+                // A slot holds one message: `head` counts them.
+                Kind::Mpmc => head,
+                _ => self.region.consumer_block().released_frames.load(Relaxed),
+            },
         }
     }
 }
@@ -370,6 +375,10 @@ pub struct Stat {
     /// Dead parties' claims (and half-done releases) that live parties
     /// have completed since the ring was created.
     pub recoveries: u64,
+    /// Messages consumers have released since the ring was created (for
+    /// framed rings, stored with each release; a consumer killed between
+    /// its `head` store and this count leaves it a few messages short).
+    pub released_frames: u64,
 }
 
 /// A claim in flight, in a [`Stat`].

@@ -471,9 +471,7 @@ fn futex_wake(word: &AtomicU32) -> usize {
 #[cfg(all(test, loom))]
 mod loom_models {
     use super::*;
-    use loom::sync::atomic::{
-        AtomicBool as LAtomicBool, AtomicU32 as LAtomicU32, AtomicU64 as LAtomicU64,
-    };
+    use loom::sync::atomic::{AtomicU32 as LAtomicU32, AtomicU64 as LAtomicU64};
     use loom::sync::{Arc, Condvar, Mutex};
     use std::sync::atomic::Ordering::{Acquire, Release};
 

@@ -703,6 +703,10 @@ fn batch_keep_releases_a_prefix<P: TestFlavour>(kind: Kind) {
         };
         assert_eq!(released, expect, "{kind}: round {round}");
         got += released as u32;
+        if round % 50 == 0 {
+            // Messages put back are not counted as released.
+            assert_eq!(ring.stat().released_frames, u64::from(got), "{kind}");
+        }
     }
     assert!(got > 1_000, "{kind}: only {got} messages moved");
     // What is left arrives in order.
@@ -712,6 +716,7 @@ fn batch_keep_releases_a_prefix<P: TestFlavour>(kind: Kind) {
     }
     assert_eq!(got, sent, "{kind}");
     assert_eq!(tx.len_hint(), 0, "{kind}: everything released");
+    assert_eq!(ring.stat().released_frames, u64::from(sent), "{kind}");
 }
 
 #[test]

@@ -352,6 +352,8 @@ fn late_receiver_waits_for_a_new_producer() {
     wait_until("the ring drained", || {
         json_u64(&stat_json(path), "head") > 0 && stat_json(path).contains("\"used\":0")
     });
+    // `stat` counts messages, not only bytes, on a framed ring.
+    assert_eq!(json_u64(&stat_json(path), "released_frames"), 100);
     std::thread::sleep(Duration::from_millis(500));
     assert!(
         recv.try_wait().unwrap().is_none(),

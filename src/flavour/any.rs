@@ -377,11 +377,11 @@ impl Protocol for AnyKind {
         }
     }
 
-    fn put_back(m: &Mem, rx: &mut Rx, t: Taken) {
+    fn put_back(m: &Mem, rx: &mut Rx, t: Taken, count: u64) {
         match (m, rx, t) {
-            (Mem::Spsc(r), Rx::Framed(c), Taken::Framed(f)) => Spsc::put_back(r, c, f),
-            (Mem::Mpsc(r), Rx::Framed(c), Taken::Framed(f)) => Mpsc::put_back(r, c, f),
-            (Mem::Mpmc(r), Rx::Mpmc(c), Taken::Mpmc(s)) => Mpmc::put_back(r, c, s),
+            (Mem::Spsc(r), Rx::Framed(c), Taken::Framed(f)) => Spsc::put_back(r, c, f, count),
+            (Mem::Mpsc(r), Rx::Framed(c), Taken::Framed(f)) => Mpsc::put_back(r, c, f, count),
+            (Mem::Mpmc(r), Rx::Mpmc(c), Taken::Mpmc(s)) => Mpmc::put_back(r, c, s, count),
             _ => mismatch(),
         }
     }

@@ -246,8 +246,8 @@ impl Protocol for Mpsc {
         true
     }
 
-    fn put_back(_: &RawRing, rx: &mut ReadCursor, f: Located) {
-        rx.put_back(&f);
+    fn put_back(_: &RawRing, rx: &mut ReadCursor, f: Located, count: u64) {
+        rx.put_back(&f, count);
     }
 
     fn recover_now(m: &RawRing, rx: &mut ReadCursor) -> Result<bool, Corruption> {

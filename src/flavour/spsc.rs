@@ -225,8 +225,8 @@ impl Protocol for Spsc {
         true
     }
 
-    fn put_back(_: &RawRing, rx: &mut ReadCursor, f: Located) {
-        rx.put_back(&f);
+    fn put_back(_: &RawRing, rx: &mut ReadCursor, f: Located, count: u64) {
+        rx.put_back(&f, count);
     }
 
     /// An spsc consumer is never held by a claim: nothing to recover.
@@ -437,7 +437,7 @@ mod loom_models {
             let b = r.0.next(&*m).unwrap().unwrap();
             r.0.consume(&b);
             if !sabotage {
-                r.0.put_back(&b);
+                r.0.put_back(&b, 1);
             }
             r.0.release(&*m);
             let p = m.clone();

@@ -101,6 +101,7 @@ pub fn stat(path: &Path, watch: bool, json: bool, shared: bool) -> Result<ExitCo
             (
                 (st.tail - prev.tail) as f64 / dt,
                 (st.head - prev.head) as f64 / dt,
+                st.released_frames.saturating_sub(prev.released_frames) as f64 / dt,
             )
         });
         if json {
@@ -133,7 +134,7 @@ fn fill(st: &Stat) -> (u64, u64) {
     (st.tail.saturating_sub(st.head), total)
 }
 
-fn print_stat(path: &Path, st: &Stat, rates: Option<(f64, f64)>) {
+fn print_stat(path: &Path, st: &Stat, rates: Option<(f64, f64, f64)>) {
     let (used, total) = fill(st);
     let u = units(st);
     println!("{}: {} ring", path.display(), st.kind);
@@ -149,11 +150,12 @@ fn print_stat(path: &Path, st: &Stat, rates: Option<(f64, f64)>) {
         );
     }
     println!("  cursors   head {}  tail {}  ({u})", st.head, st.tail);
+    println!("  released  {} frames since creation", st.released_frames);
     println!(
         "  fill      {used} / {total} {u} ({:.1}%)",
         100.0 * used as f64 / total.max(1) as f64
     );
-    if let Some((produced, consumed)) = rates {
+    if let Some((produced, consumed, frames)) = rates {
         if st.kind == Kind::Mpmc {
             // A slot holds one frame: slots/s are frames/s.
             println!(
@@ -163,7 +165,7 @@ fn print_stat(path: &Path, st: &Stat, rates: Option<(f64, f64)>) {
             );
         } else {
             println!(
-                "  rates     produced {produced:.0} bytes/s, consumed {consumed:.0} bytes/s (frames/s: not recorded by framed rings)"
+                "  rates     produced {produced:.0} bytes/s, consumed {consumed:.0} bytes/s, {frames:.0} frames/s"
             );
         }
     }
@@ -215,7 +217,7 @@ fn state_name(s: mmring::PeerState) -> &'static str {
     }
 }
 
-fn to_json(path: &Path, st: &Stat, rates: Option<(f64, f64)>) -> String {
+fn to_json(path: &Path, st: &Stat, rates: Option<(f64, f64, f64)>) -> String {
     let (used, total) = fill(st);
     let role = |r: &mmring::RoleStat| {
         let holders: Vec<String> = r
@@ -242,14 +244,14 @@ fn to_json(path: &Path, st: &Stat, rates: Option<(f64, f64)>) -> String {
         })
         .collect();
     let rates = match rates {
-        Some((p, c)) => {
+        Some((p, c, fr)) => {
             let unit = if st.kind == Kind::Mpmc {
                 "frames"
             } else {
                 "bytes"
             };
             format!(
-                ",\"produced_per_s\":{p:.1},\"consumed_per_s\":{c:.1},\"produced_{unit}_per_s\":{p:.1},\"consumed_{unit}_per_s\":{c:.1}"
+                ",\"produced_per_s\":{p:.1},\"consumed_per_s\":{c:.1},\"produced_{unit}_per_s\":{p:.1},\"consumed_{unit}_per_s\":{c:.1},\"consumed_frames_per_s\":{fr:.1}"
             )
         }
         None => String::new(),
@@ -258,7 +260,7 @@ fn to_json(path: &Path, st: &Stat, rates: Option<(f64, f64)>) -> String {
         "{{\"path\":{},\"kind\":\"{}\",\"capacity\":{},\"max_frame\":{},\"slot_count\":{},\
          \"head\":{},\"tail\":{},\"used\":{used},\"total\":{total},\"units\":\"{}\",\
          \"producer\":{},\"consumer\":{},\"consumers_waiting\":{},\"producers_waiting\":{},\
-         \"claims\":[{}],\"recoveries\":{}{rates}}}",
+         \"claims\":[{}],\"recoveries\":{},\"released_frames\":{}{rates}}}",
         json_string(&path.display().to_string()),
         st.kind,
         st.capacity,
@@ -272,7 +274,8 @@ fn to_json(path: &Path, st: &Stat, rates: Option<(f64, f64)>) -> String {
         st.consumers_waiting,
         st.producers_waiting,
         claims.join(","),
-        st.recoveries
+        st.recoveries,
+        st.released_frames
     )
 }
 
