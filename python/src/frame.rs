@@ -77,7 +77,9 @@ pub fn loads<'py>(py: Python<'py>, bytes: &[u8]) -> PyResult<Bound<'py, PyAny>> 
     let len = isize::try_from(bytes.len()).expect("a slice's length fits isize");
     // SAFETY: `bytes` is valid for `len` bytes for this call; the view is
     // read-only and is released below, before `bytes` can go away.
-    let raw = unsafe { ffi::PyMemoryView_FromMemory(bytes.as_ptr() as *mut c_char, len, ffi::PyBUF_READ) };
+    let raw = unsafe {
+        ffi::PyMemoryView_FromMemory(bytes.as_ptr() as *mut c_char, len, ffi::PyBUF_READ)
+    };
     // SAFETY: a new reference or NULL with an exception set.
     let view = unsafe { Bound::from_owned_ptr_or_err(py, raw)? }.cast_into::<PyMemoryView>()?;
     let r = loads.call1((&view,));
@@ -92,7 +94,11 @@ pub struct RawBuf(Box<ffi::Py_buffer>);
 impl RawBuf {
     pub fn get(obj: &Bound<'_, PyAny>, writable: bool) -> PyResult<RawBuf> {
         let mut view = Box::new(MaybeUninit::<ffi::Py_buffer>::zeroed());
-        let flags = if writable { ffi::PyBUF_WRITABLE } else { ffi::PyBUF_SIMPLE };
+        let flags = if writable {
+            ffi::PyBUF_WRITABLE
+        } else {
+            ffi::PyBUF_SIMPLE
+        };
         // SAFETY: `view` is writable storage for a Py_buffer; `obj` is a
         // live object.
         let rc = unsafe { ffi::PyObject_GetBuffer(obj.as_ptr(), view.as_mut_ptr(), flags) };
@@ -100,7 +106,9 @@ impl RawBuf {
             return Err(PyErr::fetch(obj.py()));
         }
         // SAFETY: PyObject_GetBuffer returned 0, so it filled `view`.
-        Ok(RawBuf(unsafe { Box::from_raw(Box::into_raw(view).cast::<ffi::Py_buffer>()) }))
+        Ok(RawBuf(unsafe {
+            Box::from_raw(Box::into_raw(view).cast::<ffi::Py_buffer>())
+        }))
     }
 
     pub fn len(&self) -> usize {

@@ -13,13 +13,16 @@ use mmring::{AnyConsumer, AnyProducer, AnyRing, Error, RecvError, SendError};
 use pyo3::exceptions::{PyOSError, PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
 
-/// A pool of producers of one ring.
+/// A pool of producers of one ring. Handles are boxed: a view keeps its
+/// handle at a fixed address while its grant borrows it.
+#[allow(clippy::vec_box)]
 pub struct ProdPool {
     pub ring: AnyRing,
     free: Mutex<Vec<Box<AnyProducer>>>,
 }
 
-/// A pool of consumers of one ring.
+/// A pool of consumers of one ring (boxed, as producers).
+#[allow(clippy::vec_box)]
 pub struct ConsPool {
     pub ring: AnyRing,
     free: Mutex<Vec<Box<AnyConsumer>>>,

@@ -69,11 +69,18 @@ impl RxSide {
     }
 
     fn pop_pending(&self) -> Option<Vec<u8>> {
-        self.pending.lock().unwrap_or_else(|p| p.into_inner()).pop_front()
+        self.pending
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .pop_front()
     }
 
     fn has_pending(&self) -> bool {
-        !self.pending.lock().unwrap_or_else(|p| p.into_inner()).is_empty()
+        !self
+            .pending
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .is_empty()
     }
 
     /// Takes the next message and hands it to `f` (pending ones first).
@@ -271,11 +278,17 @@ impl Connection {
         let dup = |fd: i32| dupfd.call1((fd,));
         let none = || py.None().into_bound(py);
         let (rr, rl) = match me.readable.then(|| me.rx()).transpose()? {
-            Some(rx) => (dup(rx.pool.ring.as_fd().as_raw_fd())?, dup(rx.live.as_raw_fd())?),
+            Some(rx) => (
+                dup(rx.pool.ring.as_fd().as_raw_fd())?,
+                dup(rx.live.as_raw_fd())?,
+            ),
             None => (none(), none()),
         };
         let (tr, tl) = match me.writable.then(|| me.tx()).transpose()? {
-            Some(tx) => (dup(tx.pool.ring.as_fd().as_raw_fd())?, dup(tx.live.as_raw_fd())?),
+            Some(tx) => (
+                dup(tx.pool.ring.as_fd().as_raw_fd())?,
+                dup(tx.live.as_raw_fd())?,
+            ),
             None => (none(), none()),
         };
         let f = py.import("mmring")?.getattr("_rebuild_connection")?;
@@ -378,7 +391,11 @@ impl Connection {
     /// Receives one message as `bytes`. A message longer than `maxlength`
     /// raises `OSError` (and is dropped), as in `multiprocessing`.
     #[pyo3(signature = (maxlength=None))]
-    fn recv_bytes<'py>(&self, py: Python<'py>, maxlength: Option<isize>) -> PyResult<Bound<'py, PyBytes>> {
+    fn recv_bytes<'py>(
+        &self,
+        py: Python<'py>,
+        maxlength: Option<isize>,
+    ) -> PyResult<Bound<'py, PyBytes>> {
         if maxlength.is_some_and(|m| m < 0) {
             return Err(PyValueError::new_err("negative maxlength"));
         }
@@ -395,7 +412,12 @@ impl Connection {
     /// its length; raises `multiprocessing.BufferTooShort` (carrying the
     /// message) if it does not fit.
     #[pyo3(signature = (buf, offset=0))]
-    fn recv_bytes_into(&self, py: Python<'_>, buf: &Bound<'_, PyAny>, offset: isize) -> PyResult<usize> {
+    fn recv_bytes_into(
+        &self,
+        py: Python<'_>,
+        buf: &Bound<'_, PyAny>,
+        offset: isize,
+    ) -> PyResult<usize> {
         let mut out = RawBuf::get(buf, true)?;
         if offset < 0 {
             return Err(PyValueError::new_err("negative offset"));
@@ -423,7 +445,11 @@ impl Connection {
     /// Receives up to `max_messages` messages as `bytes` (at least one,
     /// waiting for it), releasing them together.
     #[pyo3(signature = (max_messages=1024))]
-    fn recv_bytes_many<'py>(&self, py: Python<'py>, max_messages: usize) -> PyResult<Bound<'py, PyList>> {
+    fn recv_bytes_many<'py>(
+        &self,
+        py: Python<'py>,
+        max_messages: usize,
+    ) -> PyResult<Bound<'py, PyList>> {
         let rx = self.rx()?;
         let out = PyList::empty(py);
         let first = self.recv_bytes(py, None)?;
@@ -458,7 +484,10 @@ impl Connection {
         }
         match rx.recv(py, Wait::new(true, timeout)?, |b| Ok(b.to_vec()))? {
             Recv::Got(v) => {
-                rx.pending.lock().unwrap_or_else(|p| p.into_inner()).push_back(v);
+                rx.pending
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .push_back(v);
                 Ok(true)
             }
             Recv::Eof => Ok(true),
@@ -569,7 +598,11 @@ impl Connection {
 /// `capacity / 2 - 8`).
 #[pyfunction]
 #[pyo3(signature = (duplex=true, *, capacity=DEFAULT_PIPE_CAPACITY, max_message=None))]
-pub fn pipe(duplex: bool, capacity: u64, max_message: Option<u64>) -> PyResult<(Connection, Connection)> {
+pub fn pipe(
+    duplex: bool,
+    capacity: u64,
+    max_message: Option<u64>,
+) -> PyResult<(Connection, Connection)> {
     let (tx_a, rx_a) = direction(capacity, max_message)?;
     if duplex {
         let (tx_b, rx_b) = direction(capacity, max_message)?;
@@ -578,6 +611,9 @@ pub fn pipe(duplex: bool, capacity: u64, max_message: Option<u64>) -> PyResult<(
             Connection::new(Some(tx_b), Some(rx_a)),
         ))
     } else {
-        Ok((Connection::new(None, Some(rx_a)), Connection::new(Some(tx_a), None)))
+        Ok((
+            Connection::new(None, Some(rx_a)),
+            Connection::new(Some(tx_a), None),
+        ))
     }
 }

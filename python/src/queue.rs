@@ -70,7 +70,10 @@ impl Queue {
 
     fn check_open(slf: &Bound<'_, Self>) -> PyResult<()> {
         if slf.get().closed.load(Relaxed) {
-            return Err(PyValueError::new_err(format!("Queue {} is closed", slf.repr()?)));
+            return Err(PyValueError::new_err(format!(
+                "Queue {} is closed",
+                slf.repr()?
+            )));
         }
         Ok(())
     }
@@ -82,7 +85,7 @@ impl Queue {
         };
         let sem = sem.bind(py);
         let got = match w {
-            Wait::NoWait => sem.call_method1("acquire", (false,))?,
+            Wait::Once => sem.call_method1("acquire", (false,))?,
             Wait::Forever => loop {
                 // In slices, so that signals are seen (SemLock.acquire is
                 // interruptible too, but this keeps one rule everywhere).
@@ -224,8 +227,7 @@ impl Queue {
             None => AnyRing::anonymous(Kind::Mpmc, cfg),
         }
         .map_err(err)?;
-        let bound_by_ring = ring.kind() == Kind::Mpmc
-            && ring.stat().slot_count == maxsize as u64;
+        let bound_by_ring = ring.kind() == Kind::Mpmc && ring.stat().slot_count == maxsize as u64;
         let sem = if maxsize > 0 && !bound_by_ring {
             let mp = py.import("multiprocessing")?;
             Some(mp.call_method1("BoundedSemaphore", (maxsize,))?.unbind())
@@ -249,7 +251,11 @@ impl Queue {
     /// Rebuilds a queue from a ring path (used by pickling).
     #[staticmethod]
     #[pyo3(signature = (path, maxsize, sem))]
-    fn _from_path(path: std::path::PathBuf, maxsize: usize, sem: Option<Py<PyAny>>) -> PyResult<Queue> {
+    fn _from_path(
+        path: std::path::PathBuf,
+        maxsize: usize,
+        sem: Option<Py<PyAny>>,
+    ) -> PyResult<Queue> {
         let ring = AnyRing::open(path).map_err(err)?;
         Ok(Queue::from_ring(ring, maxsize, sem))
     }
@@ -278,9 +284,17 @@ impl Queue {
     /// Puts `obj` in the queue, waiting for room if `block` (for at most
     /// `timeout` seconds); raises `queue.Full` when there is none.
     #[pyo3(signature = (obj, block=true, timeout=None))]
-    fn put(slf: &Bound<'_, Self>, obj: &Bound<'_, PyAny>, block: bool, timeout: Option<f64>) -> PyResult<()> {
+    fn put(
+        slf: &Bound<'_, Self>,
+        obj: &Bound<'_, PyAny>,
+        block: bool,
+        timeout: Option<f64>,
+    ) -> PyResult<()> {
         Queue::check_open(slf)?;
-        if slf.get().put_one(slf.py(), obj, Wait::new(block, timeout)?)? {
+        if slf
+            .get()
+            .put_one(slf.py(), obj, Wait::new(block, timeout)?)?
+        {
             Ok(())
         } else {
             Err(Full::new_err(()))
@@ -295,7 +309,11 @@ impl Queue {
     /// Removes and returns an item, waiting for one if `block` (for at most
     /// `timeout` seconds); raises `queue.Empty` when there is none.
     #[pyo3(signature = (block=true, timeout=None))]
-    fn get<'py>(slf: &Bound<'py, Self>, block: bool, timeout: Option<f64>) -> PyResult<Bound<'py, PyAny>> {
+    fn get<'py>(
+        slf: &Bound<'py, Self>,
+        block: bool,
+        timeout: Option<f64>,
+    ) -> PyResult<Bound<'py, PyAny>> {
         Queue::check_open(slf)?;
         match slf.get().get_one(slf.py(), Wait::new(block, timeout)?)? {
             Some(obj) => Ok(obj),
@@ -312,7 +330,12 @@ impl Queue {
     /// (one wake-up check per batch). Blocks for room as `put` does;
     /// returns how many were put. Raises `queue.Full` if none could be.
     #[pyo3(signature = (objs, block=true, timeout=None))]
-    fn put_many(slf: &Bound<'_, Self>, objs: &Bound<'_, PyAny>, block: bool, timeout: Option<f64>) -> PyResult<usize> {
+    fn put_many(
+        slf: &Bound<'_, Self>,
+        objs: &Bound<'_, PyAny>,
+        block: bool,
+        timeout: Option<f64>,
+    ) -> PyResult<usize> {
         Queue::check_open(slf)?;
         let py = slf.py();
         let me = slf.get();
@@ -336,7 +359,7 @@ impl Queue {
                 {
                     let mut batch = p.batch();
                     while sent < encoded.len() {
-                        if !me.acquire(py, Wait::NoWait)? {
+                        if !me.acquire(py, Wait::Once)? {
                             break;
                         }
                         let enc = &encoded[sent];
@@ -503,7 +526,13 @@ impl Queue {
         let py = slf.py();
         let me = slf.get();
         let offset: crate::views::Offset = |f| f.len() - frame::payload(f).len();
-        match ReadView::take(py, &me.cons, Wait::new(block, timeout)?, &mut sleep_idle, offset)? {
+        match ReadView::take(
+            py,
+            &me.cons,
+            Wait::new(block, timeout)?,
+            &mut sleep_idle,
+            offset,
+        )? {
             Recv::Got(v) => {
                 me.release_permit(py, 1)?;
                 Ok(v)
@@ -516,7 +545,12 @@ impl Queue {
     /// as a writable view: fill it and `commit()` (a `with` block commits
     /// on success). Waits for room as `put`; `queue.Full`.
     #[pyo3(signature = (nbytes, block=true, timeout=None))]
-    fn reserve(slf: &Bound<'_, Self>, nbytes: usize, block: bool, timeout: Option<f64>) -> PyResult<WriteView> {
+    fn reserve(
+        slf: &Bound<'_, Self>,
+        nbytes: usize,
+        block: bool,
+        timeout: Option<f64>,
+    ) -> PyResult<WriteView> {
         Queue::check_open(slf)?;
         let py = slf.py();
         let me = slf.get();
@@ -544,10 +578,9 @@ impl Queue {
 
     /// Approximate number of messages in the queue.
     fn qsize(&self) -> PyResult<usize> {
-        let mut p = self.prod.take()?;
+        // (A handle inherited across fork still reads the right cursors.)
+        let p = self.prod.take()?;
         let n = p.len_hint();
-        // A handle inherited across fork still reads the right cursors.
-        let _ = &mut p;
         self.prod.put(p);
         Ok(n as usize)
     }
@@ -587,7 +620,10 @@ impl Queue {
     /// queue was closed.
     fn join_thread(slf: &Bound<'_, Self>) -> PyResult<()> {
         if !slf.get().closed.load(Relaxed) {
-            return Err(PyAssertionError::new_err(format!("Queue {} not closed", slf.repr()?)));
+            return Err(PyAssertionError::new_err(format!(
+                "Queue {} not closed",
+                slf.repr()?
+            )));
         }
         Ok(())
     }
@@ -602,8 +638,8 @@ impl Queue {
     }
 
     /// Slots in the ring.
-    #[getter]
-    fn capacity(&self) -> u64 {
+    #[getter(capacity)]
+    fn slot_count(&self) -> u64 {
         self.ring().stat().slot_count
     }
 
@@ -637,4 +673,3 @@ impl Queue {
         )
     }
 }
-

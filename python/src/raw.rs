@@ -57,11 +57,13 @@ impl Ring {
         let cfg = match k {
             Kind::Mpmc => Config::slots(
                 slots.ok_or_else(|| PyValueError::new_err("an mpmc ring needs slots="))?,
-                max_message.ok_or_else(|| PyValueError::new_err("an mpmc ring needs max_message="))?,
+                max_message
+                    .ok_or_else(|| PyValueError::new_err("an mpmc ring needs max_message="))?,
             ),
             _ => {
                 let c = Config::new(
-                    capacity.ok_or_else(|| PyValueError::new_err("a framed ring needs capacity="))?,
+                    capacity
+                        .ok_or_else(|| PyValueError::new_err("a framed ring needs capacity="))?,
                 );
                 match max_message {
                     Some(m) => c.max_frame(m),
@@ -136,7 +138,12 @@ impl Producer {
     /// Sends one frame, waiting for room (at most `timeout` seconds);
     /// returns whether it was sent.
     #[pyo3(signature = (data, timeout=None))]
-    fn send(&mut self, py: Python<'_>, data: &Bound<'_, PyAny>, timeout: Option<f64>) -> PyResult<bool> {
+    fn send(
+        &mut self,
+        py: Python<'_>,
+        data: &Bound<'_, PyAny>,
+        timeout: Option<f64>,
+    ) -> PyResult<bool> {
         let b = RawBuf::get(data, false)?;
         let p = self.get()?;
         if b.len() > p.max_frame() {
@@ -173,7 +180,11 @@ impl Consumer {
     /// Receives one frame as `bytes`, waiting at most `timeout` seconds
     /// (`None`: for ever); `None` on timeout.
     #[pyo3(signature = (timeout=None))]
-    fn recv<'py>(&mut self, py: Python<'py>, timeout: Option<f64>) -> PyResult<Option<Bound<'py, PyBytes>>> {
+    fn recv<'py>(
+        &mut self,
+        py: Python<'py>,
+        timeout: Option<f64>,
+    ) -> PyResult<Option<Bound<'py, PyBytes>>> {
         let c = self
             .c
             .as_mut()
@@ -192,7 +203,11 @@ impl Consumer {
 
     /// Every frame waiting now (up to `max_messages`), released together.
     #[pyo3(signature = (max_messages=1024))]
-    fn recv_many<'py>(&mut self, py: Python<'py>, max_messages: usize) -> PyResult<Bound<'py, PyList>> {
+    fn recv_many<'py>(
+        &mut self,
+        py: Python<'py>,
+        max_messages: usize,
+    ) -> PyResult<Bound<'py, PyList>> {
         let c = self
             .c
             .as_mut()

@@ -350,7 +350,14 @@ impl WriteView {
         // SAFETY: `view` is Python's to fill; the reserved bytes stay ours
         // until commit/abort, which are refused while `exports` > 0.
         let rc = unsafe {
-            ffi::PyBuffer_FillInfo(view, slf.as_ptr(), ptr as *mut c_void, len as isize, 0, flags)
+            ffi::PyBuffer_FillInfo(
+                view,
+                slf.as_ptr(),
+                ptr as *mut c_void,
+                len as isize,
+                0,
+                flags,
+            )
         };
         if rc == -1 {
             return Err(PyErr::fetch(slf.py()));

@@ -22,7 +22,7 @@ pub const SLICE: Duration = Duration::from_millis(50);
 #[derive(Debug, Clone, Copy)]
 pub enum Wait {
     /// One attempt (`block=False`).
-    NoWait,
+    Once,
     /// Until it succeeds (`timeout=None`).
     Forever,
     /// Until this instant (a negative timeout is taken as 0, as
@@ -33,7 +33,7 @@ pub enum Wait {
 impl Wait {
     pub fn new(block: bool, timeout: Option<f64>) -> PyResult<Wait> {
         if !block {
-            return Ok(Wait::NoWait);
+            return Ok(Wait::Once);
         }
         match timeout {
             None => Ok(Wait::Forever),
@@ -49,10 +49,10 @@ impl Wait {
     }
 
     /// The next slice to wait; `None` once the deadline has passed (or for
-    /// `NoWait`).
+    /// `Once`).
     pub fn slice(&self) -> Option<Duration> {
         match *self {
-            Wait::NoWait => None,
+            Wait::Once => None,
             Wait::Forever => Some(SLICE),
             Wait::Until(at) => {
                 let left = at.saturating_duration_since(Instant::now());
@@ -66,7 +66,7 @@ impl Wait {
 pub enum Recv<R> {
     /// A message, as the callback made it.
     Got(R),
-    /// Nothing before the deadline (or now, for `NoWait`).
+    /// Nothing before the deadline (or now, for `Once`).
     Empty,
     /// No message, and `idle` says none can come any more.
     Eof,
@@ -77,7 +77,7 @@ pub enum Recv<R> {
 /// What a reservation came to.
 pub enum Sent<R> {
     Done(R),
-    /// No room before the deadline (or now, for `NoWait`).
+    /// No room before the deadline (or now, for `Once`).
     Full,
     /// The handle was inherited across `fork`: attach a new one.
     Forked,
