@@ -157,6 +157,44 @@ class MmringQueueMany(MmringQueue):
         return time.perf_counter()
 
 
+class Bare:
+    """A batched contender with the Python work per message taken out, to
+    show the transport's own ceiling: the sender sends prebuilt batches of
+    1000 messages (each stamped with its index in the batch), the receiver
+    checks the last stamp of each batch it gets against the count so far,
+    not every message (about
+    0.4 us each in Python on this machine, more than the transport costs).
+    Round trips are the parent contender's."""
+
+    def batches(self, n, size):
+        pad = bytes(size - 8)
+        batch = [msg(i, pad) for i in range(BATCH)]
+        return batch, n // BATCH
+
+    def tx(self, c, n, size, t0):
+        batch, rounds = self.batches(n, size)
+        t0.value = time.perf_counter()
+        for _ in range(rounds):
+            self.send_batch(c, batch)
+        self.done_batches(c)
+
+    def done_batches(self, c):
+        pass
+
+    def rx(self, c, n, size, ready):
+        ready.set()
+        got, total = 0, (n // BATCH) * BATCH
+        while got < total:
+            ms = self.recv_batch(c)
+            got += len(ms)
+            # Message k carries stamp k % BATCH: the last one received must
+            # match the count so far.
+            last = ms[-1]
+            if seq_of(last) != (got - 1) % BATCH or len(last) != size:
+                raise SystemExit(f"bad message {got - 1}")
+        return time.perf_counter()
+
+
 class FasterFifo(QueueLike):
     def queues(self):
         try:
@@ -188,6 +226,22 @@ class FasterFifoMany(FasterFifo):
                 check(m, i, size)
                 i += 1
         return time.perf_counter()
+
+
+class FasterFifoManyBare(Bare, FasterFifoMany):
+    def send_batch(self, c, batch):
+        c["a"].put_many(batch, timeout=1e9)
+
+    def recv_batch(self, c):
+        return c["a"].get_many(timeout=1e9, max_messages_to_get=BATCH)
+
+
+class MmringQueueManyBare(Bare, MmringQueueMany):
+    def send_batch(self, c, batch):
+        c["a"].put_many(batch)
+
+    def recv_batch(self, c):
+        return c["a"].get_many(BATCH)
 
 
 class PipeLike(QueueLike):
@@ -238,6 +292,14 @@ class MmringPipeMany(MmringPipe):
                 check(m, i, size)
                 i += 1
         return time.perf_counter()
+
+
+class MmringPipeManyBare(Bare, MmringPipeMany):
+    def send_batch(self, c, batch):
+        c["a"][1].send_bytes_many(batch)
+
+    def recv_batch(self, c):
+        return c["a"][0].recv_bytes_many(BATCH)
 
 
 class ZmqIpc:
@@ -420,6 +482,9 @@ CONTENDERS = {
     "mmring_queue_many": MmringQueueMany,
     "mmring_pipe": MmringPipe,
     "mmring_pipe_many": MmringPipeMany,
+    "faster_fifo_many_bare": FasterFifoManyBare,
+    "mmring_queue_many_bare": MmringQueueManyBare,
+    "mmring_pipe_many_bare": MmringPipeManyBare,
 }
 
 # ------------------------------------------------------------------ driver
@@ -572,7 +637,7 @@ def _pipe_frames_rx(r, frames, nbytes, ready, t2):
 
 
 def rust_reference(binary, size):
-    if not binary:
+    if not binary or not os.path.exists(binary):
         return None, "no mmring binary (build with `cargo build --release`, or pass --mmring-bin)"
     out = []
     for args in (["--count", "1000000"], ["--count", "200000", "--blocking"]):
@@ -626,7 +691,8 @@ def main():
     print("\n# ratios (same run)")
     for mine, ref in (("mmring_queue", "mp_queue"), ("mmring_queue", "iceoryx2"),
                       ("mmring_queue_many", "mp_queue"), ("mmring_pipe", "mp_pipe"),
-                      ("mmring_pipe_many", "mp_pipe"), ("mmring_queue_many", "faster_fifo_many")):
+                      ("mmring_pipe_many", "mp_pipe"), ("mmring_queue_many", "faster_fifo_many"),
+                      ("mmring_queue_many_bare", "faster_fifo_many_bare")):
         if mine in by and ref in by:
             r = by[mine]["msgs_per_s"] / by[ref]["msgs_per_s"]
             print(f"{mine} / {ref}: {r:.1f}x msgs/s, round trip p50 "
