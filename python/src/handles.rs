@@ -7,6 +7,7 @@
 //! inherited across `fork` answers `Forked`; it is dropped (which leaves the
 //! parent's role alone) and a handle of this process's own is attached.
 
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 
 use mmring::{AnyConsumer, AnyProducer, AnyRing, Error, RecvError, SendError};
@@ -19,6 +20,8 @@ use pyo3::prelude::*;
 pub struct ProdPool {
     pub ring: AnyRing,
     free: Mutex<Vec<Box<AnyProducer>>>,
+    /// Closed: handles given back are detached instead of pooled.
+    closed: AtomicBool,
 }
 
 /// A pool of consumers of one ring (boxed, as producers).
@@ -26,6 +29,8 @@ pub struct ProdPool {
 pub struct ConsPool {
     pub ring: AnyRing,
     free: Mutex<Vec<Box<AnyConsumer>>>,
+    /// Closed: handles given back are detached instead of pooled.
+    closed: AtomicBool,
 }
 
 impl ProdPool {
@@ -33,6 +38,7 @@ impl ProdPool {
         Arc::new(ProdPool {
             ring,
             free: Mutex::new(Vec::new()),
+            closed: AtomicBool::new(false),
         })
     }
 
@@ -44,14 +50,28 @@ impl ProdPool {
         self.ring.producer().map(Box::new).map_err(err)
     }
 
-    /// Gives a producer back for the next operation.
+    /// Gives a producer back for the next operation (or detaches it once
+    /// the pool is closed).
     pub fn put(&self, p: Box<AnyProducer>) {
-        lock(&self.free).push(p);
+        let mut free = lock(&self.free);
+        // ORDERING: Relaxed; set under the same lock in `clear`.
+        if self.closed.load(Relaxed) {
+            drop(free);
+            drop(p); // detached outside the lock
+        } else {
+            free.push(p);
+        }
     }
 
-    /// Detaches every pooled producer.
+    /// Detaches every pooled producer, and those in use as they come back.
     pub fn clear(&self) {
-        let handles = std::mem::take(&mut *lock(&self.free));
+        let handles = {
+            let mut free = lock(&self.free);
+            // ORDERING: Relaxed; read under the same lock in `put`.
+            self.closed.store(true, Relaxed);
+            std::mem::take(&mut *free)
+        };
+        // Detached outside the lock.
         drop(handles);
     }
 }
@@ -61,6 +81,7 @@ impl ConsPool {
         Arc::new(ConsPool {
             ring,
             free: Mutex::new(Vec::new()),
+            closed: AtomicBool::new(false),
         })
     }
 
@@ -81,14 +102,28 @@ impl ConsPool {
         }
     }
 
-    /// Gives a consumer back for the next operation.
+    /// Gives a consumer back for the next operation (or detaches it once
+    /// the pool is closed).
     pub fn put(&self, c: Box<AnyConsumer>) {
-        lock(&self.free).push(c);
+        let mut free = lock(&self.free);
+        // ORDERING: Relaxed; set under the same lock in `clear`.
+        if self.closed.load(Relaxed) {
+            drop(free);
+            drop(c); // detached outside the lock
+        } else {
+            free.push(c);
+        }
     }
 
-    /// Detaches every pooled consumer.
+    /// Detaches every pooled consumer, and those in use as they come back.
     pub fn clear(&self) {
-        let handles = std::mem::take(&mut *lock(&self.free));
+        let handles = {
+            let mut free = lock(&self.free);
+            // ORDERING: Relaxed; read under the same lock in `put`.
+            self.closed.store(true, Relaxed);
+            std::mem::take(&mut *free)
+        };
+        // Detached outside the lock.
         drop(handles);
     }
 }

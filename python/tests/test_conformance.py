@@ -320,3 +320,34 @@ def test_pipe_eof_when_the_child_exits_without_sending(make_pipe, ctx):
         r.recv()
     p.join(60)
     assert p.exitcode == 0
+
+
+def test_threads_share_one_queue(make_queue):
+    """Several threads of one process put and get on the same queue object
+    at once (blocking calls release the GIL; mmring keeps a handle per
+    concurrent caller)."""
+    import threading
+
+    q = make_queue()
+    n, threads = 2000, 4
+    got = [[] for _ in range(threads)]
+
+    def put(t):
+        for i in range(n):
+            q.put((t, i))
+
+    def get(t):
+        for _ in range(n):
+            got[t].append(q.get(timeout=30))
+
+    ts = [threading.Thread(target=get, args=(t,)) for t in range(threads)]
+    ts += [threading.Thread(target=put, args=(t,)) for t in range(threads)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join(60)
+    assert sorted(x for g in got for x in g) == sorted((t, i) for t in range(threads) for i in range(n))
+    for g in got:  # each getter sees each putter's items in order
+        for t in range(threads):
+            seq = [i for (p, i) in g if p == t]
+            assert seq == sorted(seq)
