@@ -674,19 +674,28 @@ def main():
           f"{os.cpu_count()} CPUs", flush=True)
     for name in names:
         t = CONTENDERS[name]()
-        try:
-            rate = throughput(t, a.n, a.size)
-            p50, p99 = round_trip(t, a.rtt, a.size) if a.rtt else (float("nan"),) * 2
-        except Skip as e:
-            print(f"{name:20s} skipped: {e}", flush=True)
-            rows.append({"transport": name, "skipped": str(e)})
-            continue
-        except Exception as e:  # report and go on with the others
-            print(f"{name:20s} FAILED: {e!r}", flush=True)
-            rows.append({"transport": name, "failed": repr(e)})
+        failures = []
+        for attempt in range(2):  # a failed check is reported, then tried once more
+            try:
+                rate = throughput(t, a.n, a.size)
+                p50, p99 = round_trip(t, a.rtt, a.size) if a.rtt else (float("nan"),) * 2
+                break
+            except Skip as e:
+                failures = None
+                print(f"{name:20s} skipped: {e}", flush=True)
+                rows.append({"transport": name, "skipped": str(e)})
+                break
+            except Exception as e:  # report and go on
+                failures.append(repr(e))
+                print(f"{name:20s} FAILED (attempt {attempt + 1}): {e!r}", flush=True)
+        if failures is None or len(failures) == 2:
+            if failures:
+                rows.append({"transport": name, "failed": "; ".join(failures)})
             continue
         row = {"transport": name, "size": a.size, "n": a.n, "msgs_per_s": round(rate),
                "rtt_p50_us": round(p50 / 1e3, 1), "rtt_p99_us": round(p99 / 1e3, 1)}
+        if failures:
+            row["failed_first"] = failures[0]
         rows.append(row)
         print(f"{name:20s} {rate / 1e6:7.2f} M msgs/s   round trip p50 {p50 / 1e3:7.1f} us  "
               f"p99 {p99 / 1e3:7.1f} us", flush=True)
