@@ -9,8 +9,9 @@
 //! `maxsize` counts messages as in `multiprocessing`: when it is a power of
 //! two the ring has exactly that many slots and is itself the bound; any
 //! other positive `maxsize` (or one different from an explicit
-//! `capacity`) is enforced with a `multiprocessing.BoundedSemaphore`, as
-//! the standard queue does. With `maxsize=0` the ring's slot count is the
+//! `capacity`) is enforced with a `multiprocessing.BoundedSemaphore` (of
+//! the spawn context, which every start method can receive), as the
+//! standard queue does. With `maxsize=0` the ring's slot count is the
 //! only bound: `put` blocks, and `put_nowait` raises `queue.Full`, when
 //! every slot is taken (the standard queue's buffer is unbounded).
 
@@ -229,8 +230,12 @@ impl Queue {
         .map_err(err)?;
         let bound_by_ring = ring.kind() == Kind::Mpmc && ring.stat().slot_count == maxsize as u64;
         let sem = if maxsize > 0 && !bound_by_ring {
+            // Made in the spawn context, so that it can go to children of
+            // every start method (one made in the fork context may not be
+            // sent to a spawned child; under fork it is inherited anyway).
             let mp = py.import("multiprocessing")?;
-            Some(mp.call_method1("BoundedSemaphore", (maxsize,))?.unbind())
+            let spawn = mp.call_method1("get_context", ("spawn",))?;
+            Some(spawn.call_method1("BoundedSemaphore", (maxsize,))?.unbind())
         } else {
             None
         };

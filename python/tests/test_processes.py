@@ -143,3 +143,19 @@ def test_ctrl_c_interrupts_a_blocking_get_and_loses_nothing(shm_path):
     assert child.wait(30) == 0
     print(f"\nCtrl-C to KeyboardInterrupt: {latency * 1000:.1f} ms")
     assert latency < 5.0, "the blocking get did not see the signal"
+
+
+def test_named_queue_travels_by_path(ctx, shm_path):
+    from helpers import echo_queue
+
+    qin = mmring.Queue(path=str(shm_path), capacity=16, max_message=1024)
+    qout = mmring.Queue(maxsize=3)  # a semaphore-bounded queue travels too
+    assert qin.__reduce__()[1][0] == shm_path  # by path, not by descriptor
+    p = ctx.Process(target=echo_queue, args=(qin, qout, 20))
+    p.start()
+    for i in range(20):
+        qin.put(("item", i))
+    assert [qout.get(timeout=60) for _ in range(20)] == [("item", i) for i in range(20)]
+    p.join(60)
+    assert p.exitcode == 0
+    assert qout.qsize() == 0
