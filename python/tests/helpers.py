@@ -106,3 +106,26 @@ def kill_self_midway(q, n):
     for i in range(n):
         q.put(("dying", i))
     os.kill(os.getpid(), signal.SIGKILL)
+
+
+def block_until_interrupted(kind, obj, ready, report):
+    """Blocks in `kind` on `obj` until SIGINT; reports the KeyboardInterrupt
+    and its time, then shows that nothing was lost or added."""
+    ready.set()
+    try:
+        if kind == "get":
+            obj.get()
+        elif kind == "put":
+            obj.put("overflow")  # the queue is full
+        else:
+            obj.recv()
+        report.put(("returned", None))
+    except KeyboardInterrupt:
+        report.put(("interrupted", time.monotonic()))
+    if kind == "get":
+        report.put(obj.get(timeout=30))
+    elif kind == "put":
+        obj.put("after", timeout=30)
+        report.put("put after")
+    else:
+        report.put(obj.recv())

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import multiprocessing as mp
 import os
+import queue
 import signal
 import subprocess
 import sys
@@ -159,3 +160,44 @@ def test_named_queue_travels_by_path(ctx, shm_path):
     p.join(60)
     assert p.exitcode == 0
     assert qout.qsize() == 0
+
+
+@pytest.mark.parametrize("kind", ["get", "put", "recv"])
+def test_ctrl_c_interrupts_every_blocking_call(kind):
+    """SIGINT raises KeyboardInterrupt in a blocked Queue.get, a Queue.put
+    on a full queue, and a Connection.recv; the call takes or adds nothing."""
+    from helpers import block_until_interrupted
+
+    ctx = mp.get_context("fork")
+    report = mmring.Queue()
+    ready = ctx.Event()
+    if kind == "recv":
+        obj, other = mmring.Pipe()
+    else:
+        obj = mmring.Queue(2)
+        if kind == "put":
+            obj.put("first")
+            obj.put("second")
+    p = ctx.Process(target=block_until_interrupted, args=(kind, obj, ready, report))
+    p.start()
+    assert ready.wait(30)
+    time.sleep(0.3)  # blocked by now
+    sent = time.monotonic()
+    os.kill(p.pid, signal.SIGINT)
+    what, when = report.get(timeout=30)
+    assert what == "interrupted"
+    print(f"\n{kind}: KeyboardInterrupt {1000 * (when - sent):.1f} ms after SIGINT")
+    if kind == "get":
+        obj.put("after")
+        assert report.get(timeout=30) == "after"
+    elif kind == "put":
+        assert obj.get(timeout=5) == "first"
+        assert report.get(timeout=30) == "put after"
+        assert [obj.get(timeout=5), obj.get(timeout=5)] == ["second", "after"]
+        with pytest.raises(queue.Empty):
+            obj.get(timeout=0.1)  # "overflow" was never put
+    else:
+        other.send("after")
+        assert report.get(timeout=30) == "after"
+    p.join(30)
+    assert p.exitcode == 0
