@@ -9,6 +9,11 @@
 //! views of grants.
 
 #![deny(unsafe_op_in_unsafe_fn)]
+#![warn(
+    clippy::undocumented_unsafe_blocks,
+    clippy::unnecessary_safety_comment,
+    clippy::multiple_unsafe_ops_per_block
+)]
 
 mod frame;
 mod handles;

@@ -123,7 +123,10 @@ fn os_pipe() -> PyResult<(OwnedFd, OwnedFd)> {
         return Err(std::io::Error::last_os_error().into());
     }
     // SAFETY: pipe2 returned two new descriptors, owned from here on.
-    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
+    let r = unsafe { OwnedFd::from_raw_fd(fds[0]) };
+    // SAFETY: as above.
+    let w = unsafe { OwnedFd::from_raw_fd(fds[1]) };
+    Ok((r, w))
 }
 
 /// A ring and its liveness pipe: one direction.

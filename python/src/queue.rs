@@ -615,6 +615,7 @@ impl Queue {
     /// this process's handles detach. Messages in the ring stay for other
     /// processes.
     fn close(&self) {
+        // ORDERING: Relaxed; as in `check_open`.
         self.closed.store(true, Relaxed);
         self.prod.clear();
         self.cons.clear();
@@ -624,6 +625,7 @@ impl Queue {
     /// join (a put is in the ring when it returns); only checks that the
     /// queue was closed.
     fn join_thread(slf: &Bound<'_, Self>) -> PyResult<()> {
+        // ORDERING: Relaxed; as in `check_open`.
         if !slf.get().closed.load(Relaxed) {
             return Err(PyAssertionError::new_err(format!(
                 "Queue {} not closed",
