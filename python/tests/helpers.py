@@ -129,3 +129,7 @@ def block_until_interrupted(kind, obj, ready, report):
         report.put("put after")
     else:
         report.put(obj.recv())
+
+
+def put_one(q, i):
+    q.put(i)  # the process exits without detaching (multiprocessing's os._exit)

@@ -201,3 +201,19 @@ def test_ctrl_c_interrupts_every_blocking_call(kind):
         assert report.get(timeout=30) == "after"
     p.join(30)
     assert p.exitcode == 0
+
+
+def test_short_lived_workers_do_not_use_up_attachments():
+    """200 worker processes in turn (more than a ring's 128 attachment
+    records), each putting once and exiting without detaching: the records
+    of exited workers are reused."""
+    from helpers import put_one
+
+    ctx = mp.get_context("fork")
+    q = mmring.Queue()
+    for i in range(200):
+        p = ctx.Process(target=put_one, args=(q, i))
+        p.start()
+        p.join(30)
+        assert p.exitcode == 0
+        assert q.get(timeout=10) == i
