@@ -238,9 +238,28 @@ impl Config {
             capacity: cap,
             max_frame,
             slot_size: 0,
-            reserved: [0; 2],
+            ring_id: new_ring_id(),
         })
     }
+}
+
+/// 128 random bits from the kernel (`getrandom`), never all zero.
+fn new_ring_id() -> [u64; 2] {
+    let mut b = [0u8; 16];
+    // The kernel's pool is ready once the system is up; should the call
+    // fail anyway, the time and the pid still tell rings apart (the id is
+    // a name, and `notify.rs` adds a nonce per socket).
+    if rustix::rand::getrandom(&mut b[..], rustix::rand::GetRandomFlags::empty()) != Ok(16) {
+        let t = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos());
+        b[..16].copy_from_slice(&(t ^ (u128::from(std::process::id()) << 96)).to_le_bytes());
+    }
+    let id = [
+        u64::from_le_bytes(b[..8].try_into().expect("8 bytes")),
+        u64::from_le_bytes(b[8..].try_into().expect("8 bytes")),
+    ];
+    if id == [0, 0] { [1, 0] } else { id }
 }
 
 fn slot_ident(count: u64, size: u64) -> Result<Ident, Error> {
@@ -267,7 +286,7 @@ fn slot_ident(count: u64, size: u64) -> Result<Ident, Error> {
         capacity,
         max_frame: size,
         slot_size: size,
-        reserved: [0; 2],
+        ring_id: new_ring_id(),
     })
 }
 
@@ -282,6 +301,8 @@ pub struct Geometry {
     pub max_frame: u64,
     /// Slots in a slot ring; 0 for framed rings.
     pub slot_count: u64,
+    /// The ring's identity ([`Ident::ring_id`]).
+    pub ring_id: [u64; 2],
 }
 
 impl Geometry {
@@ -362,6 +383,7 @@ impl Geometry {
             capacity: cap,
             max_frame: id.max_frame,
             slot_count: 0,
+            ring_id: id.ring_id,
         })
     }
 
@@ -394,6 +416,7 @@ impl Geometry {
             capacity: cap,
             max_frame: size,
             slot_count: count,
+            ring_id: id.ring_id,
         })
     }
 
@@ -518,16 +541,16 @@ mod tests {
             Geometry::from_ident(&id, Some(Kind::Spsc)),
             Err(Error::BadMagic { .. })
         ));
-        // A file of the previous layout (version 1) is refused, never misread.
-        let mut id = good;
-        id.version = 1;
-        assert!(matches!(
-            Geometry::from_ident(&id, Some(Kind::Spsc)),
-            Err(Error::UnsupportedVersion {
-                found: 1,
-                supported: 2
-            })
-        ));
+        // A file of an earlier layout (1, or 2 whose sleepers issue no
+        // kernel barrier) is refused, never misread.
+        for old in [1, 2] {
+            let mut id = good;
+            id.version = old;
+            assert!(matches!(
+                Geometry::from_ident(&id, Some(Kind::Spsc)),
+                Err(Error::UnsupportedVersion { found, supported: 3 }) if found == old
+            ));
+        }
         let mut id = good;
         id.flags ^= layout::FLAG_LITTLE_ENDIAN;
         assert!(matches!(

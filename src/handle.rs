@@ -18,11 +18,12 @@ use std::time::{Duration, Instant};
 use crate::config::{Config, Trust};
 use crate::error::{Corruption, Error, RecvError, SendError};
 use crate::layout::{Kind, Role};
+use crate::notify::Notifier;
 use crate::protocol::{FixedKind, Flavour};
 use crate::region::Region;
 use crate::roles::Attachment;
 use crate::shared::{PeerState, Shared, Stat};
-use crate::wait::{self, Gave};
+use crate::wait::{self, Gave, SleeperSet};
 
 /// The deadline `timeout` from now; `None` (no deadline) when it lies beyond
 /// what an `Instant` can represent, e.g. `Duration::MAX`. Every `*_timeout`
@@ -225,7 +226,11 @@ impl<P: Flavour> Ring<P> {
     pub fn producer(&self) -> Result<Producer<P>, Error> {
         let role = RoleGuard::attach(&self.shared, Role::Producer)?;
         let st = P::producer(&self.shared.mem, role.record())?;
-        Ok(Producer { role, st })
+        Ok(Producer {
+            role,
+            st,
+            batched: false,
+        })
     }
 
     /// Attaches a consumer, positioned at the oldest message not yet
@@ -251,6 +256,24 @@ impl<P: Flavour> Ring<P> {
     /// The ring's kind.
     pub fn kind(&self) -> Kind {
         P::kind(&self.shared.mem)
+    }
+
+    /// The ring's identity: 128 random bits drawn when it was created, the
+    /// same in every process that maps it and different for every ring
+    /// created (a file removed and created again at the same path is a new
+    /// ring). Stable for the ring's life; a bridge can name its messages
+    /// with it.
+    ///
+    /// ```
+    /// let a = mmring::spsc::Ring::anonymous(mmring::Config::new(4096))?;
+    /// let b = mmring::spsc::Ring::anonymous(mmring::Config::new(4096))?;
+    /// assert_ne!(a.id(), b.id());
+    /// assert_eq!(a.id(), a.clone().id());
+    /// # Ok::<(), mmring::Error>(())
+    /// ```
+    pub fn id(&self) -> u128 {
+        let [hi, lo] = self.shared.region.geometry().ring_id;
+        (u128::from(hi) << 64) | u128::from(lo)
     }
 
     /// Bytes in the data area.
@@ -303,6 +326,11 @@ struct RoleGuard<P: Flavour> {
     futile: AtomicU32,
     /// When the slow-path checks last ran.
     last_slow_check: LastCheck,
+    /// The wake-up socket for waits in an event loop, bound on first use
+    /// (`notify.rs`).
+    notifier: Option<Notifier>,
+    /// Our bit is set in the wait point by [`arm`](Consumer::arm).
+    armed: bool,
 }
 
 /// How often a waiting party re-checks the file (size, name).
@@ -343,7 +371,68 @@ impl<P: Flavour> RoleGuard<P> {
             att: Some(att),
             futile: AtomicU32::new(0),
             last_slow_check: LastCheck::default(),
+            notifier: None,
+            armed: false,
         })
+    }
+
+    /// The wait point this side sleeps on: consumers wait for data,
+    /// producers for room.
+    fn own_point(&self) -> wait::WaitPoint<'_> {
+        match self.role {
+            Role::Consumer => self.shared.data_point(),
+            Role::Producer => self.shared.space_point(),
+        }
+    }
+
+    /// Binds the wake-up socket if it is not yet, and names it in our
+    /// attachment record.
+    fn ensure_notifier(&mut self) -> Result<&Notifier, Error> {
+        if self.notifier.is_none() {
+            let n = Notifier::bind(self.shared.region.geometry().ring_id, self.record())?;
+            // Before our bit is ever set (by `arm` or `event::block_async`).
+            wait::publish_nonce(
+                &self.shared.region.attach_record(self.record()).notify,
+                n.nonce(),
+            );
+            self.notifier = Some(n);
+        }
+        Ok(self.notifier.as_ref().expect("bound above"))
+    }
+
+    /// Whether a wake-up datagram from `pid` counts: it must come from a
+    /// process holding an attachment record of this ring.
+    fn trusted(&self, pid: u32) -> bool {
+        pid == std::process::id()
+            || (0..crate::layout::ATTACH_SLOTS)
+                // ORDERING: Relaxed; a pid recorded at attach, a hint.
+                .any(|i| self.shared.region.attach_record(i).pid.load(Relaxed) == pid)
+    }
+
+    /// Sets our sleeper bit (S1) and issues the heavy barrier (S2); the
+    /// caller re-checks the ring. `false` if the kernel barrier failed.
+    fn arm(&mut self) -> Result<bool, Error> {
+        self.ensure_notifier()?;
+        let point = self.own_point();
+        point.sleepers().insert(self.bit());
+        self.armed = true;
+        Ok(crate::barrier::heavy())
+    }
+
+    /// Clears our sleeper bit if `arm` set it.
+    fn disarm(&mut self) {
+        if std::mem::take(&mut self.armed) {
+            let bit = self.bit();
+            self.own_point().sleepers().remove(bit);
+        }
+    }
+
+    /// Reads the queued wake-ups; `true` if one came from an attached party.
+    fn clear_notify(&self) -> bool {
+        match &self.notifier {
+            Some(n) => n.drain(|pid| self.trusted(pid)),
+            None => false,
+        }
     }
 
     fn att(&self) -> &Attachment {
@@ -361,12 +450,14 @@ impl<P: Flavour> RoleGuard<P> {
     }
 
     /// Wakes the other side, if anyone sleeps there.
+    #[inline]
     fn notify(&self) {
         self.shared.notify(self.role, &self.futile);
     }
 
     /// A truncated ring file: the fault handler replaced the mapping with
     /// zeros, and what was just read is not data.
+    #[inline(always)]
     fn poisoned(&self) -> Result<(), Corruption> {
         self.shared.region.check_poison()
     }
@@ -374,6 +465,8 @@ impl<P: Flavour> RoleGuard<P> {
     /// Reports what an error really was: once the mapping is poisoned,
     /// whatever the zeros looked like (a regressed cursor, a bad frame
     /// word) is a truncated file.
+    #[cold]
+    #[inline(never)]
     fn explain(&self, c: Corruption) -> Corruption {
         match self.poisoned() {
             Err(truncated) => truncated,
@@ -414,6 +507,9 @@ impl<P: Flavour> RoleGuard<P> {
 
 impl<P: Flavour> Drop for RoleGuard<P> {
     fn drop(&mut self) {
+        if self.att.as_ref().is_some_and(|a| !a.is_inherited()) {
+            self.disarm();
+        }
         if let Some(att) = self.att.take() {
             // An inherited handle's role is the parent's: its descriptor is
             // inert here, and its record is not ours to clear.
@@ -431,6 +527,10 @@ impl<P: Flavour> Drop for RoleGuard<P> {
 pub struct Producer<P: Flavour> {
     role: RoleGuard<P>,
     st: P::Tx,
+    /// The live grant belongs to a [`WriteBatch`], which makes it visible
+    /// (kept here rather than in the grant: a smaller grant stays in
+    /// registers on the hot path).
+    batched: bool,
 }
 
 impl<P: Flavour> fmt::Debug for Producer<P> {
@@ -447,6 +547,7 @@ impl<P: Flavour> Producer<P> {
         &self.role.shared.mem
     }
 
+    #[inline(always)]
     fn check_len(&self, len: usize) -> Result<u64, SendError> {
         let max = P::max_frame(self.mem());
         match u64::try_from(len) {
@@ -480,6 +581,7 @@ impl<P: Flavour> Producer<P> {
     /// assert_eq!(rx.try_recv()?.as_pod::<u64>(), Ok(&42));
     /// # Ok::<(), mmring::Error>(())
     /// ```
+    #[inline(always)]
     pub fn try_reserve(&mut self, len: usize) -> Result<WriteGrant<'_, P>, SendError> {
         match self.try_claim(len)? {
             Some(claim) => Ok(self.grant(claim, len, false)),
@@ -489,6 +591,7 @@ impl<P: Flavour> Producer<P> {
 
     /// One attempt to claim room, with errors explained and the mapping
     /// checked before a claim is handed out.
+    #[inline(always)]
     fn try_claim(&mut self, len: usize) -> Result<Option<P::Claim>, SendError> {
         let len64 = self.check_len(len)?;
         let role = &self.role;
@@ -561,13 +664,14 @@ impl<P: Flavour> Producer<P> {
         Ok(self.grant(claim, len, batched))
     }
 
+    #[inline(always)]
     fn grant(&mut self, claim: P::Claim, len: usize, batched: bool) -> WriteGrant<'_, P> {
+        self.batched = batched;
         WriteGrant {
             producer: self,
             claim,
             len,
             done: false,
-            batched,
         }
     }
 
@@ -576,6 +680,7 @@ impl<P: Flavour> Producer<P> {
     /// # Errors
     ///
     /// As [`try_reserve`](Producer::try_reserve).
+    #[inline]
     pub fn try_send(&mut self, msg: &[u8]) -> Result<(), SendError> {
         self.try_reserve(msg.len())?.fill(msg);
         Ok(())
@@ -773,8 +878,6 @@ pub struct WriteGrant<'a, P: Flavour> {
     claim: P::Claim,
     len: usize,
     done: bool,
-    /// Part of a [`WriteBatch`]: the batch makes it visible.
-    batched: bool,
 }
 
 impl<P: Flavour> fmt::Debug for WriteGrant<'_, P> {
@@ -788,6 +891,7 @@ impl<P: Flavour> fmt::Debug for WriteGrant<'_, P> {
 
 impl<P: Flavour> WriteGrant<'_, P> {
     /// Publishes the whole reserved length.
+    #[inline(always)]
     pub fn commit(self) {
         let len = self.len;
         self.commit_len(len);
@@ -798,13 +902,18 @@ impl<P: Flavour> WriteGrant<'_, P> {
     /// # Panics
     ///
     /// If `len` is larger than the reservation.
-    pub fn commit_len(mut self, len: usize) {
+    #[inline(always)]
+    pub fn commit_len(self, len: usize) {
         assert!(
             len <= self.len,
             "commit_len({len}) exceeds the reservation of {}",
             self.len
         );
-        self.end(Some(len as u64));
+        // No drop glue on the hot path: it would take the grant's address
+        // and keep it in memory, where reading it back after the payload
+        // stores stalls on them (see `end`).
+        let mut this = std::mem::ManuallyDrop::new(self);
+        this.end(Some(len as u64));
     }
 
     /// Gives the space back without publishing a message (the same as
@@ -838,11 +947,13 @@ impl<P: Flavour> WriteGrant<'_, P> {
         self.len
     }
 
+    #[inline]
     fn fill(mut self, msg: &[u8]) {
         self.copy_from_slice(msg);
         self.commit();
     }
 
+    #[inline(always)]
     fn payload(&self) -> NonNull<u8> {
         // SAFETY: the claim came from `try_claim` with this length and is
         // not yet published (`done` is false while the grant is usable).
@@ -850,6 +961,7 @@ impl<P: Flavour> WriteGrant<'_, P> {
     }
 
     /// Publishes `committed` bytes, or gives the claim back; once.
+    #[inline(always)]
     fn end(&mut self, committed: Option<u64>) {
         if std::mem::replace(&mut self.done, true) {
             return;
@@ -857,7 +969,7 @@ impl<P: Flavour> WriteGrant<'_, P> {
         let p = &mut *self.producer;
         let shared = &*p.role.shared;
         P::publish(&shared.mem, &mut p.st, self.claim, committed);
-        if !self.batched && P::flush(&shared.mem, &mut p.st) {
+        if !p.batched && P::flush(&shared.mem, &mut p.st) {
             p.role.notify();
         }
     }
@@ -865,6 +977,7 @@ impl<P: Flavour> WriteGrant<'_, P> {
 
 impl<P: Flavour> std::ops::Deref for WriteGrant<'_, P> {
     type Target = [u8];
+    #[inline]
     fn deref(&self) -> &[u8] {
         // SAFETY: `payload` points to `len` bytes inside the data area that
         // the protocol gives this grant alone until it publishes them.
@@ -873,6 +986,7 @@ impl<P: Flavour> std::ops::Deref for WriteGrant<'_, P> {
 }
 
 impl<P: Flavour> std::ops::DerefMut for WriteGrant<'_, P> {
+    #[inline]
     fn deref_mut(&mut self) -> &mut [u8] {
         // SAFETY: as in `deref`; the grant borrows its producer mutably, so
         // this is the only view of those bytes in this process.
@@ -881,6 +995,7 @@ impl<P: Flavour> std::ops::DerefMut for WriteGrant<'_, P> {
 }
 
 impl<P: Flavour> Drop for WriteGrant<'_, P> {
+    #[inline(always)]
     fn drop(&mut self) {
         self.end(None);
     }
@@ -910,6 +1025,7 @@ impl<P: Flavour> WriteBatch<'_, P> {
     /// # Errors
     ///
     /// As [`Producer::try_reserve`].
+    #[inline(always)]
     pub fn try_reserve(&mut self, len: usize) -> Result<WriteGrant<'_, P>, SendError> {
         let p = &mut *self.producer;
         match p.try_claim(len)? {
@@ -947,6 +1063,7 @@ impl<P: Flavour> WriteBatch<'_, P> {
     /// # Errors
     ///
     /// As [`Producer::try_reserve`].
+    #[inline]
     pub fn try_send(&mut self, msg: &[u8]) -> Result<(), SendError> {
         self.try_reserve(msg.len())?.fill(msg);
         Ok(())
@@ -968,6 +1085,7 @@ impl<P: Flavour> WriteBatch<'_, P> {
 }
 
 impl<P: Flavour> Drop for WriteBatch<'_, P> {
+    #[inline]
     fn drop(&mut self) {
         let p = &mut *self.producer;
         if P::flush(&p.role.shared.mem, &mut p.st) {
@@ -1000,6 +1118,7 @@ impl<P: Flavour> fmt::Debug for Consumer<P> {
 /// Errors are explained (zeros read from a truncated file are `Truncated`,
 /// not whatever they looked like), and a message is handed out only after
 /// the mapping is checked: zeros never pass as data.
+#[inline(always)]
 fn take<P: Flavour>(role: &RoleGuard<P>, st: &mut P::Rx) -> Result<Option<P::Taken>, Corruption> {
     let mem = &role.shared.mem;
     match P::try_take(mem, st).map_err(|c| role.explain(c))? {
@@ -1030,6 +1149,7 @@ impl<P: Flavour> Consumer<P> {
     /// [`RecvError::Corrupt`] if the ring is inconsistent (a framed
     /// consumer stays in place, so every later call reports the same; an
     /// mpmc consumer hands the bad slot back and moves on).
+    #[inline(always)]
     pub fn try_recv(&mut self) -> Result<ReadGrant<'_, P>, RecvError> {
         self.check_inherited()?;
         match take(&self.role, &mut self.st)? {
@@ -1075,6 +1195,7 @@ impl<P: Flavour> Consumer<P> {
     }
 
     /// Refuses a consumer inherited across `fork`.
+    #[inline(always)]
     fn check_inherited(&self) -> Result<(), RecvError> {
         if self.role.att().is_inherited() {
             return Err(RecvError::Forked);
@@ -1114,6 +1235,7 @@ impl<P: Flavour> Consumer<P> {
         }
     }
 
+    #[inline(always)]
     fn grant(&mut self, taken: P::Taken) -> ReadGrant<'_, P> {
         ReadGrant {
             consumer: self,
@@ -1168,6 +1290,7 @@ impl<P: Flavour> Consumer<P> {
     /// assert_eq!((n, sum), (10, 45));
     /// # Ok::<(), mmring::Error>(())
     /// ```
+    #[inline]
     pub fn try_recv_batch(&mut self, max: usize, f: impl FnMut(&[u8])) -> Result<usize, RecvError> {
         self.check_inherited()?;
         match take(&self.role, &mut self.st)? {
@@ -1203,6 +1326,7 @@ impl<P: Flavour> Consumer<P> {
         Ok(self.drain(first, max, f))
     }
 
+    #[inline]
     fn drain(&mut self, first: P::Taken, max: usize, mut f: impl FnMut(&[u8])) -> usize {
         let shared = &*self.role.shared;
         let mut taken = first;
@@ -1341,6 +1465,7 @@ impl<P: Flavour> ReadGrant<'_, P> {
 
 impl<P: Flavour> std::ops::Deref for ReadGrant<'_, P> {
     type Target = [u8];
+    #[inline]
     fn deref(&self) -> &[u8] {
         // SAFETY: `taken` came from `try_take` and is consumed only on drop.
         let (p, len) = unsafe { P::taken_payload(self.consumer.mem(), &self.taken) };
@@ -1353,6 +1478,7 @@ impl<P: Flavour> std::ops::Deref for ReadGrant<'_, P> {
 }
 
 impl<P: Flavour> Drop for ReadGrant<'_, P> {
+    #[inline(always)]
     fn drop(&mut self) {
         let c = &mut *self.consumer;
         let mem = &c.role.shared.mem;
@@ -1397,6 +1523,7 @@ impl Frame {
 
 impl std::ops::Deref for Frame {
     type Target = [u8];
+    #[inline]
     fn deref(&self) -> &[u8] {
         &bytemuck::cast_slice::<u64, u8>(&self.words)[..self.len]
     }
@@ -1437,5 +1564,238 @@ impl<P: Flavour> Iterator for Iter<'_, P> {
     type Item = Frame;
     fn next(&mut self) -> Option<Frame> {
         self.consumer.recv().ok().map(|g| Frame::copy_of(&g))
+    }
+}
+
+/// Waiting in an event loop (epoll, mio, or any reactor) instead of a
+/// blocking call: a descriptor that becomes readable when the ring may have
+/// changed in the direction this consumer waits for. The protocol and why
+/// it loses no wake-up are in `notify.rs` and `docs/FORMAT.md`.
+///
+/// The loop, for a consumer:
+///
+/// 1. drain with [`try_recv`](Consumer::try_recv) until `Empty`;
+/// 2. [`arm`](Consumer::arm): if it returns `true`, a message arrived
+///    meanwhile: go to 1;
+/// 3. poll [`notify_fd`](Consumer::notify_fd) (with a timeout of at most a
+///    few hundred milliseconds, to notice a producer killed without
+///    detaching through [`producer_state`](Consumer::producer_state));
+/// 4. [`clear_notify`](Consumer::clear_notify), then go to 1.
+///
+/// While armed, every publish of a producer costs it a system call or two,
+/// so [`disarm`](Consumer::disarm) once the consumer stops waiting (a
+/// consumer that stays busy can stay armed: it pays nothing, the producers
+/// do). Dropping the consumer disarms it. `examples/waitset.rs` waits on
+/// several rings at once this way.
+impl<P: Flavour> Consumer<P> {
+    /// The descriptor to poll for readability (`POLLIN` / `EPOLLIN`): a Unix
+    /// datagram socket of this consumer's own, bound on the first call and
+    /// closed when the consumer drops.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Io`] if the socket cannot be created or bound.
+    pub fn notify_fd(&mut self) -> Result<BorrowedFd<'_>, Error> {
+        use std::os::fd::AsFd;
+        Ok(self.role.ensure_notifier()?.as_fd())
+    }
+
+    /// Announces that this consumer is about to wait on
+    /// [`notify_fd`](Consumer::notify_fd), then looks at the ring once more:
+    /// `true` if a message is waiting (do not sleep: receive it), `false`
+    /// if the caller may poll the descriptor. Stays armed until
+    /// [`disarm`](Consumer::disarm) or drop.
+    ///
+    /// # Errors
+    ///
+    /// As [`notify_fd`](Consumer::notify_fd).
+    pub fn arm(&mut self) -> Result<bool, Error> {
+        let ordered = self.role.arm()?;
+        // S4: the re-check. Without a kernel barrier (a seccomp filter), a
+        // registered producer may not see our bit: never sleep then.
+        Ok(!ordered || !self.is_empty())
+    }
+
+    /// Withdraws the announcement of [`arm`](Consumer::arm): producers stop
+    /// signalling this consumer.
+    pub fn disarm(&mut self) {
+        self.role.disarm();
+    }
+
+    /// Reads the wake-ups queued on [`notify_fd`](Consumer::notify_fd) so it
+    /// polls readable again only on the next one. Returns whether one came
+    /// from a process attached to this ring (others are dropped: see
+    /// `notify.rs` on spoofing).
+    pub fn clear_notify(&mut self) -> bool {
+        self.role.clear_notify()
+    }
+}
+
+/// The same for a producer waiting for room: the descriptor becomes
+/// readable when a consumer released space. See the consumer's methods.
+impl<P: Flavour> Producer<P> {
+    /// As [`Consumer::notify_fd`].
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Io`] if the socket cannot be created or bound.
+    pub fn notify_fd(&mut self) -> Result<BorrowedFd<'_>, Error> {
+        use std::os::fd::AsFd;
+        Ok(self.role.ensure_notifier()?.as_fd())
+    }
+
+    /// As [`Consumer::arm`]: `true` if at least an empty message fits now
+    /// (try to reserve instead of sleeping; a larger one may still not fit,
+    /// then arm again).
+    ///
+    /// # Errors
+    ///
+    /// As [`notify_fd`](Producer::notify_fd).
+    pub fn arm(&mut self) -> Result<bool, Error> {
+        let ordered = self.role.arm()?;
+        Ok(!ordered || !self.is_full())
+    }
+
+    /// As [`Consumer::disarm`].
+    pub fn disarm(&mut self) {
+        self.role.disarm();
+    }
+
+    /// As [`Consumer::clear_notify`].
+    pub fn clear_notify(&mut self) -> bool {
+        self.role.clear_notify()
+    }
+}
+
+/// Async receiving on tokio (feature `tokio`). No thread blocks: a task that
+/// finds the ring empty awaits the consumer's wake-up socket through tokio's
+/// reactor (see [`notify_fd`](Consumer::notify_fd)). Cancellation-safe:
+/// dropping the future loses no message and leaves no registration behind.
+#[cfg(feature = "tokio")]
+impl<P: Flavour> Consumer<P> {
+    /// As [`recv`](Consumer::recv), awaiting instead of blocking. Must run
+    /// inside a tokio runtime with IO and time enabled.
+    ///
+    /// # Errors
+    ///
+    /// As [`recv`](Consumer::recv); a dead producer is noticed within the
+    /// same bound (about 200 ms).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let ring = mmring::spsc::Ring::anonymous(mmring::Config::new(4096))?;
+    /// let (mut tx, mut rx) = (ring.producer()?, ring.consumer()?);
+    /// tx.send_async(b"hello").await?;
+    /// assert_eq!(&*rx.recv_async().await?, b"hello");
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn recv_async(&mut self) -> Result<ReadGrant<'_, P>, RecvError> {
+        let taken = self.wait_take_async(None).await?;
+        Ok(self.grant(taken))
+    }
+
+    /// As [`recv_async`](Consumer::recv_async), giving up with
+    /// [`RecvError::Timeout`] after `timeout`.
+    ///
+    /// # Errors
+    ///
+    /// As [`recv_timeout`](Consumer::recv_timeout).
+    pub async fn recv_timeout_async(
+        &mut self,
+        timeout: Duration,
+    ) -> Result<ReadGrant<'_, P>, RecvError> {
+        let taken = self.wait_take_async(deadline(timeout)).await?;
+        Ok(self.grant(taken))
+    }
+
+    async fn wait_take_async(&mut self, deadline: Option<Instant>) -> Result<P::Taken, RecvError> {
+        self.check_inherited()?;
+        if let Some(taken) = take(&self.role, &mut self.st)? {
+            return Ok(taken);
+        }
+        // Without a socket (it could not be bound), the wait polls.
+        let _ = self.role.ensure_notifier();
+        let role = &self.role;
+        let st = &mut self.st;
+        let notifier = role.notifier.as_ref();
+        let r = crate::event::block_async(
+            role.shared.data_point(),
+            role.bit(),
+            notifier,
+            |pid| role.trusted(pid),
+            deadline,
+            || take(role, st),
+            || role.slow_check(),
+            || role.peer_state().is_gone(),
+        )
+        .await;
+        match r {
+            Err(Gave::Disconnected) => {
+                // As in `wait_take`: complete what dead producers left, and
+                // deliver what waits behind it.
+                while P::recover_now(&role.shared.mem, st).map_err(|c| role.explain(c))? {
+                    if let Some(taken) = take(role, st)? {
+                        return Ok(taken);
+                    }
+                }
+                Err(RecvError::Disconnected)
+            }
+            r => Ok(r?),
+        }
+    }
+}
+
+/// Async sending on tokio (feature `tokio`): as the consumer's async side.
+#[cfg(feature = "tokio")]
+impl<P: Flavour> Producer<P> {
+    /// As [`reserve`](Producer::reserve), awaiting room instead of
+    /// blocking. Cancellation-safe: a dropped future reserved nothing.
+    ///
+    /// # Errors
+    ///
+    /// As [`reserve`](Producer::reserve).
+    pub async fn reserve_async(&mut self, len: usize) -> Result<WriteGrant<'_, P>, SendError> {
+        let claim = match self.try_claim(len)? {
+            Some(claim) => claim,
+            None => {
+                // Without a socket (it could not be bound), the wait polls.
+                let _ = self.role.ensure_notifier();
+                let len64 = len as u64;
+                let role = &self.role;
+                let (mem, st) = (&role.shared.mem, &mut self.st);
+                // As in `reserve_until`: what a batch holds becomes visible
+                // before we wait for room.
+                if P::flush(mem, st) {
+                    role.notify();
+                }
+                let notifier = role.notifier.as_ref();
+                let claim = crate::event::block_async(
+                    role.shared.space_point(),
+                    role.bit(),
+                    notifier,
+                    |pid| role.trusted(pid),
+                    None,
+                    || P::try_claim(mem, st, len64).map_err(|c| role.explain(c)),
+                    || role.slow_check(),
+                    || role.peer_state().is_gone(),
+                )
+                .await?;
+                role.poisoned()?;
+                claim
+            }
+        };
+        Ok(self.grant(claim, len, false))
+    }
+
+    /// As [`send`](Producer::send), awaiting room instead of blocking.
+    ///
+    /// # Errors
+    ///
+    /// As [`send`](Producer::send).
+    pub async fn send_async(&mut self, msg: &[u8]) -> Result<(), SendError> {
+        self.reserve_async(msg.len()).await?.fill(msg);
+        Ok(())
     }
 }

@@ -16,7 +16,7 @@
 //!     24     8  capacity         data area bytes, a power of two
 //!     32     8  max_frame        largest payload in bytes
 //!     40     8  slot_size        0 for framed rings (reserved for mpmc)
-//!     48    16  reserved         zero
+//!     48    16  ring_id          random at create: the ring's identity
 //!     64     4  init             INIT_READY once the header is complete
 //!     68     4  creator_pid      diagnostics only
 //!     72    56  reserved         zero
@@ -37,7 +37,7 @@
 //!    424    88  reserved         zero
 //!    512  3584  reserved         zero
 //!         attachment table (one record per attached handle)
-//!   4096    64  attach[0]        pid, role, claim, claim_end, reserved
+//!   4096    64  attach[0]        pid, role, claim, claim_end, notify, reserved
 //!    ...
 //!  12224    64  attach[127]
 //!  12288        data area (DATA_OFFSET): `capacity` bytes
@@ -57,7 +57,7 @@ pub const MAGIC: [u8; 8] = *b"MMRING\0\x01";
 
 /// Version of the layout described in this module. Bumped on any change to
 /// the header or the frame format; older or newer files are refused.
-pub const LAYOUT_VERSION: u32 = 2;
+pub const LAYOUT_VERSION: u32 = 3;
 
 /// Value of the `init` word once the creator has written the whole header.
 /// It is stored last, with Release, so a reader that sees it sees the rest.
@@ -172,8 +172,10 @@ pub struct Ident {
     pub max_frame: u64,
     /// Slot size for slot rings; 0 for framed rings.
     pub slot_size: u64,
-    /// Zero.
-    pub reserved: [u64; 2],
+    /// 128 random bits drawn at creation: the ring's identity, the same for
+    /// every process that maps it (it names the wake-up sockets, see
+    /// `notify.rs`).
+    pub ring_id: [u64; 2],
 }
 
 /// Block 0 as laid out in memory: the identity, then the init-state word.
@@ -442,8 +444,12 @@ pub struct AttachRecord {
     pub claim: AtomicU64,
     /// End of the in-flight claim, with [`CLAIM_WON`] once it is taken.
     pub claim_end: AtomicU64,
+    /// The nonce naming the holder's wake-up socket (`notify.rs`), or 0:
+    /// a waker whose sleeper bit for this record is set sends a datagram
+    /// there when it is not 0.
+    pub notify: AtomicU64,
     /// Zero.
-    pub reserved: [AtomicU64; 5],
+    pub reserved: [AtomicU64; 4],
 }
 
 /// Bit of [`AttachRecord::claim_end`]: the claim's CAS succeeded.
@@ -455,6 +461,7 @@ const _: () = {
     assert!(offset_of!(AttachRecord, role) == 4);
     assert!(offset_of!(AttachRecord, claim) == 8);
     assert!(offset_of!(AttachRecord, claim_end) == 16);
+    assert!(offset_of!(AttachRecord, notify) == 24);
 };
 
 /// First byte of the attachment table.

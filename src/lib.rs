@@ -78,12 +78,16 @@
 #[cfg(not(target_os = "linux"))]
 compile_error!("mmring currently supports Linux only (futex, memfd and OFD locks)");
 
+mod barrier;
 mod config;
 mod error;
+#[cfg(feature = "tokio")]
+mod event;
 mod fault;
 mod flavour;
 mod handle;
 mod layout;
+mod notify;
 mod protocol;
 mod region;
 mod ring;

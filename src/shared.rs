@@ -52,10 +52,28 @@ impl<P: Flavour> Shared<P> {
     /// counts wake-ups that found nobody asleep; every 64th, the sleeper
     /// set is reconciled with the lock table, so a sleeper that died with
     /// its bit set costs a bounded number of syscalls, not one per publish.
+    #[inline]
     pub fn notify(&self, role: Role, futile: &AtomicU32) {
         let point = self.peer_point(role);
+        if let Some(members) = point.sleeping() {
+            self.wake_members(point, members, futile);
+        }
+    }
+
+    /// Wakes the sleepers `members` of `point`: the futex sleepers, and
+    /// every waiter on a descriptor (its record names a wake-up socket).
+    #[cold]
+    #[inline(never)]
+    fn wake_members(&self, point: WaitPoint<'_>, members: u128, futile: &AtomicU32) {
+        let woke = point.wake_all();
+        let ring_id = self.region.geometry().ring_id;
+        let signalled = crate::wait::signal_members(
+            members,
+            |bit| &self.region.attach_record(bit).notify,
+            |bit, nonce| crate::notify::wake(ring_id, bit, nonce),
+        );
         // ORDERING: Relaxed; a private statistic of this handle.
-        if point.notify() && futile.fetch_add(1, Relaxed) % 64 == 63 {
+        if woke == 0 && !signalled && futile.fetch_add(1, Relaxed) % 64 == 63 {
             self.reconcile(point);
         }
     }
@@ -80,6 +98,9 @@ impl<P: Flavour> Shared<P> {
     /// bits), and wakes the other side's sleepers (a consumer may be
     /// waiting for its first producer).
     pub fn attach(&self, role: Role) -> Result<Attachment, Error> {
+        // Before this handle can notify anyone: its wakers may then skip
+        // the fence (`barrier.rs`).
+        crate::barrier::register();
         let fd = self.region.fd();
         let exclusive = P::exclusive(&self.mem, role);
         let record = self.region.role_record(role);
@@ -123,6 +144,9 @@ impl<P: Flavour> Shared<P> {
         // bits are stale; so are the bits of any other dead sleeper.
         self.data_point().sleepers().remove(bit);
         self.space_point().sleepers().remove(bit);
+        // ORDERING: Relaxed; only the bit (cleared above) makes a waker
+        // read it.
+        self.region.attach_record(i).notify.store(0, Relaxed);
         self.reconcile(self.data_point());
         self.reconcile(self.space_point());
         // ORDERING: Relaxed throughout; pids, roles and counts are
@@ -156,12 +180,12 @@ impl<P: Flavour> Shared<P> {
     /// Clears our pid, releases the lock(s), then wakes the other side's
     /// sleepers so they re-check liveness at once.
     pub fn detach(&self, role: Role, att: Attachment) {
-        // ORDERING: Relaxed; diagnostics only (a clean detach is told from a
-        // death by the cleared pid).
-        self.region
-            .attach_record(att.record())
-            .pid
-            .store(0, Relaxed);
+        let r = self.region.attach_record(att.record());
+        // ORDERING: Relaxed; our bits are clear (nobody reads the nonce
+        // through them), and the pid is diagnostics only (a clean detach is
+        // told from a death by the cleared pid).
+        r.notify.store(0, Relaxed);
+        r.pid.store(0, Relaxed);
         if P::exclusive(&self.mem, role) {
             self.region.role_record(role).pid.store(0, Relaxed);
         }
