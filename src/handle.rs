@@ -21,7 +21,7 @@ use crate::layout::{Kind, Role};
 use crate::protocol::{FixedKind, Flavour};
 use crate::region::Region;
 use crate::roles::Attachment;
-use crate::shared::{PeerState, Shared, Stat};
+use crate::shared::{Base, PeerState, Shared, Stat};
 use crate::wait::{self, Gave};
 
 /// The deadline `timeout` from now; `None` (no deadline) when it lies beyond
@@ -295,8 +295,8 @@ impl<P: Flavour> Ring<P> {
 
 /// A held role: the attachment (OFD lock) and the ring it belongs to.
 /// Dropping it detaches and wakes the other side.
-struct RoleGuard<P: Flavour> {
-    shared: Arc<Shared<P>>,
+pub(crate) struct RoleGuard<P: Base> {
+    pub(crate) shared: Arc<Shared<P>>,
     role: Role,
     att: Option<Attachment>,
     /// Wake-ups that found nobody asleep (see `Shared::notify`).
@@ -334,8 +334,8 @@ impl LastCheck {
     }
 }
 
-impl<P: Flavour> RoleGuard<P> {
-    fn attach(shared: &Arc<Shared<P>>, role: Role) -> Result<Self, Error> {
+impl<P: Base> RoleGuard<P> {
+    pub(crate) fn attach(shared: &Arc<Shared<P>>, role: Role) -> Result<Self, Error> {
         let att = shared.attach(role)?;
         Ok(RoleGuard {
             shared: shared.clone(),
@@ -346,7 +346,7 @@ impl<P: Flavour> RoleGuard<P> {
         })
     }
 
-    fn att(&self) -> &Attachment {
+    pub(crate) fn att(&self) -> &Attachment {
         self.att.as_ref().expect("attached while the handle lives")
     }
 
@@ -356,7 +356,7 @@ impl<P: Flavour> RoleGuard<P> {
     }
 
     /// Our bit in the sleeper sets.
-    fn bit(&self) -> u32 {
+    pub(crate) fn bit(&self) -> u32 {
         self.record() as u32
     }
 
@@ -367,14 +367,14 @@ impl<P: Flavour> RoleGuard<P> {
 
     /// A truncated ring file: the fault handler replaced the mapping with
     /// zeros, and what was just read is not data.
-    fn poisoned(&self) -> Result<(), Corruption> {
+    pub(crate) fn poisoned(&self) -> Result<(), Corruption> {
         self.shared.region.check_poison()
     }
 
     /// Reports what an error really was: once the mapping is poisoned,
     /// whatever the zeros looked like (a regressed cursor, a bad frame
     /// word) is a truncated file.
-    fn explain(&self, c: Corruption) -> Corruption {
+    pub(crate) fn explain(&self, c: Corruption) -> Corruption {
         match self.poisoned() {
             Err(truncated) => truncated,
             Ok(()) => c,
@@ -385,7 +385,7 @@ impl<P: Flavour> RoleGuard<P> {
     /// long as the ring (a waiter may never touch the lost pages), and,
     /// while the other side is not attached, the path still naming our
     /// file. System calls, so at most once per `SLOW_CHECK_EVERY`.
-    fn slow_check(&self) -> Result<(), Gave<Corruption>> {
+    pub(crate) fn slow_check(&self) -> Result<(), Gave<Corruption>> {
         self.poisoned().map_err(Gave::Err)?;
         let now = Instant::now();
         if !self.last_slow_check.due(now) {
@@ -403,7 +403,7 @@ impl<P: Flavour> RoleGuard<P> {
     }
 
     /// The state of the other role.
-    fn peer_state(&self) -> PeerState {
+    pub(crate) fn peer_state(&self) -> PeerState {
         let peer = match self.role {
             Role::Producer => Role::Consumer,
             Role::Consumer => Role::Producer,
@@ -412,7 +412,7 @@ impl<P: Flavour> RoleGuard<P> {
     }
 }
 
-impl<P: Flavour> Drop for RoleGuard<P> {
+impl<P: Base> Drop for RoleGuard<P> {
     fn drop(&mut self) {
         if let Some(att) = self.att.take() {
             // An inherited handle's role is the parent's: its descriptor is

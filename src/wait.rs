@@ -113,6 +113,48 @@ pub(crate) trait SleeperSet {
     fn any(&self) -> bool;
     /// The set bits, as a snapshot.
     fn members(&self) -> u128;
+    /// The waker's check (W3): whether to wake. A set that the waker
+    /// clears (the broadcast sleep flag) clears itself here.
+    #[inline]
+    fn take_for_wake(&self) -> bool {
+        self.any()
+    }
+}
+
+/// The sleep flag of a broadcast ring: one word for any number of
+/// sleepers. Every sleeper sets it before each sleep (S1, re-armed on
+/// every round of [`block`]), nobody but the waker clears it, and the
+/// waker clears it with a swap before it wakes (W3), so a sleeper that
+/// died (or left without sleeping) costs at most one futile wake-up, never
+/// one per publication. A sleeper whose flag a waker cleared is woken by
+/// that waker's `FUTEX_WAKE` (or sees its futex-word bump), and sets the
+/// flag again before it sleeps again.
+impl SleeperSet for AtomicU32 {
+    #[inline]
+    fn insert(&self, _bit: u32) {
+        // ORDERING(wake-handshake): SeqCst, S1; see the module docs.
+        self.store(1, SeqCst);
+    }
+
+    /// Leaving does not clear the flag: other sleepers may share it.
+    #[inline]
+    fn remove(&self, _bit: u32) {}
+
+    #[inline]
+    fn any(&self) -> bool {
+        self.load(SeqCst) != 0
+    }
+
+    fn members(&self) -> u128 {
+        u128::from(self.any())
+    }
+
+    #[inline]
+    fn take_for_wake(&self) -> bool {
+        // ORDERING(wake-handshake): SeqCst, W3; the load first keeps the
+        // common case (nobody asleep) free of a locked instruction.
+        self.load(SeqCst) != 0 && self.swap(0, SeqCst) != 0
+    }
 }
 
 impl SleeperSet for [AtomicU64; 2] {
@@ -172,7 +214,7 @@ impl<'a, W: FutexWord, S: SleeperSet> WaitPoint<'a, W, S> {
         // S2 in `block`; with it, the loads W3 see a registered sleeper or
         // the sleeper sees our publication (module docs).
         self.word.fence();
-        if self.sleepers.any() {
+        if self.sleepers.take_for_wake() {
             return self.wake_all() == 0;
         }
         false
