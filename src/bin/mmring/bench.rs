@@ -27,6 +27,7 @@
 //!   the ratios from that one run.
 //! * `--case CASE`: one measurement; prints `elapsed_ns N` only.
 
+mod bcast;
 mod refs;
 mod rtt;
 mod stream;
@@ -139,6 +140,9 @@ pub fn run(args: &Args) -> Result<ExitCode, String> {
         blocking: args.blocking,
         access: args.access,
     };
+    if shape.kind == Kind::Broadcast && args.case.is_none() && !args.workloads {
+        return bcast::run(size, args.count, args.consumers, args.compare);
+    }
     if args.workloads {
         shape.check_counts()?;
         return workloads(args.count);

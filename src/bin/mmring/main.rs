@@ -14,6 +14,7 @@
 //! mmring recv PATH [--raw] [--count N] frames -> stdout
 //! ```
 
+mod bcast;
 mod bench;
 mod ops;
 mod proc;
@@ -40,6 +41,7 @@ pub enum KindArg {
     Spsc,
     Mpsc,
     Mpmc,
+    Broadcast,
 }
 
 impl From<KindArg> for mmring::Kind {
@@ -48,6 +50,7 @@ impl From<KindArg> for mmring::Kind {
             KindArg::Spsc => mmring::Kind::Spsc,
             KindArg::Mpsc => mmring::Kind::Mpsc,
             KindArg::Mpmc => mmring::Kind::Mpmc,
+            KindArg::Broadcast => mmring::Kind::Broadcast,
         }
     }
 }

@@ -77,6 +77,9 @@ pub fn create(
             ));
         }
     };
+    if kind == Kind::Broadcast {
+        return crate::bcast::create(path, cfg.mode(mode));
+    }
     let ring = AnyRing::create(path, kind, cfg.mode(mode)).map_err(|e| explain(path, &e))?;
     let st = ring.stat();
     println!(
@@ -89,6 +92,9 @@ pub fn create(
 }
 
 pub fn stat(path: &Path, watch: bool, json: bool, shared: bool) -> Result<ExitCode, String> {
+    if crate::bcast::is(path) {
+        return crate::bcast::stat(path, json, shared);
+    }
     let ring = open(path, shared)?;
     let mut last: Option<(Instant, Stat)> = None;
     loop {
@@ -269,6 +275,9 @@ fn json_string(s: &str) -> String {
 }
 
 pub fn send(path: &Path, raw: Option<u64>, shared: bool) -> Result<ExitCode, String> {
+    if crate::bcast::is(path) {
+        return crate::bcast::send(path, raw, shared);
+    }
     let ring = open(path, shared)?;
     let mut tx = ring.producer().map_err(|e| explain(path, &e))?;
     let max = ring.max_frame();
@@ -338,6 +347,9 @@ fn read_full(r: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
 }
 
 pub fn recv(path: &Path, raw: bool, count: Option<u64>, shared: bool) -> Result<ExitCode, String> {
+    if crate::bcast::is(path) {
+        return crate::bcast::recv(path, raw, count, shared);
+    }
     let ring = open(path, shared)?;
     let mut rx = ring.consumer().map_err(|e| explain(path, &e))?;
     let stdout = std::io::stdout();
