@@ -242,8 +242,31 @@ fn read_record_checked<M: BcastMem>(
     found
 }
 
+/// A frame copied in a batch, not yet delivered.
+#[derive(Debug, Clone, Copy)]
+struct Copied {
+    pos: u64,
+    seq: u64,
+    len: u64,
+    size: u64,
+    /// Index of its first payload word in the cursor's buffer.
+    at: usize,
+}
+
+/// Most frames copied by one refill.
+const BATCH_FRAMES: usize = 64;
+/// Most payload words copied by one refill (beyond its first frame).
+const BATCH_WORDS: usize = 8192;
+
 /// A subscriber's position: the next record to read and the sequence
-/// number due there.
+/// number due there, and the frames copied ahead of it.
+///
+/// A refill copies every published frame from `read` on (at most
+/// [`BATCH_FRAMES`] frames, [`BATCH_WORDS`] words), then validates them
+/// all with one load of `intent`: a frame at `p` is intact when `intent
+/// <= p + capacity`, and the copied frames all lie at or after `read`. So
+/// a subscriber keeping up with the publisher reads the publisher's cache
+/// line once per batch, not once per frame.
 #[derive(Debug, Clone)]
 pub(crate) struct Cursor {
     /// Position of the next record to read.
@@ -255,8 +278,20 @@ pub(crate) struct Cursor {
     /// Just moved to the oldest record after being overrun: the first frame
     /// found may be ahead of `expected` (the gap is the lag).
     pub resync: bool,
-    /// The copied payload of the last frame, as words.
+    /// Copied payloads, as words.
     pub buf: Vec<u64>,
+    /// Index in `buf` of the frame last returned.
+    pub current: usize,
+    /// Validated frames copied ahead, in order.
+    queue: std::collections::VecDeque<Copied>,
+    /// Where the last refill ended, if at a record it could not decode
+    /// (reported once the frames before it are delivered).
+    suspect: Option<Corruption>,
+    /// Frames the next refill may copy: [`BATCH_FRAMES`], down to 1 after
+    /// an overrun (the oldest frames, where an overrun resumes, are the
+    /// next to be overwritten), doubling back after each refill that
+    /// validates.
+    batch: usize,
 }
 
 /// What one read attempt returned.
@@ -277,7 +312,16 @@ impl Cursor {
             cached_tail: read,
             resync: false,
             buf: Vec::new(),
+            current: 0,
+            queue: std::collections::VecDeque::new(),
+            suspect: None,
+            batch: BATCH_FRAMES,
         }
+    }
+
+    /// The payload words of the frame last returned.
+    pub fn frame_words(&self, len: u64) -> &[u64] {
+        &self.buf[self.current..self.current + len.div_ceil(8) as usize]
     }
 
     /// Reads the next frame without waiting. `Ok(None)`: nothing new. The
@@ -295,9 +339,38 @@ impl Cursor {
     ) -> Result<Option<Got>, Corruption> {
         let cap = m.capacity();
         loop {
+            if let Some(f) = self.queue.pop_front() {
+                if f.seq == self.expected {
+                    self.read = f.pos + f.size;
+                    self.expected += 1;
+                    self.resync = false;
+                    self.current = f.at;
+                    return Ok(Some(Got::Frame {
+                        seq: f.seq,
+                        len: f.len,
+                    }));
+                }
+                if self.resync && f.seq > self.expected {
+                    // The frame stays where it is, and is due next.
+                    let lost = f.seq - self.expected;
+                    self.expected = f.seq;
+                    self.resync = false;
+                    self.queue.push_front(f);
+                    return Ok(Some(Got::Lagged(lost)));
+                }
+                self.queue.clear();
+                return Err(Corruption::Sequence {
+                    pos: f.pos,
+                    expected: self.expected,
+                    found: f.seq,
+                });
+            }
+            if let Some(c) = self.suspect.take() {
+                return Err(c);
+            }
             if self.read >= self.cached_tail {
                 // ORDERING(bcast-publish): Acquire; pairs with the Release
-                // tail store in `commit`, so the records below it are
+                // tail store in `publish`, so the records below it are
                 // visible.
                 let tail = check_range(m.tail().load(Acquire))?;
                 if tail < self.cached_tail || tail % 8 != 0 {
@@ -311,44 +384,108 @@ impl Cursor {
                     return Ok(None);
                 }
             }
-            let r = if self.cached_tail - self.read > cap {
+            if self.cached_tail - self.read > cap {
                 // Already overwritten: no need to look.
-                Read::Lapped
-            } else {
-                read_record_checked(
-                    m,
-                    self.read,
-                    self.cached_tail - self.read,
-                    &mut self.buf,
-                    true,
-                    validate,
-                )?
-            };
-            match r {
-                Read::Pad { skip } => self.read += skip,
-                Read::Frame { seq, len, size } => {
-                    if seq == self.expected {
-                        self.read += size;
-                        self.expected += 1;
-                        self.resync = false;
-                        return Ok(Some(Got::Frame { seq, len }));
-                    }
-                    if self.resync && seq > self.expected {
-                        // The frame stays where it is, and is due next.
-                        let lost = seq - self.expected;
-                        self.expected = seq;
-                        self.resync = false;
-                        return Ok(Some(Got::Lagged(lost)));
-                    }
-                    return Err(Corruption::Sequence {
-                        pos: self.read,
-                        expected: self.expected,
-                        found: seq,
+                self.batch = 1;
+                self.resync(m)?;
+                continue;
+            }
+            self.refill(m, validate)?;
+        }
+    }
+
+    /// Copies the published records from `read` on, then validates them
+    /// with one `intent` load (see the type's docs): queues the frames, or
+    /// moves to the oldest record if `read` itself was overwritten.
+    fn refill<M: BcastMem>(&mut self, m: &M, validate: bool) -> Result<(), Corruption> {
+        let cap = m.capacity();
+        self.buf.clear();
+        let mut pos = self.read;
+        let mut bad = None;
+        while pos < self.cached_tail
+            && self.queue.len() < self.batch
+            && (self.queue.is_empty() || self.buf.len() < BATCH_WORDS)
+        {
+            let avail = self.cached_tail - pos;
+            let off = m.offset(pos);
+            // ORDERING: Relaxed; the tail load (Acquire) made the records
+            // below it visible, and the fence below orders these loads
+            // before the validating load of `intent`.
+            let word = m.word(pos).load(Relaxed);
+            match frame_word::decode(word) {
+                frame_word::Decoded::Pad if cap - off <= avail => pos += cap - off,
+                frame_word::Decoded::Data(len)
+                    if u64::from(len) <= m.max_frame()
+                        && bcast_frame_size(u64::from(len)) <= avail.min(cap - off) =>
+                {
+                    let len = u64::from(len);
+                    // ORDERING: Relaxed, as the frame word.
+                    let seq = m.word(pos + 8).load(Relaxed);
+                    let at = self.buf.len();
+                    let start = pos + layout::BCAST_FRAME_HEADER;
+                    let words = layout::align_up(len) / 8;
+                    // ORDERING: Relaxed, as the frame word.
+                    self.buf
+                        .extend((0..words).map(|i| m.word(start + 8 * i).load(Relaxed)));
+                    let size = bcast_frame_size(len);
+                    self.queue.push_back(Copied {
+                        pos,
+                        seq,
+                        len,
+                        size,
+                        at,
                     });
+                    pos += size;
                 }
-                Read::Lapped => self.resync(m)?,
+                _ => {
+                    // Judged only once validated: a record being
+                    // overwritten decodes as anything.
+                    bad = Some(match frame_word::decode(word) {
+                        frame_word::Decoded::Data(len) if u64::from(len) > m.max_frame() => {
+                            Corruption::FrameTooLong {
+                                pos,
+                                len: len.into(),
+                                max: m.max_frame(),
+                            }
+                        }
+                        frame_word::Decoded::Data(_) | frame_word::Decoded::Pad => {
+                            Corruption::FrameOverrun {
+                                pos,
+                                needs: cap - off,
+                                available: avail,
+                            }
+                        }
+                        _ => Corruption::FrameWord { pos, word },
+                    });
+                    break;
+                }
             }
         }
+        // ORDERING(bcast-validate): this Acquire fence pairs with the
+        // publisher's Release fence after its `intent` store: if any load
+        // above read a word written after that fence, the `intent` load
+        // below sees that `intent` (or a later one). So `intent <= read +
+        // capacity` means every record copied from `read` on is what was
+        // published there.
+        m.fence_acquire();
+        // ORDERING: Relaxed; ordered by the fence above.
+        let intent = m.intent().load(Relaxed);
+        if validate && intent > self.read + cap {
+            self.queue.clear();
+            self.batch = 1;
+            return self.resync(m);
+        }
+        self.batch = (self.batch * 2).min(BATCH_FRAMES);
+        if self.queue.is_empty() {
+            // Only padding (or nothing readable) before `pos`.
+            if let Some(c) = bad {
+                return Err(c);
+            }
+            self.read = pos;
+        } else {
+            self.suspect = bad;
+        }
+        Ok(())
     }
 
     /// Moves to the oldest record after being overrun.
@@ -374,6 +511,7 @@ impl Cursor {
         self.read = oldest;
         self.cached_tail = tail.max(self.cached_tail);
         self.resync = true;
+        self.suspect = None;
         Ok(())
     }
 
@@ -395,6 +533,9 @@ impl Cursor {
             }
             match read_record(m, pos, m.capacity() - m.offset(pos), &mut self.buf, true)? {
                 Read::Frame { seq, len, size } => {
+                    self.queue.clear();
+                    self.suspect = None;
+                    self.current = 0;
                     if seq + 1 < self.expected {
                         // Older than a frame we already read: `latest` is
                         // stale for a moment (the publisher is between its
@@ -409,6 +550,7 @@ impl Cursor {
                     }
                     self.read = pos + size;
                     self.cached_tail = self.cached_tail.max(self.read);
+                    // A refill copied ahead: those frames are older now.
                     self.expected = seq + 1;
                     self.resync = false;
                     return Ok(Some(Got::Frame { seq, len }));
@@ -1262,7 +1404,7 @@ impl fmt::Debug for Received<'_> {
 impl Subscriber {
     fn frame(&self, seq: u64, len: u64) -> Received<'_> {
         Received {
-            bytes: &bytemuck::cast_slice::<u64, u8>(&self.cur.buf)[..len as usize],
+            bytes: &bytemuck::cast_slice::<u64, u8>(self.cur.frame_words(len))[..len as usize],
             seq,
         }
     }
@@ -1530,7 +1672,7 @@ mod loom_models {
     /// Checks a delivered frame: intact (every word from one writer, of
     /// that frame), and returns its writer.
     fn check(c: &Cursor, seq: u64, len: u64) -> u64 {
-        let words = &c.buf[..len.div_ceil(8) as usize];
+        let words = c.frame_words(len);
         let w = (words[0] - 1 - seq * 1000) / 100;
         for (j, &v) in words.iter().enumerate() {
             assert_eq!(v, value(seq, w, j as u64), "torn frame {seq}: {words:?}");

@@ -136,10 +136,8 @@ impl Model {
                 let next = match r {
                     Ok((seq, bytes)) => {
                         assert_eq!(seq, due, "frames arrive in order, none skipped silently");
-                        assert!(
-                            self.intact(seq),
-                            "frame {seq} was overwritten yet delivered"
-                        );
+                        // (It may have been overwritten since: a subscriber
+                        // copies and validates frames ahead, in batches.)
                         assert_eq!(bytes, self.log[seq as usize].1, "frame {seq} intact");
                         self.delivered += 1;
                         seq + 1
