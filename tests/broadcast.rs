@@ -182,3 +182,37 @@ fn threads_each_see_every_frame() {
         assert_eq!(s.join().unwrap(), n);
     }
 }
+
+/// Header positions a peer could have scribbled are checked before use: a
+/// `latest` or `oldest` that is not a multiple of 8 is `Corrupt`, never a
+/// misaligned atomic access (the fuzz target `ops_broadcast` found one).
+#[test]
+fn misaligned_header_positions_are_corrupt() {
+    use std::os::unix::fs::FileExt;
+    let path = common::temp_path("bcast-misaligned");
+    let _f = common::TempFile(path.clone());
+    let ring = broadcast::Ring::create(&path, Config::new(4096)).unwrap();
+    let mut tx = ring.publisher().unwrap();
+    for i in 0..10u8 {
+        tx.send(&[i; 20]).unwrap();
+    }
+    drop(tx);
+    let file = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+    // `latest` (offset 304) naming position 22.
+    file.write_at(&23u64.to_ne_bytes(), 304).unwrap();
+    let corrupt = |r: Result<broadcast::Subscriber, Error>| match r {
+        Err(Error::Corrupt(mmring::Corruption::MisalignedCursor { cursor })) => cursor,
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(corrupt(ring.subscriber()), 22);
+    assert!(matches!(
+        ring.publisher(),
+        Err(Error::Corrupt(mmring::Corruption::MisalignedCursor {
+            cursor: 22
+        }))
+    ));
+    // `oldest` (offset 296) at 13.
+    file.write_at(&1u64.to_ne_bytes(), 304).unwrap();
+    file.write_at(&13u64.to_ne_bytes(), 296).unwrap();
+    assert_eq!(corrupt(ring.subscriber_from_oldest()), 13);
+}

@@ -98,6 +98,17 @@ use crate::handle::{RoleGuard, deadline};
 use crate::layout::{self, Kind, Role, bcast_frame_size, frame_word};
 use crate::region::Region;
 use crate::ring::{Blocks, check_range};
+
+/// A position read from the header: below the cursor limit and a multiple
+/// of 8 (every record starts 8-byte aligned), or `Corrupt`.
+#[inline]
+fn position(p: u64) -> Result<u64, Corruption> {
+    check_range(p)?;
+    if p % 8 != 0 {
+        return Err(Corruption::MisalignedCursor { cursor: p });
+    }
+    Ok(p)
+}
 use crate::shared::{Base, PeerState, Shared, Stat};
 use crate::wait::{self, Gave, WaitPoint};
 use crate::words::Word64;
@@ -372,7 +383,7 @@ impl Cursor {
                 // ORDERING(bcast-publish): Acquire; pairs with the Release
                 // tail store in `publish`, so the records below it are
                 // visible.
-                let tail = check_range(m.tail().load(Acquire))?;
+                let tail = position(m.tail().load(Acquire))?;
                 if tail < self.cached_tail || tail % 8 != 0 {
                     return Err(Corruption::CursorRegressed {
                         seen: self.cached_tail,
@@ -498,9 +509,9 @@ impl Cursor {
         // ORDERING(bcast-oldest): Acquire; pairs with the Release `oldest`
         // store, which follows the tail store that published the record at
         // `oldest`: the tail loaded next covers it.
-        let oldest = check_range(m.oldest().load(Acquire))?;
+        let oldest = position(m.oldest().load(Acquire))?;
         // ORDERING(bcast-publish): Acquire, as in `next`.
-        let tail = check_range(m.tail().load(Acquire))?;
+        let tail = position(m.tail().load(Acquire))?;
         if oldest <= self.read || oldest > tail || oldest % 8 != 0 {
             return Err(Corruption::Cursors {
                 head: oldest,
@@ -527,7 +538,7 @@ impl Cursor {
             if latest == 0 {
                 return Ok(None);
             }
-            let pos = check_range(latest - 1)?;
+            let pos = position(latest - 1)?;
             if pos % 8 != 0 {
                 return Err(Corruption::MisalignedCursor { cursor: pos });
             }
@@ -586,7 +597,7 @@ pub(crate) fn start<M: BcastMem>(m: &M, from_oldest: bool) -> Result<Cursor, Cor
             // then it is read from position 0 as frame 0).
             return Ok(Cursor::at(0, 0));
         }
-        let newest = check_range(latest - 1)?;
+        let newest = position(latest - 1)?;
         if !from_oldest {
             match read_record(m, newest, m.capacity() - m.offset(newest), &mut buf, false)? {
                 Read::Frame { seq, size, .. } => return Ok(Cursor::at(newest + size, seq + 1)),
@@ -600,9 +611,9 @@ pub(crate) fn start<M: BcastMem>(m: &M, from_oldest: bool) -> Result<Cursor, Cor
             }
         }
         // ORDERING(bcast-oldest): Acquire, as in `Cursor::resync`.
-        let mut pos = check_range(m.oldest().load(Acquire))?;
+        let mut pos = position(m.oldest().load(Acquire))?;
         // ORDERING(bcast-publish): Acquire, as in `Cursor::next`.
-        let tail = check_range(m.tail().load(Acquire))?;
+        let tail = position(m.tail().load(Acquire))?;
         if pos > tail || pos % 8 != 0 {
             return Err(Corruption::Cursors {
                 head: pos,
@@ -653,9 +664,9 @@ impl Tx {
         // ORDERING(bcast-publish): Acquire; pairs with the previous
         // publisher's Release stores, so the records it published are
         // visible. Nobody else writes these words while we hold the role.
-        let tail = check_range(m.tail().load(Acquire))?;
-        let intent = check_range(m.intent().load(Acquire))?;
-        let oldest = check_range(m.oldest().load(Acquire))?;
+        let tail = position(m.tail().load(Acquire))?;
+        let intent = position(m.intent().load(Acquire))?;
+        let oldest = position(m.oldest().load(Acquire))?;
         let latest = m.latest().load(Acquire);
         let bad = || Corruption::Cursors {
             head: oldest,
@@ -679,7 +690,11 @@ impl Tx {
                 capacity: cap,
             });
         }
-        let mut pos = if latest > oldest { latest - 1 } else { oldest };
+        let mut pos = if latest > oldest {
+            position(latest - 1)?
+        } else {
+            oldest
+        };
         let mut last: Option<(u64, u64)> = None;
         let mut buf = Vec::new();
         while pos < tail {

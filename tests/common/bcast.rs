@@ -30,8 +30,44 @@ pub enum BOp {
 /// The bytes of frame `seq` with `len` bytes.
 pub fn payload(seq: u64, len: usize) -> Vec<u8> {
     (0..len)
-        .map(|i| (super::mix(seq.wrapping_mul(131) + i as u64) & 0xff) as u8)
+        .map(|i| (mix(seq.wrapping_mul(131) + i as u64) & 0xff) as u8)
         .collect()
+}
+
+/// splitmix64 (as `common::mix`; repeated so the fuzz target can include
+/// this file alone).
+fn mix(mut x: u64) -> u64 {
+    x = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    x = (x ^ (x >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    x ^ (x >> 31)
+}
+
+/// Decodes fuzzer bytes: a capacity, then operations, 3 bytes each.
+pub fn decode(data: &[u8]) -> (u64, Vec<BOp>) {
+    let cap = [64u64, 256, 1024, 4096][data.first().map_or(0, |b| *b as usize % 4)];
+    let ops = data
+        .get(1..)
+        .unwrap_or(&[])
+        .chunks_exact(3)
+        .map(|c| {
+            let arg = u16::from_le_bytes([c[1], c[2]]);
+            match c[0] % 16 {
+                0..=5 => BOp::Publish {
+                    len: arg,
+                    grant: (c[0] & 0x40 != 0).then_some(arg >> 8),
+                },
+                6..=11 => BOp::Recv { sub: c[1] },
+                12 => BOp::Latest { sub: c[1] },
+                13 | 14 => BOp::Subscribe {
+                    sub: c[1],
+                    oldest: c[2] & 1 == 1,
+                },
+                _ => BOp::RestartPublisher,
+            }
+        })
+        .collect();
+    (cap, ops)
 }
 
 pub const SUBS: usize = 4;
@@ -46,6 +82,13 @@ pub struct Model {
     cap: u64,
     pub lagged: u64,
     pub delivered: u64,
+}
+
+impl Model {
+    /// The publisher, for a corruption phase after the model.
+    pub fn publisher(&mut self) -> &mut Publisher {
+        self.tx.as_mut().unwrap()
+    }
 }
 
 impl Model {

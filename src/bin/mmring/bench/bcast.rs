@@ -13,7 +13,7 @@ use std::process::ExitCode;
 use mmring::{Config, Kind, RecvError, broadcast};
 
 use super::stream::{self, Shape};
-use super::{Access, ROUND_TRIPS, ns, p50, rtt};
+use super::{Access, ROUND_TRIPS, histogram, ns, p50, rtt};
 use crate::proc::{Gate, fork_child, now_ns, pin, wait_child};
 
 pub fn run(size: usize, count: u64, subscribers: u32, compare: bool) -> Result<ExitCode, String> {
@@ -160,6 +160,7 @@ pub fn run(size: usize, count: u64, subscribers: u32, compare: bool) -> Result<E
             rate / pipe.frames_per_s()
         );
     }
+    latency(&ring, size, subscribers, others)?;
     let floor = rtt::cache_line(ROUND_TRIPS)?;
     println!(
         "  floor        one cache line round trip between two processes: p50 {}",
@@ -170,4 +171,113 @@ pub fn run(size: usize, count: u64, subscribers: u32, compare: bool) -> Result<E
     } else {
         ExitCode::FAILURE
     })
+}
+
+/// Frames per second of the paced latency phase, and how many.
+const PACED_RATE: u64 = 100_000;
+const PACED_FRAMES: u64 = 100_000;
+
+/// Subscriber latency at a paced rate: the publisher sends
+/// [`PACED_RATE`] frames a second, each stamped with the monotonic clock;
+/// each subscriber records receive time minus stamp (blocking `recv`: it
+/// spins briefly, then sleeps on the futex). Prints p50 / p99 / p99.9 over
+/// all subscribers.
+fn latency(
+    ring: &broadcast::Ring,
+    size: usize,
+    subscribers: u32,
+    others: usize,
+) -> Result<(), String> {
+    if size < 16 {
+        return Ok(());
+    }
+    let mut gate = Gate::new()?;
+    let mut pids = Vec::new();
+    let mut pipes = Vec::new();
+    for i in 0..subscribers {
+        let (r, w) = rustix::pipe::pipe().map_err(|e| format!("pipe: {e}"))?;
+        let pid = fork_child(|| {
+            pin(1 + i as usize % others);
+            let mut rx = ring.subscriber().expect("subscriber");
+            gate.child_wait();
+            let mut h = histogram();
+            let mut lost = 0;
+            loop {
+                match rx.recv() {
+                    Ok(f) => {
+                        let t = u64::from_le_bytes(f[8..16].try_into().expect("8 bytes"));
+                        let _ = h.record(now_ns().saturating_sub(t).max(1));
+                    }
+                    Err(RecvError::Lagged(n)) => lost += n,
+                    Err(_) => break,
+                }
+            }
+            let mut w = std::fs::File::from(w);
+            let mut text = format!("lost {lost}\n");
+            for v in h.iter_recorded() {
+                text.push_str(&format!(
+                    "h {} {}\n",
+                    v.value_iterated_to(),
+                    v.count_at_value()
+                ));
+            }
+            let _ = w.write_all(text.as_bytes());
+            0
+        })?;
+        pids.push(pid);
+        pipes.push(r);
+    }
+    let publisher = fork_child(|| {
+        pin(0);
+        let mut tx = ring.publisher().expect("publisher");
+        let mut buf = vec![0u8; size];
+        gate.child_wait();
+        let t0 = now_ns();
+        let period = 1_000_000_000 / PACED_RATE;
+        for seq in 0..PACED_FRAMES {
+            let due = t0 + seq * period;
+            while now_ns() < due {
+                std::hint::spin_loop();
+            }
+            buf[..8].copy_from_slice(&seq.to_le_bytes());
+            buf[8..16].copy_from_slice(&now_ns().to_le_bytes());
+            tx.send(&buf).expect("send");
+        }
+        0
+    })?;
+    gate.open(pids.len() + 1)?;
+    wait_child(publisher)?;
+    let mut h = histogram();
+    let mut lost = 0;
+    for r in pipes {
+        let mut text = String::new();
+        std::fs::File::from(r)
+            .read_to_string(&mut text)
+            .map_err(|e| format!("results: {e}"))?;
+        for line in text.lines() {
+            let v: Vec<u64> = line
+                .split(' ')
+                .skip(1)
+                .filter_map(|x| x.parse().ok())
+                .collect();
+            match (line.split(' ').next(), v.as_slice()) {
+                (Some("lost"), [n]) => lost += n,
+                (Some("h"), [value, count]) => {
+                    let _ = h.record_n(*value, *count);
+                }
+                _ => return Err(format!("unexpected result line {line:?}")),
+            }
+        }
+    }
+    for pid in pids {
+        wait_child(pid)?;
+    }
+    println!(
+        "  latency      publish to receive at {PACED_RATE} frames/s ({} samples, {lost} lost): p50 {}  p99 {}  p99.9 {}",
+        h.len(),
+        ns(h.value_at_quantile(0.5)),
+        ns(h.value_at_quantile(0.99)),
+        ns(h.value_at_quantile(0.999)),
+    );
+    Ok(())
 }
