@@ -574,6 +574,7 @@ impl Cursor {
                     if tries > 1000 {
                         return Err(Corruption::Cursors {
                             head: pos,
+                            // ORDERING: Relaxed; for the error message.
                             tail: m.tail().load(Relaxed),
                             capacity: m.capacity(),
                         });
@@ -632,9 +633,11 @@ pub(crate) fn start<M: BcastMem>(m: &M, from_oldest: bool) -> Result<Cursor, Cor
             }
         }
     }
+    // ORDERING: Relaxed; for the error message.
+    let (head, tail) = (m.oldest().load(Relaxed), m.tail().load(Relaxed));
     Err(Corruption::Cursors {
-        head: m.oldest().load(Relaxed),
-        tail: m.tail().load(Relaxed),
+        head,
+        tail,
         capacity: m.capacity(),
     })
 }
