@@ -225,7 +225,11 @@ impl<P: Flavour> Ring<P> {
     pub fn producer(&self) -> Result<Producer<P>, Error> {
         let role = RoleGuard::attach(&self.shared, Role::Producer)?;
         let st = P::producer(&self.shared.mem, role.record())?;
-        Ok(Producer { role, st })
+        Ok(Producer {
+            role,
+            st,
+            batched: false,
+        })
     }
 
     /// Attaches a consumer, positioned at the oldest message not yet
@@ -361,12 +365,14 @@ impl<P: Base> RoleGuard<P> {
     }
 
     /// Wakes the other side, if anyone sleeps there.
+    #[inline]
     fn notify(&self) {
         self.shared.notify(self.role, &self.futile);
     }
 
     /// A truncated ring file: the fault handler replaced the mapping with
     /// zeros, and what was just read is not data.
+    #[inline(always)]
     pub(crate) fn poisoned(&self) -> Result<(), Corruption> {
         self.shared.region.check_poison()
     }
@@ -374,6 +380,8 @@ impl<P: Base> RoleGuard<P> {
     /// Reports what an error really was: once the mapping is poisoned,
     /// whatever the zeros looked like (a regressed cursor, a bad frame
     /// word) is a truncated file.
+    #[cold]
+    #[inline(never)]
     pub(crate) fn explain(&self, c: Corruption) -> Corruption {
         match self.poisoned() {
             Err(truncated) => truncated,
@@ -431,6 +439,10 @@ impl<P: Base> Drop for RoleGuard<P> {
 pub struct Producer<P: Flavour> {
     role: RoleGuard<P>,
     st: P::Tx,
+    /// The live grant belongs to a [`WriteBatch`], which makes it visible
+    /// (kept here rather than in the grant: a smaller grant stays in
+    /// registers on the hot path).
+    batched: bool,
 }
 
 impl<P: Flavour> fmt::Debug for Producer<P> {
@@ -447,6 +459,7 @@ impl<P: Flavour> Producer<P> {
         &self.role.shared.mem
     }
 
+    #[inline(always)]
     fn check_len(&self, len: usize) -> Result<u64, SendError> {
         let max = P::max_frame(self.mem());
         match u64::try_from(len) {
@@ -480,6 +493,7 @@ impl<P: Flavour> Producer<P> {
     /// assert_eq!(rx.try_recv()?.as_pod::<u64>(), Ok(&42));
     /// # Ok::<(), mmring::Error>(())
     /// ```
+    #[inline(always)]
     pub fn try_reserve(&mut self, len: usize) -> Result<WriteGrant<'_, P>, SendError> {
         match self.try_claim(len)? {
             Some(claim) => Ok(self.grant(claim, len, false)),
@@ -489,6 +503,7 @@ impl<P: Flavour> Producer<P> {
 
     /// One attempt to claim room, with errors explained and the mapping
     /// checked before a claim is handed out.
+    #[inline(always)]
     fn try_claim(&mut self, len: usize) -> Result<Option<P::Claim>, SendError> {
         let len64 = self.check_len(len)?;
         let role = &self.role;
@@ -561,13 +576,14 @@ impl<P: Flavour> Producer<P> {
         Ok(self.grant(claim, len, batched))
     }
 
+    #[inline(always)]
     fn grant(&mut self, claim: P::Claim, len: usize, batched: bool) -> WriteGrant<'_, P> {
+        self.batched = batched;
         WriteGrant {
             producer: self,
             claim,
             len,
             done: false,
-            batched,
         }
     }
 
@@ -576,6 +592,7 @@ impl<P: Flavour> Producer<P> {
     /// # Errors
     ///
     /// As [`try_reserve`](Producer::try_reserve).
+    #[inline]
     pub fn try_send(&mut self, msg: &[u8]) -> Result<(), SendError> {
         self.try_reserve(msg.len())?.fill(msg);
         Ok(())
@@ -773,8 +790,6 @@ pub struct WriteGrant<'a, P: Flavour> {
     claim: P::Claim,
     len: usize,
     done: bool,
-    /// Part of a [`WriteBatch`]: the batch makes it visible.
-    batched: bool,
 }
 
 impl<P: Flavour> fmt::Debug for WriteGrant<'_, P> {
@@ -788,6 +803,7 @@ impl<P: Flavour> fmt::Debug for WriteGrant<'_, P> {
 
 impl<P: Flavour> WriteGrant<'_, P> {
     /// Publishes the whole reserved length.
+    #[inline(always)]
     pub fn commit(self) {
         let len = self.len;
         self.commit_len(len);
@@ -798,13 +814,18 @@ impl<P: Flavour> WriteGrant<'_, P> {
     /// # Panics
     ///
     /// If `len` is larger than the reservation.
-    pub fn commit_len(mut self, len: usize) {
+    #[inline(always)]
+    pub fn commit_len(self, len: usize) {
         assert!(
             len <= self.len,
             "commit_len({len}) exceeds the reservation of {}",
             self.len
         );
-        self.end(Some(len as u64));
+        // No drop glue on the hot path: it would take the grant's address
+        // and keep it in memory, where reading it back after the payload
+        // stores stalls on them (see `end`).
+        let mut this = std::mem::ManuallyDrop::new(self);
+        this.end(Some(len as u64));
     }
 
     /// Gives the space back without publishing a message (the same as
@@ -838,11 +859,13 @@ impl<P: Flavour> WriteGrant<'_, P> {
         self.len
     }
 
+    #[inline]
     fn fill(mut self, msg: &[u8]) {
         self.copy_from_slice(msg);
         self.commit();
     }
 
+    #[inline(always)]
     fn payload(&self) -> NonNull<u8> {
         // SAFETY: the claim came from `try_claim` with this length and is
         // not yet published (`done` is false while the grant is usable).
@@ -850,6 +873,7 @@ impl<P: Flavour> WriteGrant<'_, P> {
     }
 
     /// Publishes `committed` bytes, or gives the claim back; once.
+    #[inline(always)]
     fn end(&mut self, committed: Option<u64>) {
         if std::mem::replace(&mut self.done, true) {
             return;
@@ -857,7 +881,7 @@ impl<P: Flavour> WriteGrant<'_, P> {
         let p = &mut *self.producer;
         let shared = &*p.role.shared;
         P::publish(&shared.mem, &mut p.st, self.claim, committed);
-        if !self.batched && P::flush(&shared.mem, &mut p.st) {
+        if !p.batched && P::flush(&shared.mem, &mut p.st) {
             p.role.notify();
         }
     }
@@ -865,6 +889,7 @@ impl<P: Flavour> WriteGrant<'_, P> {
 
 impl<P: Flavour> std::ops::Deref for WriteGrant<'_, P> {
     type Target = [u8];
+    #[inline]
     fn deref(&self) -> &[u8] {
         // SAFETY: `payload` points to `len` bytes inside the data area that
         // the protocol gives this grant alone until it publishes them.
@@ -873,6 +898,7 @@ impl<P: Flavour> std::ops::Deref for WriteGrant<'_, P> {
 }
 
 impl<P: Flavour> std::ops::DerefMut for WriteGrant<'_, P> {
+    #[inline]
     fn deref_mut(&mut self) -> &mut [u8] {
         // SAFETY: as in `deref`; the grant borrows its producer mutably, so
         // this is the only view of those bytes in this process.
@@ -881,6 +907,7 @@ impl<P: Flavour> std::ops::DerefMut for WriteGrant<'_, P> {
 }
 
 impl<P: Flavour> Drop for WriteGrant<'_, P> {
+    #[inline(always)]
     fn drop(&mut self) {
         self.end(None);
     }
@@ -910,6 +937,7 @@ impl<P: Flavour> WriteBatch<'_, P> {
     /// # Errors
     ///
     /// As [`Producer::try_reserve`].
+    #[inline(always)]
     pub fn try_reserve(&mut self, len: usize) -> Result<WriteGrant<'_, P>, SendError> {
         let p = &mut *self.producer;
         match p.try_claim(len)? {
@@ -947,6 +975,7 @@ impl<P: Flavour> WriteBatch<'_, P> {
     /// # Errors
     ///
     /// As [`Producer::try_reserve`].
+    #[inline]
     pub fn try_send(&mut self, msg: &[u8]) -> Result<(), SendError> {
         self.try_reserve(msg.len())?.fill(msg);
         Ok(())
@@ -968,6 +997,7 @@ impl<P: Flavour> WriteBatch<'_, P> {
 }
 
 impl<P: Flavour> Drop for WriteBatch<'_, P> {
+    #[inline]
     fn drop(&mut self) {
         let p = &mut *self.producer;
         if P::flush(&p.role.shared.mem, &mut p.st) {
@@ -1000,6 +1030,7 @@ impl<P: Flavour> fmt::Debug for Consumer<P> {
 /// Errors are explained (zeros read from a truncated file are `Truncated`,
 /// not whatever they looked like), and a message is handed out only after
 /// the mapping is checked: zeros never pass as data.
+#[inline(always)]
 fn take<P: Flavour>(role: &RoleGuard<P>, st: &mut P::Rx) -> Result<Option<P::Taken>, Corruption> {
     let mem = &role.shared.mem;
     match P::try_take(mem, st).map_err(|c| role.explain(c))? {
@@ -1030,6 +1061,7 @@ impl<P: Flavour> Consumer<P> {
     /// [`RecvError::Corrupt`] if the ring is inconsistent (a framed
     /// consumer stays in place, so every later call reports the same; an
     /// mpmc consumer hands the bad slot back and moves on).
+    #[inline(always)]
     pub fn try_recv(&mut self) -> Result<ReadGrant<'_, P>, RecvError> {
         self.check_inherited()?;
         match take(&self.role, &mut self.st)? {
@@ -1075,6 +1107,7 @@ impl<P: Flavour> Consumer<P> {
     }
 
     /// Refuses a consumer inherited across `fork`.
+    #[inline(always)]
     fn check_inherited(&self) -> Result<(), RecvError> {
         if self.role.att().is_inherited() {
             return Err(RecvError::Forked);
@@ -1114,6 +1147,7 @@ impl<P: Flavour> Consumer<P> {
         }
     }
 
+    #[inline(always)]
     fn grant(&mut self, taken: P::Taken) -> ReadGrant<'_, P> {
         ReadGrant {
             consumer: self,
@@ -1168,6 +1202,7 @@ impl<P: Flavour> Consumer<P> {
     /// assert_eq!((n, sum), (10, 45));
     /// # Ok::<(), mmring::Error>(())
     /// ```
+    #[inline]
     pub fn try_recv_batch(&mut self, max: usize, f: impl FnMut(&[u8])) -> Result<usize, RecvError> {
         self.check_inherited()?;
         match take(&self.role, &mut self.st)? {
@@ -1203,6 +1238,7 @@ impl<P: Flavour> Consumer<P> {
         Ok(self.drain(first, max, f))
     }
 
+    #[inline]
     fn drain(&mut self, first: P::Taken, max: usize, mut f: impl FnMut(&[u8])) -> usize {
         let shared = &*self.role.shared;
         let mut taken = first;
@@ -1341,6 +1377,7 @@ impl<P: Flavour> ReadGrant<'_, P> {
 
 impl<P: Flavour> std::ops::Deref for ReadGrant<'_, P> {
     type Target = [u8];
+    #[inline]
     fn deref(&self) -> &[u8] {
         // SAFETY: `taken` came from `try_take` and is consumed only on drop.
         let (p, len) = unsafe { P::taken_payload(self.consumer.mem(), &self.taken) };
@@ -1353,6 +1390,7 @@ impl<P: Flavour> std::ops::Deref for ReadGrant<'_, P> {
 }
 
 impl<P: Flavour> Drop for ReadGrant<'_, P> {
+    #[inline(always)]
     fn drop(&mut self) {
         let c = &mut *self.consumer;
         let mem = &c.role.shared.mem;
@@ -1397,6 +1435,7 @@ impl Frame {
 
 impl std::ops::Deref for Frame {
     type Target = [u8];
+    #[inline]
     fn deref(&self) -> &[u8] {
         &bytemuck::cast_slice::<u64, u8>(&self.words)[..self.len]
     }

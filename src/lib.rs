@@ -81,6 +81,7 @@
 #[cfg(not(target_os = "linux"))]
 compile_error!("mmring currently supports Linux only (futex, memfd and OFD locks)");
 
+mod barrier;
 mod config;
 mod error;
 mod fault;

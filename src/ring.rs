@@ -528,6 +528,7 @@ impl ReadCursor {
     }
 
     /// Locates the frame at `read`, skipping padding and skip records.
+    #[inline(always)]
     pub fn next<M: FramedMem>(&mut self, m: &M) -> Result<Option<Located>, Corruption> {
         locate(
             m,
@@ -544,6 +545,7 @@ impl ReadCursor {
     ///
     /// `f` came from [`next`](ReadCursor::next) on this ring and has not
     /// been released.
+    #[inline(always)]
     pub unsafe fn payload(m: &RawRing, f: &Located) -> (NonNull<u8>, usize) {
         // SAFETY: `locate` checked `payload + len <= capacity`; the frame is
         // published and unreleased (the caller's contract).
@@ -552,6 +554,7 @@ impl ReadCursor {
 
     /// Marks a located frame as read; its space is handed back by
     /// [`release`](ReadCursor::release).
+    #[inline(always)]
     pub fn consume(&mut self, f: &Located) {
         self.read = f.next;
     }
@@ -564,6 +567,7 @@ impl ReadCursor {
 
     /// Hands everything read so far back to the producers; `false` if there
     /// was nothing to hand back.
+    #[inline(always)]
     pub fn release<M: FramedMem>(&mut self, m: &M) -> bool {
         if self.read == self.released {
             return false;
@@ -618,6 +622,7 @@ pub struct Located {
 
 /// Finds the frame at `*read`, skipping padding (which advances `*read`).
 /// Re-reads the producer's cursor only when the cached one says empty.
+#[inline(always)]
 pub(crate) fn locate<M: FramedMem>(
     raw: &M,
     read: &mut u64,
@@ -674,6 +679,7 @@ pub(crate) fn locate<M: FramedMem>(
 /// word and withdrawn after the `head` store: a consumer killed while
 /// zeroing leaves `pending > head`, and the next consumer finishes the
 /// release before reading anything (`ReadCursor::attach`).
+#[inline(always)]
 pub(crate) fn release_frames<M: FramedMem>(m: &M, released: &mut u64, pos: u64, multi: bool) {
     debug_assert!(pos >= *released);
     if multi {

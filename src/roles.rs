@@ -153,14 +153,19 @@ mod fork {
         GENERATION.load(Relaxed)
     }
 
-    /// Records `fd` as a role descriptor; installs the child hook once.
-    pub fn register(fd: RawFd) -> Result<usize, Error> {
+    /// Installs the child hook, once per process.
+    pub fn install_hook() {
         HOOK.call_once(|| {
             // SAFETY: `child` is an `extern "C" fn()` that makes only
             // async-signal-safe calls (open, dup2, close) and atomic stores,
             // as a fork child of a threaded process requires.
             unsafe { libc::pthread_atfork(None, None, Some(child)) };
         });
+    }
+
+    /// Records `fd` as a role descriptor; installs the child hook once.
+    pub fn register(fd: RawFd) -> Result<usize, Error> {
+        install_hook();
         for (i, slot) in FDS.iter().enumerate() {
             // ORDERING: SeqCst; pairs with the hook's loads (a fork after
             // this store sees the descriptor).
@@ -199,7 +204,15 @@ mod fork {
         }
         // ORDERING: SeqCst; the child's only thread reads it afterwards.
         GENERATION.fetch_add(1, SeqCst);
+        // The kernel barrier registration may not have survived the fork.
+        crate::barrier::forked();
     }
+}
+
+/// Installs the fork child hook (once per process): it also resets the
+/// kernel barrier registration (`barrier.rs`).
+pub(crate) fn install_fork_hook() {
+    fork::install_hook();
 }
 
 /// Whether any open file description other than the one behind `fd` holds

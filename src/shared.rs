@@ -91,6 +91,7 @@ impl<P: Base> Shared<P> {
     /// counts wake-ups that found nobody asleep; every 64th, the sleeper
     /// set is reconciled with the lock table, so a sleeper that died with
     /// its bit set costs a bounded number of syscalls, not one per publish.
+    #[inline]
     pub fn notify(&self, role: Role, futile: &AtomicU32) {
         let point = self.peer_point(role);
         // ORDERING: Relaxed; a private statistic of this handle.
@@ -119,6 +120,9 @@ impl<P: Base> Shared<P> {
     /// bits), and wakes the other side's sleepers (a consumer may be
     /// waiting for its first producer).
     pub fn attach(&self, role: Role) -> Result<Attachment, Error> {
+        // Before this handle can notify anyone: its wakers may then skip
+        // the fence (`barrier.rs`).
+        crate::barrier::register();
         let fd = self.region.fd();
         let exclusive = P::exclusive(&self.mem, role);
         let record = self.region.role_record(role);

@@ -21,26 +21,51 @@
 //!
 //! ```text
 //!   S0  seen = word.load()              W1  cursor.store(new, Release)
-//!   S1  sleepers.fetch_or(bit)          W2  fence(SeqCst)
-//!   S2  fence(SeqCst)                   W3  if sleepers.load() != 0 {
+//!   S1  sleepers.fetch_or(bit)          W2  light barrier
+//!   S2  heavy barrier                   W3  if sleepers.load() != 0 {
 //!   S4  re-check cursor: still empty?   W4      word.fetch_add(1)
 //!   S5  futex_wait(word, seen)          W5      futex_wake(word) }
 //! ```
 //!
-//! The two `SeqCst` fences are totally ordered. If S2 comes first, then S1
-//! (before S2) is visible to W3 (after W2): W reads a set bit and
-//! performs W4 and W5. W4 comes after W3 read S1, which comes after S0, so
-//! S0 did not read W4: `seen` is older than W4, and the kernel's
-//! `futex_wait` either sees `word != seen` and returns at once, or is
-//! already asleep and is woken by W5 (the kernel checks the value and
-//! queues the sleeper atomically with respect to `futex_wake`). If W2 comes
-//! first, W1 (before W2) is visible to S4 (after S2): S sees the new cursor
-//! and does not sleep. In every case S does not sleep through a
-//! publication. This is the fence pairing of crossbeam's `array_queue` and
-//! of Dekker's algorithm. The `loom_models` below check it under every
-//! interleaving (loom models `SeqCst` fences exactly; it does not model the
-//! total order of `SeqCst` *accesses*, which is why the protocol is written
-//! with fences).
+//! The barriers are asymmetric (`barrier.rs`): S2 is a `SeqCst` fence
+//! followed by `membarrier(MEMBARRIER_CMD_GLOBAL_EXPEDITED)`; W2 is a
+//! compiler barrier in a process registered for those barriers, and a
+//! `SeqCst` fence in one that is not.
+//!
+//! *A fenced waker.* The two `SeqCst` fences are totally ordered. If S2's
+//! fence comes first, then S1 (before it) is visible to W3 (after W2): W
+//! reads a set bit and performs W4 and W5. W4 comes after W3 read S1,
+//! which comes after S0, so S0 did not read W4: `seen` is older than W4,
+//! and the kernel's `futex_wait` either sees `word != seen` and returns at
+//! once, or is already asleep and is woken by W5 (the kernel checks the
+//! value and queues the sleeper atomically with respect to `futex_wake`). If W2 comes first, W1 (before W2) is visible
+//! to S4 (after S2): S sees the new cursor and does not sleep. This is the
+//! fence pairing of crossbeam's `array_queue` and of Dekker's algorithm.
+//!
+//! *A registered waker.* The kernel makes W's thread execute a full
+//! barrier B at some instruction boundary while S is inside `membarrier`
+//! (or W is not running, and went through B when it was switched out). S1
+//! happens before B, and B before the return of S2. If B falls before W3
+//! in W's program, S1 is visible to W3: the first case above. If B falls
+//! after W3, it falls after W1 too (the compiler barrier keeps W1 before
+//! W3 in the program), so W1 is visible to S4: the second case. The IPI
+//! cannot split W1 from its effect: the store sits in W's store buffer
+//! until B drains it.
+//!
+//! In every case S does not sleep through a publication. The `loom_models`
+//! below check both waker kinds under every interleaving. Loom models
+//! `SeqCst` fences exactly (it does not model the total order of `SeqCst`
+//! *accesses*, which is why the protocol is written with fences); the
+//! kernel barrier, which loom cannot express, is modelled as an interrupt
+//! the waker serves at each of its instruction boundaries: the sleeper
+//! posts a request and waits until the waker has executed a `SeqCst` fence
+//! and acknowledged it, or has stopped running (a stopped thread went
+//! through a fence). A sleeper without the heavy barrier, facing a
+//! registered waker, makes the model fail.
+//!
+//! A sleeper whose `membarrier` call is refused (a seccomp filter) cannot
+//! order registered wakers: it sleeps at most [`barrier::FALLBACK_SLICE`]
+//! at a time, so a wake-up it misses costs at most that long.
 //!
 //! `seen` is loaded *before* the sleeper registers (S0), not after: with
 //! the broadcast sleep flag, which one waker's swap clears for every
@@ -84,8 +109,12 @@ pub(crate) trait FutexWord {
     fn wait(&self, seen: u32, timeout: Duration);
     /// Wakes every sleeper on the word; returns how many the kernel woke.
     fn wake_all(&self) -> usize;
-    /// `fence(SeqCst)` (loom's, in the models).
-    fn fence(&self);
+    /// The waker's barrier W2 (module docs): a compiler barrier in a
+    /// process registered for kernel barriers, a `SeqCst` fence otherwise.
+    fn light_barrier(&self);
+    /// The sleeper's barrier S2: a `SeqCst` fence and a kernel barrier on
+    /// every registered process. `false` if the kernel barrier failed.
+    fn heavy_barrier(&self) -> bool;
 }
 
 impl FutexWord for AtomicU32 {
@@ -108,8 +137,12 @@ impl FutexWord for AtomicU32 {
     }
 
     #[inline]
-    fn fence(&self) {
-        std::sync::atomic::fence(SeqCst);
+    fn light_barrier(&self) {
+        crate::barrier::light();
+    }
+
+    fn heavy_barrier(&self) -> bool {
+        crate::barrier::heavy()
     }
 }
 
@@ -220,10 +253,11 @@ impl<'a, W: FutexWord, S: SleeperSet> WaitPoint<'a, W, S> {
     /// the caller reconciles when it keeps happening.
     #[inline]
     pub fn notify(&self) -> bool {
-        // ORDERING(wake-handshake): the SeqCst fence W2 pairs with the fence
-        // S2 in `block`; with it, the loads W3 see a registered sleeper or
-        // the sleeper sees our publication (module docs).
-        self.word.fence();
+        // ORDERING(wake-handshake): the light barrier W2 pairs with the
+        // heavy barrier S2 in `block`; with them, the loads W3 see a
+        // registered sleeper or the sleeper sees our publication (module
+        // docs).
+        self.word.light_barrier();
         if self.sleepers.take_for_wake() {
             return self.wake_all() == 0;
         }
@@ -290,11 +324,12 @@ pub(crate) fn block<T, E, W: FutexWord, S: SleeperSet>(
     loop {
         // S0: the word before registering and re-checking; see module docs.
         let seen = point.word.load_seqcst();
-        // ORDERING(wake-handshake): S1, then the SeqCst fence S2, which pairs
-        // with the fence W2 in `WaitPoint::notify` (module docs).
+        // ORDERING(wake-handshake): S1, then the heavy barrier S2, which
+        // pairs with the light barrier W2 in `WaitPoint::notify` (module
+        // docs).
         point.sleepers.insert(bit);
         let registered = Registered(point.sleepers, bit);
-        point.word.fence();
+        let ordered = point.word.heavy_barrier();
         if let Some(v) = attempt().map_err(Gave::Err)? {
             return Ok(v);
         }
@@ -307,14 +342,19 @@ pub(crate) fn block<T, E, W: FutexWord, S: SleeperSet>(
                 None => Err(Gave::Disconnected),
             };
         }
+        let longest = if ordered {
+            LIVENESS_SLICE
+        } else {
+            crate::barrier::FALLBACK_SLICE
+        };
         let slice = match deadline {
-            None => LIVENESS_SLICE,
+            None => longest,
             Some(d) => {
                 let left = d.saturating_duration_since(Instant::now());
                 if left.is_zero() {
                     return Err(Gave::Timeout);
                 }
-                left.min(LIVENESS_SLICE)
+                left.min(longest)
             }
         };
         point.word.wait(seen, slice);
@@ -384,30 +424,96 @@ fn futex_wake(word: &AtomicU32) -> usize {
 /// Model checks of the wake-up handshake with loom: every interleaving of a
 /// sleeper in [`block`] and a waker publishing and calling
 /// [`WaitPoint::notify`], with the futex replaced by a mock that sleeps for
-/// real (a lost wake-up is a deadlock loom reports).
+/// real (a lost wake-up is a deadlock loom reports), and the kernel barrier
+/// replaced by an interrupt the waker serves (module docs).
 ///
 /// `RUSTFLAGS="--cfg loom" cargo test --release --lib loom_`
 #[cfg(all(test, loom))]
 mod loom_models {
     use super::*;
-    use loom::sync::atomic::{AtomicU32 as LAtomicU32, AtomicU64 as LAtomicU64};
+    use loom::sync::atomic::{
+        AtomicBool as LAtomicBool, AtomicU32 as LAtomicU32, AtomicU64 as LAtomicU64,
+    };
     use loom::sync::{Arc, Condvar, Mutex};
+    use std::sync::atomic::Ordering::{Acquire, Release};
+
+    /// How the parties of a model order their handshake.
+    #[derive(Clone, Copy)]
+    struct Barriers {
+        /// The waker's light barrier is a `SeqCst` fence (a process that
+        /// could not register); otherwise only a compiler barrier, i.e.
+        /// nothing in the model beyond the interrupts it serves.
+        fenced_waker: bool,
+        /// The sleeper's heavy barrier includes the kernel barrier. `false`
+        /// is the sabotage: the fence alone, the system call forgotten.
+        kernel: bool,
+        /// Sleeps end as if their liveness slice ran out (the sleeper then
+        /// asks whether its peer is gone); otherwise a sleep lasts until a
+        /// wake-up, so that a lost one hangs.
+        sliced: bool,
+    }
+
+    const REGISTERED: Barriers = Barriers {
+        fenced_waker: false,
+        kernel: true,
+        sliced: false,
+    };
 
     /// A futex word: the value check and the sleep are atomic with respect
-    /// to `wake_all`, as the kernel makes them.
+    /// to `wake_all`, as the kernel makes them. It also carries the model of
+    /// `membarrier(MEMBARRIER_CMD_GLOBAL_EXPEDITED)` between the sleepers and
+    /// the one waker thread of a model: a sleeper posts a request and waits
+    /// until the waker has served it (a `SeqCst` fence at one of its
+    /// instruction boundaries, [`MockFutex::interrupt_point`]) or has
+    /// stopped running ([`MockFutex::stop`], a fence then a store: a
+    /// descheduled thread went through a full barrier).
     struct MockFutex {
         v: LAtomicU32,
         lock: Mutex<()>,
         cond: Condvar,
+        barriers: Barriers,
+        /// Kernel barriers requested so far (read by the waker without the
+        /// lock: an interrupt is only taken once it was requested).
+        requested: LAtomicU32,
+        /// The kernel's side: barriers served, and whether the waker runs.
+        kernel: Mutex<(u32, bool)>,
+        served: Condvar,
     }
 
     impl MockFutex {
-        fn new() -> Self {
+        fn new(barriers: Barriers) -> Self {
             MockFutex {
                 v: LAtomicU32::new(0),
                 lock: Mutex::new(()),
                 cond: Condvar::new(),
+                barriers,
+                requested: LAtomicU32::new(0),
+                kernel: Mutex::new((0, true)),
+                served: Condvar::new(),
             }
+        }
+
+        /// An instruction boundary of the waker, where a kernel barrier
+        /// requested meanwhile is executed: a full fence, then the
+        /// acknowledgement the sleeper's system call returns on.
+        fn interrupt_point(&self) {
+            let r = self.requested.load(SeqCst);
+            let mut k = self.kernel.lock().unwrap();
+            if r > k.0 {
+                loom::sync::atomic::fence(SeqCst);
+                k.0 = r;
+                self.served.notify_all();
+            }
+        }
+
+        /// The waker stops running, for ever: switched out, it went
+        /// through a full barrier, and kernel barriers no longer wait for
+        /// it.
+        fn stop(&self) {
+            loom::sync::atomic::fence(SeqCst);
+            let mut k = self.kernel.lock().unwrap();
+            k.1 = false;
+            self.served.notify_all();
         }
     }
 
@@ -418,8 +524,13 @@ mod loom_models {
         fn add(&self, n: u32) {
             self.v.fetch_add(n, SeqCst);
         }
-        /// Ignores the timeout: in the model a lost wake-up must hang.
+        /// Ignores the timeout unless the model is `sliced`: in the model a
+        /// lost wake-up must hang.
         fn wait(&self, seen: u32, _timeout: Duration) {
+            if self.barriers.sliced {
+                loom::thread::yield_now();
+                return;
+            }
             let g = self.lock.lock().unwrap();
             if self.v.load(SeqCst) == seen {
                 drop(self.cond.wait(g).unwrap());
@@ -430,8 +541,26 @@ mod loom_models {
             self.cond.notify_all();
             1
         }
-        fn fence(&self) {
+        fn light_barrier(&self) {
+            if self.barriers.fenced_waker {
+                loom::sync::atomic::fence(SeqCst);
+            } else {
+                // The compiler barrier: nothing, but an interrupt may land.
+                self.interrupt_point();
+            }
+        }
+        fn heavy_barrier(&self) -> bool {
             loom::sync::atomic::fence(SeqCst);
+            if self.barriers.kernel {
+                let mine = self.requested.fetch_add(1, SeqCst) + 1;
+                let mut k = self.kernel.lock().unwrap();
+                while k.0 < mine && k.1 {
+                    k = self.served.wait(k).unwrap();
+                }
+                drop(k);
+                loom::sync::atomic::fence(SeqCst);
+            }
+            true
         }
     }
 
@@ -464,43 +593,83 @@ mod loom_models {
         fn point(&self) -> WaitPoint<'_, MockFutex, MockSleepers> {
             WaitPoint::new(&self.word, &self.sleepers)
         }
+
+        /// The waker: W1 then `notify` (W2..W5), with the instruction
+        /// boundaries around them where an interrupt may land, then it
+        /// stops running.
+        fn publish(&self) {
+            self.word.interrupt_point();
+            self.cursor.store(1, Release);
+            self.point().notify();
+            self.word.interrupt_point();
+            self.word.stop();
+        }
+
+        /// A sleeper waiting for the publication, as sleeper `bit`.
+        fn wait(&self, bit: u32) -> Result<u64, Gave<()>> {
+            block::<u64, (), _, _>(
+                self.point(),
+                bit,
+                None,
+                || {
+                    let v = self.cursor.load(Acquire);
+                    Ok((v > 0).then_some(v))
+                },
+                || Ok(()),
+                || self.gone.load(SeqCst) == 1,
+            )
+        }
     }
 
-    fn chan() -> Arc<Chan> {
+    fn chan(barriers: Barriers) -> Arc<Chan> {
         Arc::new(Chan {
             cursor: LAtomicU64::new(0),
             gone: LAtomicU32::new(0),
-            word: MockFutex::new(),
+            word: MockFutex::new(barriers),
             sleepers: MockSleepers([LAtomicU64::new(0), LAtomicU64::new(0)]),
         })
     }
 
-    /// The sleeper sees the publication, whatever the interleaving; its bit
-    /// (the high word: bit 70) is cleared on every exit.
-    #[test]
-    fn loom_no_lost_wakeup() {
-        loom::model(|| {
-            let c = chan();
+    /// One sleeper and one waker with the given barriers: the sleeper sees
+    /// the publication, whatever the interleaving; its bit (the high word:
+    /// bit 70) is cleared on every exit.
+    fn one_sleeper(barriers: Barriers) {
+        loom::model(move || {
+            let c = chan(barriers);
             let p = c.clone();
-            let waker = loom::thread::spawn(move || {
-                // W1: the Release cursor store, then notify (W2..W5).
-                p.cursor.store(1, std::sync::atomic::Ordering::Release);
-                p.point().notify();
-            });
-            let got = block::<u64, (), _, _>(
-                c.point(),
-                70,
-                None,
-                || {
-                    let v = c.cursor.load(std::sync::atomic::Ordering::Acquire);
-                    Ok((v > 0).then_some(v))
-                },
-                || Ok(()),
-                || false,
-            );
-            assert_eq!(got, Ok(1));
+            let waker = loom::thread::spawn(move || p.publish());
+            assert_eq!(c.wait(70), Ok(1));
             waker.join().unwrap();
             assert!(!c.sleepers.any());
+        });
+    }
+
+    /// A registered waker (compiler barrier only) against the kernel
+    /// barrier.
+    #[test]
+    fn loom_no_lost_wakeup() {
+        one_sleeper(REGISTERED);
+    }
+
+    /// A waker in a process that could not register (a fence) against the
+    /// same sleeper.
+    #[test]
+    fn loom_no_lost_wakeup_fenced_waker() {
+        one_sleeper(Barriers {
+            fenced_waker: true,
+            ..REGISTERED
+        });
+    }
+
+    /// The model has teeth: a sleeper that fences but forgets the kernel
+    /// barrier misses a registered waker's publication, and loom finds the
+    /// resulting hang.
+    #[test]
+    #[should_panic]
+    fn loom_catches_a_sleeper_without_the_kernel_barrier() {
+        one_sleeper(Barriers {
+            kernel: false,
+            ..REGISTERED
         });
     }
 
@@ -512,53 +681,68 @@ mod loom_models {
         let mut b = loom::model::Builder::new();
         b.preemption_bound = Some(2);
         b.check(|| {
-            let c = chan();
+            let c = chan(REGISTERED);
             let p = c.clone();
-            let waker = loom::thread::spawn(move || {
-                p.cursor.store(1, std::sync::atomic::Ordering::Release);
-                p.point().notify();
-            });
+            let waker = loom::thread::spawn(move || p.publish());
             let c2 = c.clone();
-            let other = loom::thread::spawn(move || {
-                block::<u64, (), _, _>(
-                    c2.point(),
-                    64,
-                    None,
-                    || {
-                        let v = c2.cursor.load(std::sync::atomic::Ordering::Acquire);
-                        Ok((v > 0).then_some(v))
-                    },
-                    || Ok(()),
-                    || false,
-                )
-            });
-            let got = block::<u64, (), _, _>(
-                c.point(),
-                3,
-                None,
-                || {
-                    let v = c.cursor.load(std::sync::atomic::Ordering::Acquire);
-                    Ok((v > 0).then_some(v))
-                },
-                || Ok(()),
-                || false,
-            );
-            assert_eq!(got, Ok(1));
+            let other = loom::thread::spawn(move || c2.wait(64));
+            assert_eq!(c.wait(3), Ok(1));
             assert_eq!(other.join().unwrap(), Ok(1));
             waker.join().unwrap();
             assert!(!c.sleepers.any());
         });
     }
 
+    /// A waker that stops for ever at each step (before publishing, after
+    /// its cursor store, after its sleeper check) and is then found gone:
+    /// the sleeper's kernel barrier never waits for a stopped party, and
+    /// the sleeper ends with the publication if it was made, else with
+    /// `Disconnected`.
+    #[test]
+    fn loom_waker_stopped_at_each_step() {
+        for step in 0..3 {
+            loom::model(move || {
+                let c = chan(Barriers {
+                    sliced: true,
+                    ..REGISTERED
+                });
+                let p = c.clone();
+                let waker = loom::thread::spawn(move || {
+                    p.word.interrupt_point();
+                    if step >= 1 {
+                        p.cursor.store(1, Release);
+                    }
+                    if step >= 2 {
+                        p.point().notify();
+                        p.word.interrupt_point();
+                    }
+                    p.word.stop();
+                    p.gone.store(1, SeqCst);
+                });
+                let got = c.wait(9);
+                if step == 0 {
+                    assert_eq!(got, Err(Gave::Disconnected));
+                } else {
+                    assert_eq!(got, Ok(1));
+                }
+                waker.join().unwrap();
+                assert!(!c.sleepers.any());
+            });
+        }
+    }
+
     /// A peer that leaves wakes the sleeper, which reports it.
     #[test]
     fn loom_detach_wakes_sleeper() {
         loom::model(|| {
-            let c = chan();
+            let c = chan(REGISTERED);
             let p = c.clone();
             let leaver = loom::thread::spawn(move || {
+                p.word.interrupt_point();
                 p.gone.store(1, SeqCst);
                 p.point().wake_all();
+                p.word.interrupt_point();
+                p.word.stop();
             });
             let got = block::<u64, (), _, _>(
                 c.point(),
@@ -579,26 +763,20 @@ mod loom_models {
     #[should_panic]
     fn loom_catches_a_broken_waker() {
         loom::model(|| {
-            let c = chan();
+            let c = chan(REGISTERED);
             let p = c.clone();
             let waker = loom::thread::spawn(move || {
+                p.word.interrupt_point();
                 let sleepers = p.sleepers.any();
-                p.cursor.store(1, std::sync::atomic::Ordering::Release);
+                p.word.interrupt_point();
+                p.cursor.store(1, Release);
                 if sleepers {
                     p.point().wake_all();
                 }
+                p.word.interrupt_point();
+                p.word.stop();
             });
-            let _ = block::<u64, (), _, _>(
-                c.point(),
-                0,
-                None,
-                || {
-                    let v = c.cursor.load(SeqCst);
-                    Ok((v > 0).then_some(v))
-                },
-                || Ok(()),
-                || false,
-            );
+            let _ = c.wait(0);
             waker.join().unwrap();
         });
     }
@@ -640,8 +818,11 @@ mod loom_models {
             WaitPoint::new(&self.word, &self.flag)
         }
 
-        /// Publishes `v` and wakes sleepers, as the broadcast publisher.
+        /// Publishes `v` and wakes sleepers, as the broadcast publisher,
+        /// with the instruction boundaries around it where a kernel
+        /// barrier may land.
         fn publish(&self, v: u64) {
+            self.word.interrupt_point();
             self.cursor.store(v, std::sync::atomic::Ordering::Release);
             if self.point().notify() && self.flag.clear_late {
                 // Sabotage: the flag cleared after the wake-up, which can
@@ -651,6 +832,7 @@ mod loom_models {
             if self.flag.clear_late {
                 self.flag.v.store(0, SeqCst);
             }
+            self.word.interrupt_point();
         }
 
         /// Blocks until the cursor reaches `want`.
@@ -672,7 +854,7 @@ mod loom_models {
     fn flagged(clear_late: bool) -> Arc<Flagged> {
         Arc::new(Flagged {
             cursor: LAtomicU64::new(0),
-            word: MockFutex::new(),
+            word: MockFutex::new(REGISTERED),
             flag: MockFlag {
                 v: LAtomicU32::new(0),
                 clear_late,
@@ -693,6 +875,7 @@ mod loom_models {
             let waker = loom::thread::spawn(move || {
                 p.publish(1);
                 p.publish(2);
+                p.word.stop();
             });
             assert_eq!(c.wait_for(2), Ok(2));
             waker.join().unwrap();
@@ -707,7 +890,10 @@ mod loom_models {
         b.check(|| {
             let c = flagged(false);
             let p = c.clone();
-            let waker = loom::thread::spawn(move || p.publish(1));
+            let waker = loom::thread::spawn(move || {
+                p.publish(1);
+                p.word.stop();
+            });
             let c2 = c.clone();
             let other = loom::thread::spawn(move || c2.wait_for(1));
             assert_eq!(c.wait_for(1), Ok(1));
@@ -729,6 +915,7 @@ mod loom_models {
             let waker = loom::thread::spawn(move || {
                 p.publish(1);
                 p.publish(2);
+                p.word.stop();
             });
             let _ = c.wait_for(2);
             waker.join().unwrap();

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use common::*;
 use mmring::{Config, RecvError, SendError, spsc};
 
-/// Bytes in front of the data area (`layout::DATA_OFFSET`, layout v2).
+/// Bytes in front of the data area (`layout::DATA_OFFSET`, layouts 2 and 3).
 const HEADER: u64 = 12288;
 
 /// How long a busy peer waits to notice a truncation before giving up.

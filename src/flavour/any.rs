@@ -255,7 +255,7 @@ impl Protocol for AnyKind {
         })
     }
 
-    #[inline]
+    #[inline(always)]
     fn try_claim(m: &Mem, tx: &mut Tx, len: u64) -> Result<Option<Claim>, Corruption> {
         Ok(match (m, tx) {
             (Mem::Spsc(r), Tx::Spsc(t)) => Spsc::try_claim(r, t, len)?.map(Claim::Spsc),
@@ -265,7 +265,7 @@ impl Protocol for AnyKind {
         })
     }
 
-    #[inline]
+    #[inline(always)]
     unsafe fn claim_payload(m: &Mem, c: &Claim) -> NonNull<u8> {
         match (m, c) {
             // SAFETY: the caller's contract, for the inner claim.
@@ -278,7 +278,7 @@ impl Protocol for AnyKind {
         }
     }
 
-    #[inline]
+    #[inline(always)]
     fn publish(m: &Mem, tx: &mut Tx, c: Claim, committed: Option<u64>) {
         match (m, tx, c) {
             (Mem::Spsc(r), Tx::Spsc(t), Claim::Spsc(c)) => Spsc::publish(r, t, c, committed),
@@ -288,7 +288,7 @@ impl Protocol for AnyKind {
         }
     }
 
-    #[inline]
+    #[inline(always)]
     fn flush(m: &Mem, tx: &mut Tx) -> bool {
         match (m, tx) {
             (Mem::Spsc(r), Tx::Spsc(t)) => Spsc::flush(r, t),
@@ -340,7 +340,7 @@ impl Protocol for AnyKind {
         }
     }
 
-    #[inline]
+    #[inline(always)]
     fn try_take(m: &Mem, rx: &mut Rx) -> Result<Option<Taken>, Corruption> {
         Ok(match (m, rx) {
             (Mem::Spsc(r), Rx::Framed(c)) => Spsc::try_take(r, c)?.map(Taken::Framed),
@@ -350,7 +350,7 @@ impl Protocol for AnyKind {
         })
     }
 
-    #[inline]
+    #[inline(always)]
     unsafe fn taken_payload(m: &Mem, t: &Taken) -> (NonNull<u8>, usize) {
         match (m, t) {
             // SAFETY: the caller's contract, for the inner message.
@@ -361,7 +361,7 @@ impl Protocol for AnyKind {
         }
     }
 
-    #[inline]
+    #[inline(always)]
     fn consume(m: &Mem, rx: &mut Rx, t: Taken) {
         match (m, rx, t) {
             (Mem::Spsc(_) | Mem::Mpsc(_), Rx::Framed(c), Taken::Framed(f)) => c.consume(&f),
@@ -370,7 +370,7 @@ impl Protocol for AnyKind {
         }
     }
 
-    #[inline]
+    #[inline(always)]
     fn release(m: &Mem, rx: &mut Rx) -> bool {
         match (m, rx) {
             (Mem::Spsc(r) | Mem::Mpsc(r), Rx::Framed(c)) => c.release(r),

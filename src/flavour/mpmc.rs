@@ -185,6 +185,7 @@ impl Protocol for Mpmc {
         })
     }
 
+    #[inline(always)]
     fn try_claim(m: &SlotRing, tx: &mut Tx, len: u64) -> Result<Option<Slot>, Corruption> {
         if let Some(pos) = slots::claim_produce(m, tx.rec)? {
             return Ok(Some(Slot { pos, len }));
@@ -200,17 +201,20 @@ impl Protocol for Mpmc {
         Ok(None)
     }
 
+    #[inline(always)]
     unsafe fn claim_payload(m: &SlotRing, s: &Slot) -> NonNull<u8> {
         // SAFETY: `len <= slot_size` (checked before claiming) and we hold
         // the claimed slot until publishing it.
         unsafe { m.payload(s.pos, s.len) }
     }
 
+    #[inline(always)]
     fn publish(m: &SlotRing, tx: &mut Tx, s: Slot, committed: Option<u64>) {
         slots::publish(m, s.pos, committed, tx.rec);
         tx.unflushed = true;
     }
 
+    #[inline(always)]
     fn flush(_: &SlotRing, tx: &mut Tx) -> bool {
         std::mem::take(&mut tx.unflushed)
     }
@@ -263,6 +267,7 @@ impl Protocol for Mpmc {
         }
     }
 
+    #[inline(always)]
     fn try_take(m: &SlotRing, rx: &mut Rx) -> Result<Option<Slot>, Corruption> {
         let skipped = Cell::new(false);
         let r = slots::claim_consume(m, rx.rec, || skipped.set(true));
@@ -282,17 +287,20 @@ impl Protocol for Mpmc {
         Ok(None)
     }
 
+    #[inline(always)]
     unsafe fn taken_payload(m: &SlotRing, s: &Slot) -> (NonNull<u8>, usize) {
         // SAFETY: `claim_consume` checked `len <= slot_size`; we hold the
         // slot until it is consumed (the caller's contract).
         (unsafe { m.payload(s.pos, s.len) }, s.len as usize)
     }
 
+    #[inline(always)]
     fn consume(m: &SlotRing, rx: &mut Rx, s: Slot) {
         slots::release(m, s.pos, rx.rec);
         rx.unreleased = true;
     }
 
+    #[inline(always)]
     fn release(_: &SlotRing, rx: &mut Rx) -> bool {
         std::mem::take(&mut rx.unreleased)
     }

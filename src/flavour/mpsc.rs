@@ -145,10 +145,12 @@ impl Protocol for Mpsc {
         })
     }
 
+    #[inline(always)]
     fn try_claim(m: &RawRing, tx: &mut Tx, len: u64) -> Result<Option<Claim>, Corruption> {
         claim(m, tx.rec, &mut tx.cached_head, len)
     }
 
+    #[inline(always)]
     unsafe fn claim_payload(m: &RawRing, c: &Claim) -> NonNull<u8> {
         // SAFETY: `claim` placed the frame wholly inside the data area, in
         // a range our CAS on `tail` gave to us alone; the consumer does not
@@ -156,11 +158,13 @@ impl Protocol for Mpsc {
         unsafe { m.bytes(m.offset(c.start) + layout::FRAME_HEADER, c.len) }
     }
 
+    #[inline(always)]
     fn publish(m: &RawRing, tx: &mut Tx, c: Claim, committed: Option<u64>) {
         publish_claim(m, c, committed);
         tx.unflushed = true;
     }
 
+    #[inline(always)]
     fn flush(_: &RawRing, tx: &mut Tx) -> bool {
         std::mem::take(&mut tx.unflushed)
     }
@@ -209,6 +213,7 @@ impl Protocol for Mpsc {
         end <= m.head().load(Acquire)
     }
 
+    #[inline(always)]
     fn try_take(m: &RawRing, rx: &mut ReadCursor) -> Result<Option<Located>, Corruption> {
         let got = rx.next(m)?;
         if got.is_none()
@@ -221,15 +226,18 @@ impl Protocol for Mpsc {
         Ok(got)
     }
 
+    #[inline(always)]
     unsafe fn taken_payload(m: &RawRing, f: &Located) -> (NonNull<u8>, usize) {
         // SAFETY: the caller's contract is `ReadCursor::payload`'s.
         unsafe { ReadCursor::payload(m, f) }
     }
 
+    #[inline(always)]
     fn consume(_: &RawRing, rx: &mut ReadCursor, f: Located) {
         rx.consume(&f);
     }
 
+    #[inline(always)]
     fn release(m: &RawRing, rx: &mut ReadCursor) -> bool {
         rx.release(m)
     }

@@ -137,6 +137,7 @@ impl Protocol for Spsc {
         })
     }
 
+    #[inline(always)]
     fn try_claim(m: &RawRing, tx: &mut Tx, len: u64) -> Result<Option<Claim>, Corruption> {
         Ok(
             space(m, tx.tail, &mut tx.cached_head, len)?.map(|(pad, start)| Claim {
@@ -147,6 +148,7 @@ impl Protocol for Spsc {
         )
     }
 
+    #[inline(always)]
     unsafe fn claim_payload(m: &RawRing, c: &Claim) -> NonNull<u8> {
         // SAFETY: `space` placed the frame wholly inside the data area
         // (`offset + 8 + len <= capacity`), in the free region [tail, head +
@@ -154,6 +156,7 @@ impl Protocol for Spsc {
         unsafe { m.bytes(m.offset(c.start) + layout::FRAME_HEADER, c.len) }
     }
 
+    #[inline(always)]
     fn publish(m: &RawRing, tx: &mut Tx, c: Claim, committed: Option<u64>) {
         // An SPSC reservation is private until `tail` moves: giving it back
         // needs no store at all.
@@ -163,6 +166,7 @@ impl Protocol for Spsc {
         }
     }
 
+    #[inline(always)]
     fn flush(m: &RawRing, tx: &mut Tx) -> bool {
         if tx.tail == tx.published {
             return false;
@@ -196,19 +200,23 @@ impl Protocol for Spsc {
         true
     }
 
+    #[inline(always)]
     fn try_take(m: &RawRing, rx: &mut ReadCursor) -> Result<Option<Located>, Corruption> {
         rx.next(m)
     }
 
+    #[inline(always)]
     unsafe fn taken_payload(m: &RawRing, f: &Located) -> (NonNull<u8>, usize) {
         // SAFETY: the caller's contract is `ReadCursor::payload`'s.
         unsafe { ReadCursor::payload(m, f) }
     }
 
+    #[inline(always)]
     fn consume(_: &RawRing, rx: &mut ReadCursor, f: Located) {
         rx.consume(&f);
     }
 
+    #[inline(always)]
     fn release(m: &RawRing, rx: &mut ReadCursor) -> bool {
         rx.release(m)
     }
@@ -230,6 +238,7 @@ impl Protocol for Spsc {
 /// Writes the padding word (if any) and the frame word of a frame of `len`
 /// bytes at `start` (the payload is already in place). Returns the new
 /// tail; nothing is visible to the consumer until [`publish_tail`].
+#[inline(always)]
 pub(crate) fn write_frame<M: FramedMem>(m: &M, tail: u64, pad: u64, start: u64, len: u64) -> u64 {
     if pad > 0 {
         // ORDERING: Relaxed; made visible by the tail store in `publish_tail`.
@@ -241,6 +250,7 @@ pub(crate) fn write_frame<M: FramedMem>(m: &M, tail: u64, pad: u64, start: u64, 
 }
 
 /// Publishes every frame written below `tail` with one store.
+#[inline(always)]
 pub(crate) fn publish_tail<M: FramedMem>(m: &M, tail: u64) {
     // ORDERING(tail-publish): Release; pairs with the Acquire tail load in
     // `ring::locate`, so the payloads and frame words written before are
@@ -251,6 +261,7 @@ pub(crate) fn publish_tail<M: FramedMem>(m: &M, tail: u64) {
 
 /// Where a frame of `len` bytes fits, re-reading the consumer's cursor only
 /// when the cached one says the ring is too full. `Ok(None)`: no room.
+#[inline(always)]
 pub(crate) fn space<M: FramedMem>(
     raw: &M,
     tail: u64,
