@@ -869,7 +869,9 @@ mod loom_models {
     /// left asleep.
     #[test]
     fn loom_sleep_flag_two_publications() {
-        loom::model(|| {
+        let mut b = loom::model::Builder::new();
+        b.preemption_bound = Some(2);
+        b.check(|| {
             let c = flagged(false);
             let p = c.clone();
             let waker = loom::thread::spawn(move || {
@@ -909,7 +911,9 @@ mod loom_models {
     #[test]
     #[should_panic]
     fn loom_sleep_flag_catches_a_late_clear() {
-        loom::model(|| {
+        let mut b = loom::model::Builder::new();
+        b.preemption_bound = Some(2);
+        b.check(|| {
             let c = flagged(true);
             let p = c.clone();
             let waker = loom::thread::spawn(move || {
