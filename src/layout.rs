@@ -10,7 +10,7 @@
 //! offset  size  block 0: identity (written once by the creator)
 //!      0     8  magic            b"MMRING\0\x01"
 //!      8     4  version          LAYOUT_VERSION
-//!     12     4  kind             1 = spsc, 2 = mpsc, 3 = mpmc
+//!     12     4  kind             1 = spsc, 2 = mpsc, 3 = mpmc, 4 = broadcast
 //!     16     4  flags            FLAG_LITTLE_ENDIAN | FLAG_64BIT (must equal ours)
 //!     20     4  data_offset      DATA_OFFSET (12288)
 //!     24     8  capacity         data area bytes, a power of two
@@ -28,8 +28,11 @@
 //!         block 2: producer side (128-byte aligned)
 //!    256     8  tail             committed (spsc) or claimed (mpsc, mpmc)
 //!    264     4  data_futex       bumped by producers to wake consumers
-//!    268     4  reserved         zero
+//!    268     4  sleep_flag       broadcast: a subscriber may sleep (else zero)
 //!    272    16  data_sleepers    bit i: the handle of attach[i] sleeps on data_futex
+//!    288     8  intent           broadcast: end of the record being written (else zero)
+//!    296     8  oldest           broadcast: oldest record not overwritten (else zero)
+//!    304     8  latest           broadcast: newest frame's position + 1 (else zero)
 //!         block 3: role records (liveness lives in OFD locks)
 //!    384    16  roles[0]         producer: pid, attaches, pending
 //!    400    16  roles[1]         consumer: pid, attaches, pending (a release in progress)

@@ -57,6 +57,14 @@ fn model_sees_frames_and_lags() {
 }
 
 #[test]
+fn handles_are_send_and_static() {
+    fn is<T: Send + 'static>() {}
+    is::<broadcast::Ring>();
+    is::<broadcast::Publisher>();
+    is::<broadcast::Subscriber>();
+}
+
+#[test]
 fn roles_and_limits() {
     let ring = broadcast::Ring::anonymous(Config::new(1024)).unwrap();
     assert_eq!(ring.max_frame(), 1024 / 4 - 16);
