@@ -222,12 +222,14 @@ impl Config {
                 "capacity must be a power of two between 64 bytes and 64 GiB",
             ));
         }
-        let limit = layout::default_max_frame(cap);
+        let limit = layout::max_frame_limit(kind, cap);
         let max_frame = self.max_frame.unwrap_or(limit);
         if max_frame > limit {
-            return Err(Error::InvalidConfig(
-                "max_frame must be at most capacity / 2 - 8",
-            ));
+            return Err(Error::InvalidConfig(if kind == Kind::Broadcast {
+                "max_frame must be at most capacity / 4 - 16 on a broadcast ring"
+            } else {
+                "max_frame must be at most capacity / 2 - 8"
+            }));
         }
         Ok(Ident {
             magic: layout::MAGIC,
@@ -366,7 +368,7 @@ impl Geometry {
                 value: cap,
             });
         }
-        if id.max_frame > layout::default_max_frame(cap) {
+        if id.max_frame > layout::max_frame_limit(kind, cap) {
             return Err(Error::BadGeometry {
                 what: "max frame",
                 value: id.max_frame,

@@ -97,6 +97,16 @@ pub enum Corruption {
         /// Bytes that were available for it.
         available: u64,
     },
+    /// A broadcast frame that was not overwritten while it was read carries
+    /// a sequence number other than the one due at its position.
+    Sequence {
+        /// Ring position of the frame.
+        pos: u64,
+        /// The sequence number due there.
+        expected: u64,
+        /// The one found.
+        found: u64,
+    },
     /// The ring's backing file shrank under the mapping (someone truncated
     /// it), so its memory was replaced with zero pages to keep the process
     /// alive. Nothing read from the ring since then can be trusted, and
@@ -150,6 +160,14 @@ impl fmt::Display for Corruption {
             } => write!(
                 f,
                 "frame at position {pos} needs {needs} bytes but only {available} are available"
+            ),
+            Corruption::Sequence {
+                pos,
+                expected,
+                found,
+            } => write!(
+                f,
+                "frame at position {pos} has sequence number {found}, expected {expected}"
             ),
             Corruption::Truncated => f.write_str(
                 "the ring's file was truncated under its mapping (its memory now reads as zeros)",
@@ -245,6 +263,11 @@ pub enum RecvError {
     Forked,
     /// The shared mapping is inconsistent; the consumer stays where it is.
     Corrupt(Corruption),
+    /// A broadcast subscriber was overrun by the publisher: this many
+    /// frames were overwritten before it read them (exact: every frame
+    /// carries its sequence number). The next call continues at the oldest
+    /// frame still in the ring.
+    Lagged(u64),
 }
 
 impl fmt::Display for RecvError {
@@ -260,6 +283,7 @@ impl fmt::Display for RecvError {
                 "consumer inherited across fork: claim one from the Ring in this process",
             ),
             RecvError::Corrupt(c) => write!(f, "ring is corrupt: {c}"),
+            RecvError::Lagged(n) => write!(f, "lagged behind the publisher: {n} frames skipped"),
         }
     }
 }
@@ -373,6 +397,14 @@ pub enum Error {
     UnknownKind {
         /// The header's `kind` field.
         found: u32,
+    },
+    /// The ring is of a kind this handle type does not serve: a broadcast
+    /// ring opened through [`AnyRing`](crate::AnyRing), whose queue API
+    /// does not fit it (open it with [`broadcast::Ring`](crate::broadcast::Ring)).
+    #[error("ring is {found}, which this handle type does not open")]
+    UnsupportedKind {
+        /// The ring's kind.
+        found: Kind,
     },
     /// The header's geometry is impossible.
     #[error("bad ring geometry: {what} is {value}")]

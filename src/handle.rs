@@ -22,7 +22,7 @@ use crate::notify::Notifier;
 use crate::protocol::{FixedKind, Flavour};
 use crate::region::Region;
 use crate::roles::Attachment;
-use crate::shared::{PeerState, Shared, Stat};
+use crate::shared::{Base, PeerState, Shared, Stat};
 use crate::wait::{self, Gave, SleeperSet, WaitStrategy};
 
 /// The deadline `timeout` from now; `None` (no deadline) when it lies beyond
@@ -318,8 +318,8 @@ impl<P: Flavour> Ring<P> {
 
 /// A held role: the attachment (OFD lock) and the ring it belongs to.
 /// Dropping it detaches and wakes the other side.
-struct RoleGuard<P: Flavour> {
-    shared: Arc<Shared<P>>,
+pub(crate) struct RoleGuard<P: Base> {
+    pub(crate) shared: Arc<Shared<P>>,
     role: Role,
     att: Option<Attachment>,
     /// Wake-ups that found nobody asleep (see `Shared::notify`).
@@ -332,7 +332,7 @@ struct RoleGuard<P: Flavour> {
     /// Our bit is set in the wait point by [`arm`](Consumer::arm).
     armed: bool,
     /// How blocking calls wait.
-    strategy: WaitStrategy,
+    pub(crate) strategy: WaitStrategy,
 }
 
 /// How often a waiting party re-checks the file (size, name).
@@ -364,8 +364,8 @@ impl LastCheck {
     }
 }
 
-impl<P: Flavour> RoleGuard<P> {
-    fn attach(shared: &Arc<Shared<P>>, role: Role) -> Result<Self, Error> {
+impl<P: Base> RoleGuard<P> {
+    pub(crate) fn attach(shared: &Arc<Shared<P>>, role: Role) -> Result<Self, Error> {
         let att = shared.attach(role)?;
         Ok(RoleGuard {
             shared: shared.clone(),
@@ -438,7 +438,7 @@ impl<P: Flavour> RoleGuard<P> {
         }
     }
 
-    fn att(&self) -> &Attachment {
+    pub(crate) fn att(&self) -> &Attachment {
         self.att.as_ref().expect("attached while the handle lives")
     }
 
@@ -448,7 +448,7 @@ impl<P: Flavour> RoleGuard<P> {
     }
 
     /// Our bit in the sleeper sets.
-    fn bit(&self) -> u32 {
+    pub(crate) fn bit(&self) -> u32 {
         self.record() as u32
     }
 
@@ -461,7 +461,7 @@ impl<P: Flavour> RoleGuard<P> {
     /// A truncated ring file: the fault handler replaced the mapping with
     /// zeros, and what was just read is not data.
     #[inline(always)]
-    fn poisoned(&self) -> Result<(), Corruption> {
+    pub(crate) fn poisoned(&self) -> Result<(), Corruption> {
         self.shared.region.check_poison()
     }
 
@@ -470,7 +470,7 @@ impl<P: Flavour> RoleGuard<P> {
     /// word) is a truncated file.
     #[cold]
     #[inline(never)]
-    fn explain(&self, c: Corruption) -> Corruption {
+    pub(crate) fn explain(&self, c: Corruption) -> Corruption {
         match self.poisoned() {
             Err(truncated) => truncated,
             Ok(()) => c,
@@ -481,7 +481,7 @@ impl<P: Flavour> RoleGuard<P> {
     /// long as the ring (a waiter may never touch the lost pages), and,
     /// while the other side is not attached, the path still naming our
     /// file. System calls, so at most once per `SLOW_CHECK_EVERY`.
-    fn slow_check(&self) -> Result<(), Gave<Corruption>> {
+    pub(crate) fn slow_check(&self) -> Result<(), Gave<Corruption>> {
         self.poisoned().map_err(Gave::Err)?;
         let now = Instant::now();
         if !self.last_slow_check.due(now) {
@@ -499,7 +499,7 @@ impl<P: Flavour> RoleGuard<P> {
     }
 
     /// The state of the other role.
-    fn peer_state(&self) -> PeerState {
+    pub(crate) fn peer_state(&self) -> PeerState {
         let peer = match self.role {
             Role::Producer => Role::Consumer,
             Role::Consumer => Role::Producer,
@@ -508,7 +508,7 @@ impl<P: Flavour> RoleGuard<P> {
     }
 }
 
-impl<P: Flavour> Drop for RoleGuard<P> {
+impl<P: Base> Drop for RoleGuard<P> {
     fn drop(&mut self) {
         if self.att.as_ref().is_some_and(|a| !a.is_inherited()) {
             self.disarm();

@@ -10,7 +10,7 @@
 //! offset  size  block 0: identity (written once by the creator)
 //!      0     8  magic            b"MMRING\0\x01"
 //!      8     4  version          LAYOUT_VERSION
-//!     12     4  kind             1 = spsc, 2 = mpsc, 3 = mpmc
+//!     12     4  kind             1 = spsc, 2 = mpsc, 3 = mpmc, 4 = broadcast
 //!     16     4  flags            FLAG_LITTLE_ENDIAN | FLAG_64BIT (must equal ours)
 //!     20     4  data_offset      DATA_OFFSET (12288)
 //!     24     8  capacity         data area bytes, a power of two
@@ -29,8 +29,11 @@
 //!         block 2: producer side (128-byte aligned)
 //!    256     8  tail             committed (spsc) or claimed (mpsc, mpmc)
 //!    264     4  data_futex       bumped by producers to wake consumers
-//!    268     4  reserved         zero
+//!    268     4  sleep_flag       broadcast: a subscriber may sleep (else zero)
 //!    272    16  data_sleepers    bit i: the handle of attach[i] sleeps on data_futex
+//!    288     8  intent           broadcast: end of the record being written (else zero)
+//!    296     8  oldest           broadcast: oldest record not overwritten (else zero)
+//!    304     8  latest           broadcast: newest frame's position + 1 (else zero)
 //!         block 3: role records (liveness lives in OFD locks)
 //!    384    16  roles[0]         producer: pid, attaches, pending
 //!    400    16  roles[1]         consumer: pid, attaches, pending (a release in progress)
@@ -122,6 +125,9 @@ pub enum Kind {
     Mpsc = 2,
     /// Many producers, many consumers, fixed slots.
     Mpmc = 3,
+    /// One publisher, any number of subscribers, each of which sees every
+    /// frame or learns how many it missed; variable-length frames.
+    Broadcast = 4,
 }
 
 impl Kind {
@@ -131,6 +137,7 @@ impl Kind {
             1 => Some(Kind::Spsc),
             2 => Some(Kind::Mpsc),
             3 => Some(Kind::Mpmc),
+            4 => Some(Kind::Broadcast),
             _ => None,
         }
     }
@@ -141,6 +148,7 @@ impl Kind {
             Kind::Spsc => "spsc",
             Kind::Mpsc => "mpsc",
             Kind::Mpmc => "mpmc",
+            Kind::Broadcast => "broadcast",
         }
     }
 }
@@ -233,11 +241,24 @@ pub struct ProducerBlock {
     /// adds one to it (and wakes) after committing when `data_sleepers != 0`,
     /// and whenever a producer attaches or detaches.
     pub data_futex: AtomicU32,
-    /// Zero.
-    pub reserved: AtomicU32,
+    /// Broadcast rings: nonzero while a subscriber may be asleep on
+    /// `data_futex` (set by every subscriber before it sleeps, cleared with
+    /// a swap by the publisher before it wakes them). Zero for other kinds.
+    pub sleep_flag: AtomicU32,
     /// The consumers between "about to sleep" and "awake" on `data_futex`,
-    /// one bit per attachment record, as `space_sleepers`.
+    /// one bit per attachment record, as `space_sleepers`. Unused (zero) on
+    /// broadcast rings.
     pub data_sleepers: [AtomicU64; 2],
+    /// Broadcast rings: the end of the record the publisher is writing (or
+    /// `tail` when none is in progress); never decreases. Zero for other
+    /// kinds.
+    pub intent: AtomicU64,
+    /// Broadcast rings: the position of the oldest record not yet (being)
+    /// overwritten. Zero for other kinds.
+    pub oldest: AtomicU64,
+    /// Broadcast rings: the position of the newest published frame plus
+    /// one; 0 before the first. Zero for other kinds.
+    pub latest: AtomicU64,
 }
 
 /// One attachment record. Liveness is *not* read from here (a pid can be
@@ -302,7 +323,12 @@ const _: () = {
     assert!(offset_of!(Header, consumer) + offset_of!(ConsumerBlock, released_frames) == 160);
     assert!(offset_of!(Header, producer) == 256);
     assert!(offset_of!(Header, producer) + offset_of!(ProducerBlock, data_futex) == 264);
+    assert!(offset_of!(Header, producer) + offset_of!(ProducerBlock, sleep_flag) == 268);
     assert!(offset_of!(Header, producer) + offset_of!(ProducerBlock, data_sleepers) == 272);
+    assert!(offset_of!(Header, producer) + offset_of!(ProducerBlock, intent) == 288);
+    assert!(offset_of!(Header, producer) + offset_of!(ProducerBlock, oldest) == 296);
+    assert!(offset_of!(Header, producer) + offset_of!(ProducerBlock, latest) == 304);
+    assert!(size_of::<ProducerBlock>() == 128);
     assert!(offset_of!(Header, roles) == 384);
     assert!(size_of::<RoleRecord>() == 16);
     assert!(offset_of!(RoleRecord, pending) == 8);
@@ -384,6 +410,42 @@ pub const fn default_max_frame(capacity: u64) -> u64 {
         MAX_FRAME_LIMIT
     } else {
         half
+    }
+}
+
+/// The largest payload a framed ring of `kind` and `capacity` bytes may
+/// be created with.
+#[inline]
+pub const fn max_frame_limit(kind: Kind, capacity: u64) -> u64 {
+    match kind {
+        Kind::Broadcast => bcast_max_frame(capacity),
+        _ => default_max_frame(capacity),
+    }
+}
+
+/// Bytes in front of a broadcast frame's payload: the frame word and the
+/// frame's sequence number.
+pub const BCAST_FRAME_HEADER: u64 = 16;
+
+/// Bytes a broadcast frame with `len` payload bytes occupies.
+#[inline]
+pub const fn bcast_frame_size(len: u64) -> u64 {
+    BCAST_FRAME_HEADER + align_up(len)
+}
+
+/// The largest payload a broadcast ring of `capacity` bytes can carry: a
+/// quarter of the ring, less the frame header. With records of at most a
+/// quarter of the ring, one record being written (with the padding in
+/// front of it) never reaches the newest published frame, so there is
+/// always a whole newest frame in the ring once one has been published
+/// (see `docs/FORMAT.md`, "Broadcast").
+#[inline]
+pub const fn bcast_max_frame(capacity: u64) -> u64 {
+    let quarter = capacity / 4 - BCAST_FRAME_HEADER;
+    if quarter > MAX_FRAME_LIMIT {
+        MAX_FRAME_LIMIT
+    } else {
+        quarter
     }
 }
 
@@ -624,10 +686,10 @@ mod tests {
 
     #[test]
     fn kinds_round_trip() {
-        for k in [Kind::Spsc, Kind::Mpsc, Kind::Mpmc] {
+        for k in [Kind::Spsc, Kind::Mpsc, Kind::Mpmc, Kind::Broadcast] {
             assert_eq!(Kind::from_raw(k as u32), Some(k));
         }
         assert_eq!(Kind::from_raw(0), None);
-        assert_eq!(Kind::from_raw(4), None);
+        assert_eq!(Kind::from_raw(5), None);
     }
 }

@@ -37,6 +37,9 @@
 //!   producers claim space with a CAS and publish by their frame word.
 //! * [`mpmc`]: many producers, many consumers, fixed-size slots with
 //!   sequence stamps (Vyukov's bounded queue).
+//! * [`broadcast`]: one publisher, any number of subscribers, each of
+//!   which receives every frame or learns exactly how many it missed
+//!   (`Lagged`); the publisher never waits.
 //! * [`AnyRing`]: a ring whose kind is learnt from its file
 //!   ([`kind_of`]), for tools that take any ring.
 //!
@@ -104,7 +107,7 @@ pub use fault::poisoned_mappings;
 pub use flavour::any::{
     AnyConsumer, AnyKind, AnyProducer, AnyReadGrant, AnyRing, AnyWriteGrant, kind_of,
 };
-pub use flavour::{mpmc, mpsc, spsc};
+pub use flavour::{broadcast, mpmc, mpsc, spsc};
 pub use handle::{
     Consumer, Frame, Iter, Producer, ReadGrant, Ring, TryIter, WriteBatch, WriteGrant,
 };

@@ -7,20 +7,59 @@ use std::sync::atomic::Ordering::Relaxed;
 
 use crate::error::Error;
 use crate::layout::{self, Kind, Role};
-use crate::protocol::Flavour;
+use crate::protocol::sealed::Protocol;
 use crate::region::Region;
 use crate::roles::{self, Attachment};
 use crate::wait::{SleeperSet, WaitPoint};
 
+/// What [`Shared`] needs from a ring flavour: its raw view of the mapping
+/// and the few facts about roles and claims that attaching, liveness and
+/// `stat` depend on. Every queue flavour has it through its `Protocol`;
+/// the broadcast flavour, whose subscribers are not queue consumers,
+/// implements it directly.
+pub(crate) trait Base: Sized + Send + Sync + 'static {
+    /// Raw access to the ring's cursors and data area.
+    type Mem: Send + Sync + std::fmt::Debug;
+    /// The flavour's view of `region`, after checking its cursors.
+    fn mem(region: &Region) -> Result<Self::Mem, Error>;
+    /// Whether `role` is held by one handle at a time.
+    fn exclusive(mem: &Self::Mem, role: Role) -> bool;
+    /// Whether dead record `i` may be reused (see `Protocol::reusable`).
+    fn reusable(mem: &Self::Mem, i: u64) -> bool;
+    /// Whether record `i`'s claim is settled (see `Protocol::claim_settled`).
+    fn claim_settled(mem: &Self::Mem, i: u64) -> bool;
+    /// `(head, tail)` in the flavour's units, for monitoring.
+    fn cursors(mem: &Self::Mem) -> (u64, u64);
+}
+
+impl<P: Protocol> Base for P {
+    type Mem = <P as Protocol>::Mem;
+    fn mem(region: &Region) -> Result<Self::Mem, Error> {
+        <P as Protocol>::mem(region)
+    }
+    fn exclusive(mem: &Self::Mem, role: Role) -> bool {
+        <P as Protocol>::exclusive(mem, role)
+    }
+    fn reusable(mem: &Self::Mem, i: u64) -> bool {
+        <P as Protocol>::reusable(mem, i)
+    }
+    fn claim_settled(mem: &Self::Mem, i: u64) -> bool {
+        <P as Protocol>::claim_settled(mem, i)
+    }
+    fn cursors(mem: &Self::Mem) -> (u64, u64) {
+        <P as Protocol>::cursors(mem)
+    }
+}
+
 /// A mapped ring and its flavour's raw view of it, shared through an `Arc`
 /// by the `Ring` value and every handle made from it.
 #[derive(Debug)]
-pub(crate) struct Shared<P: Flavour> {
+pub(crate) struct Shared<P: Base> {
     pub region: Region,
     pub mem: P::Mem,
 }
 
-impl<P: Flavour> Shared<P> {
+impl<P: Base> Shared<P> {
     /// The flavour's view of `region`, after checking its cursors.
     pub fn new(region: Region) -> Result<Shared<P>, Error> {
         let mem = P::mem(&region)?;

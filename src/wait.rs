@@ -20,9 +20,9 @@
 //! producer) run:
 //!
 //! ```text
-//!   S1  sleepers.fetch_or(bit)          W1  cursor.store(new, Release)
-//!   S2  heavy barrier                   W2  light barrier
-//!   S3  seen = word.load()              W3  if sleepers.load() != 0 {
+//!   S0  seen = word.load()              W1  cursor.store(new, Release)
+//!   S1  sleepers.fetch_or(bit)          W2  light barrier
+//!   S2  heavy barrier                   W3  if sleepers.load() != 0 {
 //!   S4  re-check cursor: still empty?   W4      word.fetch_add(1)
 //!   S5  futex_wait(word, seen)          W5      futex_wake(word) }
 //! ```
@@ -34,13 +34,12 @@
 //!
 //! *A fenced waker.* The two `SeqCst` fences are totally ordered. If S2's
 //! fence comes first, then S1 (before it) is visible to W3 (after W2): W
-//! reads a set bit and performs W4 and W5. Either W4 lands before S3, and
-//! then S3 reads it, W1 happens before S4 through it, and S sees the new
-//! cursor; or after S3, and then the kernel's `futex_wait` either sees
-//! `word != seen` and returns at once, or is already asleep and is woken by
-//! W5 (the kernel checks the value and queues the sleeper atomically with
-//! respect to `futex_wake`). If W2 comes first, W1 (before W2) is visible
-//! to S4 (after S2): S sees the new cursor and does not sleep. This is the
+//! reads a set bit and performs W4 and W5. W4 comes after W3 read S1,
+//! which comes after S0, so S0 did not read W4: `seen` is older than W4,
+//! and the kernel's `futex_wait` either sees `word != seen` and returns at
+//! once, or is already asleep and is woken by W5 (the kernel checks the
+//! value and queues the sleeper atomically with respect to `futex_wake`).
+//! If W2 comes first, W1 (before W2) is visible to S4 (after S2): S sees the new cursor and does not sleep. This is the
 //! fence pairing of crossbeam's `array_queue` and of Dekker's algorithm.
 //!
 //! *A registered waker.* The kernel makes W's thread execute a full
@@ -67,6 +66,16 @@
 //! A sleeper whose `membarrier` call is refused (a seccomp filter) cannot
 //! order registered wakers: it sleeps at most [`barrier::FALLBACK_SLICE`]
 //! at a time, so a wake-up it misses costs at most that long.
+//!
+//! `seen` is loaded *before* the sleeper registers (S0), not after: with
+//! the broadcast sleep flag, which one waker's swap clears for every
+//! sleeper (W3), a waker may clear the flag S has just set and do W4 and
+//! W5 before S sleeps; had S loaded `seen` after W4, it would sleep through
+//! the next publication, whose waker finds the flag clear. With S0 first,
+//! every W4 that follows a W3 that saw S1 is newer than `seen`, so the
+//! wait returns at once and S sets the flag again. (The loom model
+//! `loom_sleep_flag_two_publications` found the lost wake-up of the other
+//! order.)
 //!
 //! # Dead peers
 //!
@@ -147,6 +156,48 @@ pub(crate) trait SleeperSet {
     fn any(&self) -> bool;
     /// The set bits, as a snapshot.
     fn members(&self) -> u128;
+    /// The waker's check (W3): whether to wake. A set that the waker
+    /// clears (the broadcast sleep flag) clears itself here.
+    #[inline]
+    fn take_for_wake(&self) -> bool {
+        self.any()
+    }
+}
+
+/// The sleep flag of a broadcast ring: one word for any number of
+/// sleepers. Every sleeper sets it before each sleep (S1, re-armed on
+/// every round of [`block`]), nobody but the waker clears it, and the
+/// waker clears it with a swap before it wakes (W3), so a sleeper that
+/// died (or left without sleeping) costs at most one futile wake-up, never
+/// one per publication. A sleeper whose flag a waker cleared is woken by
+/// that waker's `FUTEX_WAKE` (or sees its futex-word bump), and sets the
+/// flag again before it sleeps again.
+impl SleeperSet for AtomicU32 {
+    #[inline]
+    fn insert(&self, _bit: u32) {
+        // ORDERING(wake-handshake): SeqCst, S1; see the module docs.
+        self.store(1, SeqCst);
+    }
+
+    /// Leaving does not clear the flag: other sleepers may share it.
+    #[inline]
+    fn remove(&self, _bit: u32) {}
+
+    #[inline]
+    fn any(&self) -> bool {
+        self.load(SeqCst) != 0
+    }
+
+    fn members(&self) -> u128 {
+        u128::from(self.any())
+    }
+
+    #[inline]
+    fn take_for_wake(&self) -> bool {
+        // ORDERING(wake-handshake): SeqCst, W3; the load first keeps the
+        // common case (nobody asleep) free of a locked instruction.
+        self.load(SeqCst) != 0 && self.swap(0, SeqCst) != 0
+    }
 }
 
 impl SleeperSet for [AtomicU64; 2] {
@@ -199,25 +250,29 @@ impl<'a, W: FutexWord, S: SleeperSet> WaitPoint<'a, W, S> {
     /// that published the change they wait for (W1 above). Returns `true`
     /// when a wake-up was sent and the kernel found nobody asleep: a hint
     /// that a sleeper died with its bit set (or is about to sleep), which
-    /// the caller reconciles when it keeps happening.
-    #[cfg(test)]
-    pub fn notify(&self) -> bool {
-        match self.sleeping() {
-            Some(_) => self.wake_all() == 0,
-            None => false,
-        }
-    }
-
-    /// W2 and W3 of the handshake: the light barrier, then the sleeper set.
-    /// `None` (the hot path) when nobody sleeps; otherwise the set, whose
-    /// members the caller wakes: `wake_all` for the futex sleepers and a
-    /// datagram for those waiting on a descriptor (`notify.rs`).
+    /// the caller reconciles when it keeps happening. A set the waker
+    /// clears (the broadcast sleep flag) is cleared here (W3).
     #[inline]
-    pub fn sleeping(&self) -> Option<u128> {
+    pub fn notify(&self) -> bool {
         // ORDERING(wake-handshake): the light barrier W2 pairs with the
         // heavy barrier S2 in `register`; with them, the loads W3 see a
         // registered sleeper or the sleeper sees our publication (module
         // docs).
+        self.word.light_barrier();
+        if self.sleepers.take_for_wake() {
+            return self.wake_all() == 0;
+        }
+        false
+    }
+
+    /// W2 and W3 of the handshake for a sleeper bitmap: the light barrier,
+    /// then the set. `None` (the hot path) when nobody sleeps; otherwise
+    /// the set, whose members the caller wakes: `wake_all` for the futex
+    /// sleepers and a datagram for those waiting on a descriptor
+    /// (`notify.rs`).
+    #[inline]
+    pub fn sleeping(&self) -> Option<u128> {
+        // ORDERING(wake-handshake): as in `notify`.
         self.word.light_barrier();
         if !self.sleepers.any() {
             return None;
@@ -229,8 +284,8 @@ impl<'a, W: FutexWord, S: SleeperSet> WaitPoint<'a, W, S> {
     /// detaches, which sleepers must notice even though no cursor moved.
     /// Returns how many the kernel woke.
     pub fn wake_all(&self) -> usize {
-        // ORDERING(wake-handshake): SeqCst (W4); a sleeper that loads the
-        // word after this does not sleep on the stale value.
+        // ORDERING(wake-handshake): SeqCst (W4); a sleeper that loaded the
+        // word before this does not sleep on the stale value.
         self.word.add(1);
         self.word.wake_all()
     }
@@ -322,10 +377,10 @@ pub(crate) fn block_with<T, E, W: FutexWord, S: SleeperSet>(
         }
     }
     loop {
+        // S0: the word before registering and re-checking; see module docs.
+        let seen = point.word.load_seqcst();
         // S1 and S2 (module docs).
         let (registered, ordered) = register(point, bit);
-        // S3: the word before the re-check; see module docs.
-        let seen = point.word.load_seqcst();
         if let Some(v) = attempt().map_err(Gave::Err)? {
             return Ok(v);
         }
@@ -901,6 +956,151 @@ mod loom_models {
             waker.join().unwrap();
         });
     }
+
+    /// The broadcast sleep flag on a loom atomic: as `impl SleeperSet for
+    /// AtomicU32`, with `clear_late` for the sabotage below.
+    struct MockFlag {
+        v: LAtomicU32,
+        clear_late: bool,
+    }
+
+    impl SleeperSet for MockFlag {
+        fn insert(&self, _bit: u32) {
+            self.v.store(1, SeqCst);
+        }
+        fn remove(&self, _bit: u32) {}
+        fn any(&self) -> bool {
+            self.v.load(SeqCst) != 0
+        }
+        fn members(&self) -> u128 {
+            u128::from(self.any())
+        }
+        fn take_for_wake(&self) -> bool {
+            if self.clear_late {
+                return self.any();
+            }
+            self.v.load(SeqCst) != 0 && self.v.swap(0, SeqCst) != 0
+        }
+    }
+
+    struct Flagged {
+        cursor: LAtomicU64,
+        word: MockFutex,
+        flag: MockFlag,
+    }
+
+    impl Flagged {
+        fn point(&self) -> WaitPoint<'_, MockFutex, MockFlag> {
+            WaitPoint::new(&self.word, &self.flag)
+        }
+
+        /// Publishes `v` and wakes sleepers, as the broadcast publisher,
+        /// with the instruction boundaries around it where a kernel
+        /// barrier may land.
+        fn publish(&self, v: u64) {
+            self.word.interrupt_point();
+            self.cursor.store(v, std::sync::atomic::Ordering::Release);
+            if self.point().notify() && self.flag.clear_late {
+                // Sabotage: the flag cleared after the wake-up, which can
+                // erase a sleeper's re-arming.
+                self.flag.v.store(0, SeqCst);
+            }
+            if self.flag.clear_late {
+                self.flag.v.store(0, SeqCst);
+            }
+            self.word.interrupt_point();
+        }
+
+        /// Blocks until the cursor reaches `want`.
+        fn wait_for(&self, want: u64) -> Result<u64, Gave<()>> {
+            block::<u64, (), _, _>(
+                self.point(),
+                0,
+                None,
+                || {
+                    let v = self.cursor.load(std::sync::atomic::Ordering::Acquire);
+                    Ok((v >= want).then_some(v))
+                },
+                || Ok(()),
+                || false,
+            )
+        }
+    }
+
+    fn flagged(clear_late: bool) -> Arc<Flagged> {
+        Arc::new(Flagged {
+            cursor: LAtomicU64::new(0),
+            word: MockFutex::new(REGISTERED),
+            flag: MockFlag {
+                v: LAtomicU32::new(0),
+                clear_late,
+            },
+        })
+    }
+
+    /// The broadcast sleep flag: one flag for every sleeper, cleared by the
+    /// waker's swap before its wake-up, set again by each sleeper before
+    /// each sleep. A sleeper waiting for the second of two publications
+    /// (so it may sleep, be woken by the first, and sleep again) is never
+    /// left asleep.
+    #[test]
+    fn loom_sleep_flag_two_publications() {
+        let mut b = loom::model::Builder::new();
+        b.preemption_bound = Some(2);
+        b.check(|| {
+            let c = flagged(false);
+            let p = c.clone();
+            let waker = loom::thread::spawn(move || {
+                p.publish(1);
+                p.publish(2);
+                p.word.stop();
+            });
+            assert_eq!(c.wait_for(2), Ok(2));
+            waker.join().unwrap();
+        });
+    }
+
+    /// Two sleepers share the flag: one publication wakes both.
+    #[test]
+    fn loom_sleep_flag_two_sleepers() {
+        let mut b = loom::model::Builder::new();
+        b.preemption_bound = Some(2);
+        b.check(|| {
+            let c = flagged(false);
+            let p = c.clone();
+            let waker = loom::thread::spawn(move || {
+                p.publish(1);
+                p.word.stop();
+            });
+            let c2 = c.clone();
+            let other = loom::thread::spawn(move || c2.wait_for(1));
+            assert_eq!(c.wait_for(1), Ok(1));
+            assert_eq!(other.join().unwrap(), Ok(1));
+            waker.join().unwrap();
+        });
+    }
+
+    /// The model has teeth: a waker that clears the flag after its
+    /// wake-up (instead of the swap before it) can erase the flag a sleeper
+    /// set again before sleeping, and the next publication then wakes
+    /// nobody: loom finds the hang.
+    #[test]
+    #[should_panic]
+    fn loom_sleep_flag_catches_a_late_clear() {
+        let mut b = loom::model::Builder::new();
+        b.preemption_bound = Some(2);
+        b.check(|| {
+            let c = flagged(true);
+            let p = c.clone();
+            let waker = loom::thread::spawn(move || {
+                p.publish(1);
+                p.publish(2);
+                p.word.stop();
+            });
+            let _ = c.wait_for(2);
+            waker.join().unwrap();
+        });
+    }
 }
 
 #[cfg(test)]
@@ -994,6 +1194,22 @@ mod tests {
         assert!(c.point().notify(), "nobody asleep behind bit 77");
         c.sleepers.remove(77);
         assert!(!c.point().notify());
+    }
+
+    /// The broadcast sleep flag left set by a sleeper that died: the next
+    /// `notify` clears it with its swap and wakes (finding nobody), and the
+    /// one after makes no wake-up at all.
+    #[test]
+    fn a_stale_sleep_flag_costs_one_wake() {
+        let word = AtomicU32::new(0);
+        let flag = AtomicU32::new(0);
+        let point = WaitPoint::new(&word, &flag);
+        flag.insert(5);
+        assert!(point.notify(), "one futile wake-up");
+        assert_eq!(flag.load(SeqCst), 0);
+        assert_eq!(word.load(SeqCst), 1);
+        assert!(!point.notify());
+        assert_eq!(word.load(SeqCst), 1, "no further wake-up");
     }
 
     /// A futex word whose page left the file (truncation): the system call

@@ -213,6 +213,7 @@ impl Protocol for AnyKind {
             Kind::Spsc => Mem::Spsc(Spsc::mem(region)?),
             Kind::Mpsc => Mem::Mpsc(Mpsc::mem(region)?),
             Kind::Mpmc => Mem::Mpmc(Mpmc::mem(region)?),
+            found @ Kind::Broadcast => return Err(Error::UnsupportedKind { found }),
         })
     }
 

@@ -11,6 +11,7 @@ use std::path::PathBuf;
 use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 
+pub mod bcast;
 pub mod model;
 
 /// Runs `$f::<P>(kind $(, args)*)` for every flavour: the three fixed

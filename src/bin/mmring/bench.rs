@@ -34,6 +34,7 @@
 //!   the ratios from that one run.
 //! * `--case CASE`: one measurement; prints `elapsed_ns N` only.
 
+mod bcast;
 mod refs;
 mod rtt;
 mod stream;
@@ -157,6 +158,9 @@ pub fn run(args: &Args) -> Result<ExitCode, String> {
         access: args.access,
         rate: 0.0,
     };
+    if shape.kind == Kind::Broadcast && args.case.is_none() && !args.workloads {
+        return bcast::run(size, args.count, args.consumers, args.compare);
+    }
     if args.workloads {
         shape.check_counts()?;
         return workloads(args.count);
@@ -540,7 +544,7 @@ fn ns(v: u64) -> String {
     }
 }
 
-fn histogram() -> Histogram<u64> {
+pub(crate) fn histogram() -> Histogram<u64> {
     Histogram::new_with_bounds(1, 60_000_000_000, 3).expect("valid histogram bounds")
 }
 

@@ -18,6 +18,7 @@
 //!                                      frames -> stdout
 //! ```
 
+mod bcast;
 mod bench;
 mod ops;
 mod proc;
@@ -45,6 +46,7 @@ pub enum KindArg {
     Spsc,
     Mpsc,
     Mpmc,
+    Broadcast,
 }
 
 impl From<KindArg> for mmring::Kind {
@@ -53,6 +55,7 @@ impl From<KindArg> for mmring::Kind {
             KindArg::Spsc => mmring::Kind::Spsc,
             KindArg::Mpsc => mmring::Kind::Mpsc,
             KindArg::Mpmc => mmring::Kind::Mpmc,
+            KindArg::Broadcast => mmring::Kind::Broadcast,
         }
     }
 }

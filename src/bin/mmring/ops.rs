@@ -79,6 +79,9 @@ pub fn create(
             ));
         }
     };
+    if kind == Kind::Broadcast {
+        return crate::bcast::create(path, cfg.mode(mode));
+    }
     let ring = AnyRing::create(path, kind, cfg.mode(mode)).map_err(|e| explain(path, &e))?;
     let st = ring.stat();
     println!(
@@ -91,6 +94,9 @@ pub fn create(
 }
 
 pub fn stat(path: &Path, watch: bool, json: bool, shared: bool) -> Result<ExitCode, String> {
+    if crate::bcast::is(path) {
+        return crate::bcast::stat(path, json, shared);
+    }
     let ring = open(path, shared)?;
     let mut last: Option<(Instant, Stat)> = None;
     loop {

@@ -172,6 +172,9 @@ fn writev_frames(fd: BorrowedFd<'_>, frames: &[&[u8]]) -> (usize, Wrote) {
 const IOV_MAX: usize = 1024;
 
 pub fn recv(path: &Path, o: RecvOpts) -> Result<ExitCode, String> {
+    if crate::bcast::is(path) {
+        return crate::bcast::recv(path, o.raw, o.count, o.shared);
+    }
     let ring = open(path, o.shared)?;
     let mut rx = ring.consumer().map_err(|e| explain(path, &e))?;
     catch_signals();
@@ -298,6 +301,11 @@ enum Stop {
 }
 
 pub fn send(path: &Path, o: SendOpts) -> Result<ExitCode, String> {
+    if crate::bcast::is(path) {
+        // Raw input goes out in frames of `--chunk` bytes (default 4 KiB).
+        let raw = o.raw.then(|| o.chunk.unwrap_or(4096));
+        return crate::bcast::send(path, raw, o.shared);
+    }
     let ring = open(path, o.shared)?;
     let mut tx = ring.producer().map_err(|e| explain(path, &e))?;
     catch_signals();
