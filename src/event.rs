@@ -22,7 +22,7 @@ use tokio::io::Interest;
 use tokio::io::unix::AsyncFd;
 
 use crate::notify::Notifier;
-use crate::wait::{self, Gave, LIVENESS_SLICE, WaitPoint, WaitStrategy};
+use crate::wait::{self, Gave, LIVENESS_SLICE, SleeperSet, WaitPoint, WaitStrategy};
 
 /// Attempts before the first registration: spins of 1, 2, .. 64 pauses,
 /// then yields to the runtime (crossbeam's `Backoff` schedule, which the
@@ -45,9 +45,9 @@ impl AsRawFd for Fd {
 /// reactor to register it with, the task re-checks the ring every
 /// [`FALLBACK_SLICE`](crate::barrier::FALLBACK_SLICE) instead.
 #[allow(clippy::too_many_arguments)]
-pub(crate) async fn block_async<T, E>(
+pub(crate) async fn block_async<T, E, S: SleeperSet>(
     strategy: WaitStrategy,
-    point: WaitPoint<'_>,
+    point: WaitPoint<'_, std::sync::atomic::AtomicU32, S>,
     bit: u32,
     notifier: Option<&Notifier>,
     trusted: impl Fn(u32) -> bool,

@@ -328,7 +328,7 @@ pub(crate) struct RoleGuard<P: Base> {
     last_slow_check: LastCheck,
     /// The wake-up socket for waits in an event loop, bound on first use
     /// (`notify.rs`).
-    notifier: Option<Notifier>,
+    pub(crate) notifier: Option<Notifier>,
     /// Our bit is set in the wait point by [`arm`](Consumer::arm).
     armed: bool,
     /// How blocking calls wait.
@@ -390,7 +390,7 @@ impl<P: Base> RoleGuard<P> {
 
     /// Binds the wake-up socket if it is not yet, and names it in our
     /// attachment record.
-    fn ensure_notifier(&mut self) -> Result<&Notifier, Error> {
+    pub(crate) fn ensure_notifier(&mut self) -> Result<&Notifier, Error> {
         if self.notifier.is_none() {
             let n = Notifier::bind(self.shared.region.geometry().ring_id, self.record())?;
             // Before our bit is ever set (by `arm` or `event::block_async`).
@@ -405,7 +405,7 @@ impl<P: Base> RoleGuard<P> {
 
     /// Whether a wake-up datagram from `pid` counts: it must come from a
     /// process holding an attachment record of this ring.
-    fn trusted(&self, pid: u32) -> bool {
+    pub(crate) fn trusted(&self, pid: u32) -> bool {
         pid == std::process::id()
             || (0..crate::layout::ATTACH_SLOTS)
                 // ORDERING: Relaxed; a pid recorded at attach, a hint.
@@ -431,7 +431,7 @@ impl<P: Base> RoleGuard<P> {
     }
 
     /// Reads the queued wake-ups; `true` if one came from an attached party.
-    fn clear_notify(&self) -> bool {
+    pub(crate) fn clear_notify(&self) -> bool {
         match &self.notifier {
             Some(n) => n.drain(|pid| self.trusted(pid)),
             None => false,

@@ -252,17 +252,24 @@ impl<'a, W: FutexWord, S: SleeperSet> WaitPoint<'a, W, S> {
     /// that a sleeper died with its bit set (or is about to sleep), which
     /// the caller reconciles when it keeps happening. A set the waker
     /// clears (the broadcast sleep flag) is cleared here (W3).
-    #[inline]
+    #[cfg(test)]
     pub fn notify(&self) -> bool {
+        if self.take() {
+            return self.wake_all() == 0;
+        }
+        false
+    }
+
+    /// W2 and W3 for a set the waker clears (the broadcast sleep flag):
+    /// the light barrier, then whether anyone may sleep, clearing the set.
+    #[inline]
+    pub fn take(&self) -> bool {
         // ORDERING(wake-handshake): the light barrier W2 pairs with the
         // heavy barrier S2 in `register`; with them, the loads W3 see a
         // registered sleeper or the sleeper sees our publication (module
         // docs).
         self.word.light_barrier();
-        if self.sleepers.take_for_wake() {
-            return self.wake_all() == 0;
-        }
-        false
+        self.sleepers.take_for_wake()
     }
 
     /// W2 and W3 of the handshake for a sleeper bitmap: the light barrier,

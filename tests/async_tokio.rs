@@ -274,3 +274,38 @@ fn a_killed_async_waiter_stops_costing_the_producer() {
         "the producer reconciled the dead waiter's bit"
     );
 }
+
+/// A broadcast subscriber awaits frames (no thread blocked): the publisher,
+/// in another thread, publishes with pauses, so the subscriber sleeps on
+/// its socket between frames; every frame arrives, in order; a timer wins
+/// while nothing is published; the publisher leaving ends the wait.
+#[test]
+fn broadcast_subscriber_awaits_frames() {
+    let ring = mmring::broadcast::Ring::anonymous(Config::new(1 << 14)).unwrap();
+    let mut tx = ring.publisher().unwrap();
+    let mut rx = ring.subscriber().unwrap();
+    runtime().block_on(async {
+        tokio::select! {
+            r = rx.recv_async() => panic!("nothing was published: {:?}", r.map(|f| f.to_vec())),
+            _ = tokio::time::sleep(Duration::from_millis(30)) => {}
+        }
+        let publisher = std::thread::spawn(move || {
+            for i in 0..50u32 {
+                std::thread::sleep(Duration::from_millis(2));
+                tx.send(&i.to_le_bytes()).unwrap();
+            }
+        });
+        for i in 0..50u32 {
+            let f = tokio::time::timeout(Duration::from_secs(20), rx.recv_async())
+                .await
+                .expect("the publication woke the subscriber")
+                .unwrap();
+            assert_eq!(&*f, &i.to_le_bytes());
+        }
+        publisher.join().unwrap();
+        let end = tokio::time::timeout(Duration::from_secs(20), rx.recv_async())
+            .await
+            .expect("the publisher's detach ended the wait");
+        assert_eq!(end.map(|f| f.len()), Err(RecvError::Disconnected));
+    });
+}

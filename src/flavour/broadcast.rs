@@ -1262,10 +1262,23 @@ impl Publisher {
     }
 
     fn wake(&self) {
-        let p = self.role.shared.region.producer_block();
-        // The return value (a wake-up nobody needed) needs no follow-up:
-        // the flag is clear again, so a dead sleeper costs one.
-        let _ = WaitPoint::new(&p.data_futex, &p.sleep_flag).notify();
+        let shared = &self.role.shared;
+        let p = shared.region.producer_block();
+        let point = WaitPoint::new(&p.data_futex, &p.sleep_flag);
+        // A wake-up nobody needed needs no follow-up: the flag is clear
+        // again, so a dead sleeper costs one.
+        if point.take() {
+            point.wake_all();
+            // Subscribers waiting on a descriptor (`notify.rs`): their
+            // records name their sockets. Only here, when someone may
+            // sleep: the hot path never reads the table.
+            let ring_id = shared.region.geometry().ring_id;
+            wait::signal_members(
+                u128::MAX,
+                |bit| &shared.region.attach_record(bit).notify,
+                |bit, nonce| crate::notify::wake(ring_id, bit, nonce),
+            );
+        }
     }
 
     /// Sequence number the next frame will carry (frames are numbered from
@@ -1513,6 +1526,70 @@ impl Subscriber {
             || role.slow_check(),
             || role.peer_state().is_gone(),
         );
+        match r {
+            Ok(got) => Ok(got),
+            Err(Gave::Disconnected) => Err(RecvError::Disconnected),
+            Err(g) => Err(g.into()),
+        }
+    }
+
+    /// As [`recv`](Subscriber::recv), awaiting instead of blocking (feature
+    /// `tokio`): no thread blocks, the task awaits this subscriber's
+    /// wake-up socket (see [`Consumer::notify_fd`](crate::Consumer::notify_fd)).
+    /// Cancellation-safe: a dropped future consumed nothing.
+    ///
+    /// # Errors
+    ///
+    /// As [`recv`](Subscriber::recv).
+    #[cfg(feature = "tokio")]
+    pub async fn recv_async(&mut self) -> Result<Received<'_>, RecvError> {
+        let got = self.wait_async(None).await?;
+        self.deliver(got)
+    }
+
+    /// As [`recv_async`](Subscriber::recv_async), giving up with
+    /// [`RecvError::Timeout`] after `timeout`.
+    ///
+    /// # Errors
+    ///
+    /// As [`recv_timeout`](Subscriber::recv_timeout).
+    #[cfg(feature = "tokio")]
+    pub async fn recv_timeout_async(
+        &mut self,
+        timeout: Duration,
+    ) -> Result<Received<'_>, RecvError> {
+        let got = self.wait_async(deadline(timeout)).await?;
+        self.deliver(got)
+    }
+
+    #[cfg(feature = "tokio")]
+    async fn wait_async(&mut self, deadline: Option<Instant>) -> Result<Got, RecvError> {
+        if let Some(got) = self.attempt()? {
+            return Ok(got);
+        }
+        // Without a socket (it could not be bound), the wait polls.
+        let _ = self.role.ensure_notifier();
+        let role = &self.role;
+        let cur = &mut self.cur;
+        let p = role.shared.region.producer_block();
+        let r = crate::event::block_async(
+            role.strategy,
+            WaitPoint::new(&p.data_futex, &p.sleep_flag),
+            role.bit(),
+            role.notifier.as_ref(),
+            |pid| role.trusted(pid),
+            deadline,
+            || {
+                let got = cur.next(&role.shared.mem).map_err(|c| role.explain(c))?;
+                if got.is_some() {
+                    role.poisoned()?;
+                }
+                Ok(got)
+            },
+            || role.slow_check(),
+            || role.peer_state().is_gone(),
+        )
+        .await;
         match r {
             Ok(got) => Ok(got),
             Err(Gave::Disconnected) => Err(RecvError::Disconnected),
