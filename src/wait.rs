@@ -345,7 +345,9 @@ pub(crate) fn block<T, E, W: FutexWord, S: SleeperSet>(
     )
 }
 
-/// How a blocking call waits: see [`block`].
+/// How a handle's blocking calls (and async ones) wait for the other
+/// side: set with `Consumer::set_wait_strategy` or
+/// `Producer::set_wait_strategy`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[non_exhaustive]
 pub enum WaitStrategy {
