@@ -530,6 +530,17 @@ impl Cursor {
     /// waits for a newer one. `Ok(None)`: nothing published yet, or nothing
     /// newer than what this cursor has read.
     pub fn latest<M: BcastMem>(&mut self, m: &M) -> Result<Option<Got>, Corruption> {
+        // `latest` reads into the copy buffer, which the frames queued from
+        // the last batch point into: drop them first, and step back to the
+        // first of them, so the next batch copies them again (if they are
+        // still there) whatever `latest` ends with, an error included. (A
+        // queued frame left pointing into the overwritten buffer was found
+        // by the fuzz target `ops_broadcast`.)
+        if let Some(f) = self.queue.front() {
+            self.read = f.pos;
+        }
+        self.queue.clear();
+        self.suspect = None;
         let mut tries = 0u32;
         loop {
             // ORDERING(bcast-latest): Acquire; pairs with the Release store of
