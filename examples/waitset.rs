@@ -24,8 +24,13 @@ use std::io::Write;
 use mmring::{AnyConsumer, AnyRing, RecvError};
 use rustix::event::{Timespec, epoll};
 
+#[allow(dead_code)] // `tests/event_loop.rs` includes this file and calls `run`.
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let mut args: Vec<String> = std::env::args().skip(1).collect();
+    run(std::env::args().skip(1).collect())
+}
+
+/// The whole program, given its arguments.
+pub fn run(mut args: Vec<String>) -> Result<(), Box<dyn std::error::Error>> {
     let mut count = u64::MAX;
     if args.first().map(String::as_str) == Some("--count") {
         count = args.get(1).ok_or("--count needs a number")?.parse()?;

@@ -3,9 +3,11 @@
 //! but the file names), and the descriptor API's contract in one process.
 
 mod common;
+// The example itself, run as a peer process of this test binary (so the
+// test does not depend on examples being built, as under `--tests`).
+#[path = "../examples/waitset.rs"]
+mod waitset;
 
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use common::*;
@@ -14,6 +16,12 @@ use mmring::{AnyRing, Config, Kind, RecvError, spsc};
 #[test]
 #[ignore = "entry point for peer processes spawned by the other tests"]
 fn peer() {
+    // The waitset example, with its arguments in `MMRING_ARGS`.
+    if std::env::var("MMRING_PEER").as_deref() == Ok("waitset") {
+        let args: String = var("MMRING_ARGS");
+        waitset::run(args.split('\n').map(String::from).collect()).unwrap();
+        return;
+    }
     // A producer: sends `MMRING_LINES` text lines `MMRING_TAG-<i>` to the
     // ring at `MMRING_PATH`, one each time the parent says "go".
     let path: String = var("MMRING_PATH");
@@ -27,17 +35,6 @@ fn peer() {
         tx.send(format!("{tag}-{i}").as_bytes()).unwrap();
         say("sent");
     }
-}
-
-/// The example binary built beside this test (`cargo test` builds them).
-fn example(name: &str) -> std::path::PathBuf {
-    let deps = std::env::current_exe().unwrap();
-    deps.parent()
-        .unwrap()
-        .parent()
-        .unwrap()
-        .join("examples")
-        .join(name)
 }
 
 /// `examples/waitset.rs` in its own process waits on three rings with
@@ -57,15 +54,11 @@ fn an_epoll_loop_in_another_process_is_woken_by_each_ring() {
     }
     let order = [0usize, 2, 1, 1, 0, 2, 2, 0, 1];
     let per_ring = 3;
-    let mut waitset = Command::new(example("waitset"))
-        .arg("--count")
-        .arg(order.len().to_string())
-        .args(files.iter().map(|f| &f.0))
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("run examples/waitset (built by cargo test)");
-    let mut lines = BufReader::new(waitset.stdout.take().unwrap()).lines();
+    let args: Vec<String> = ["--count".to_string(), order.len().to_string()]
+        .into_iter()
+        .chain(files.iter().map(|f| f.0.display().to_string()))
+        .collect();
+    let mut waitset = spawn_peer("waitset", &[("MMRING_ARGS", args.join("\n"))]);
     let mut producers: Vec<Peer> = files
         .iter()
         .enumerate()
@@ -89,15 +82,14 @@ fn an_epoll_loop_in_another_process_is_woken_by_each_ring() {
         std::thread::sleep(Duration::from_millis(20));
         producers[r].send_line("go");
         producers[r].expect("sent");
-        let line = lines.next().expect("waitset printed a line").unwrap();
+        let line = waitset.raw_line().expect("waitset printed a line");
         assert_eq!(line, format!("{r}: r{r}-{}", sent[r]));
         sent[r] += 1;
     }
     for p in producers {
         p.join();
     }
-    let status = waitset.wait().unwrap();
-    assert!(status.success(), "waitset exited with {status}");
+    waitset.join();
 }
 
 /// The descriptor contract, in one process: `arm` re-checks (a message

@@ -171,6 +171,26 @@ impl Peer {
         }
     }
 
+    /// The next line of output as printed (no `@@ ` protocol prefix
+    /// expected), or `None` at EOF; libtest's own lines are skipped.
+    pub fn raw_line(&mut self) -> Option<String> {
+        let mut s = String::new();
+        loop {
+            s.clear();
+            if self.out.read_line(&mut s).ok()? == 0 {
+                return None;
+            }
+            let l = s.trim_end();
+            // libtest prints "running 1 test" and may print "test peer ... "
+            // in front of the first line.
+            let l = l.strip_prefix("test peer ... ").unwrap_or(l);
+            if l.is_empty() || l.starts_with("running ") {
+                continue;
+            }
+            return Some(l.to_string());
+        }
+    }
+
     /// Reads protocol lines until one starts with `prefix`; returns the rest.
     pub fn expect(&mut self, prefix: &str) -> String {
         loop {
