@@ -22,7 +22,7 @@ use tokio::io::Interest;
 use tokio::io::unix::AsyncFd;
 
 use crate::notify::Notifier;
-use crate::wait::{self, Gave, LIVENESS_SLICE, SleeperSet, WaitPoint, WaitStrategy};
+use crate::wait::{self, Gave, SleeperSet, WaitPoint, WaitStrategy};
 
 /// Attempts before the first registration: spins of 1, 2, .. 64 pauses,
 /// then yields to the runtime (crossbeam's `Backoff` schedule, which the
@@ -83,32 +83,12 @@ pub(crate) async fn block_async<T, E, S: SleeperSet>(
         // S1, S2: the bit and the heavy barrier; cleared on every exit,
         // cancellation included (the guard drops with the future).
         let (registered, ordered) = wait::register(point, bit);
-        // S4: the re-check.
-        if let Some(v) = attempt().map_err(Gave::Err)? {
-            return Ok(v);
-        }
-        check()?;
-        if peer_gone() {
-            return match attempt().map_err(Gave::Err)? {
-                Some(v) => Ok(v),
-                None => Err(Gave::Disconnected),
+        // S4 and the checks before sleeping, as the futex path's.
+        let slice =
+            match wait::recheck(ordered, deadline, &mut attempt, &mut check, &mut peer_gone)? {
+                wait::Next::Done(v) => return Ok(v),
+                wait::Next::Sleep(slice) => slice,
             };
-        }
-        let longest = if ordered {
-            LIVENESS_SLICE
-        } else {
-            crate::barrier::FALLBACK_SLICE
-        };
-        let slice = match deadline {
-            None => longest,
-            Some(d) => {
-                let left = d.saturating_duration_since(Instant::now());
-                if left.is_zero() {
-                    return Err(Gave::Timeout);
-                }
-                left.min(longest)
-            }
-        };
         // S5: await a datagram. A wake-up sent since S1 is queued, so the
         // socket is readable now and this returns at once.
         let registration = notifier.map(|n| {

@@ -390,36 +390,62 @@ pub(crate) fn block_with<T, E, W: FutexWord, S: SleeperSet>(
         let seen = point.word.load_seqcst();
         // S1 and S2 (module docs).
         let (registered, ordered) = register(point, bit);
-        if let Some(v) = attempt().map_err(Gave::Err)? {
-            return Ok(v);
-        }
-        check()?;
-        if peer_gone() {
-            // The peer may have published and then gone: look once more
-            // now that its departure is known.
-            return match attempt().map_err(Gave::Err)? {
-                Some(v) => Ok(v),
-                None => Err(Gave::Disconnected),
-            };
-        }
-        let longest = if ordered {
-            LIVENESS_SLICE
-        } else {
-            crate::barrier::FALLBACK_SLICE
-        };
-        let slice = match deadline {
-            None => longest,
-            Some(d) => {
-                let left = d.saturating_duration_since(Instant::now());
-                if left.is_zero() {
-                    return Err(Gave::Timeout);
-                }
-                left.min(longest)
-            }
+        let slice = match recheck(ordered, deadline, &mut attempt, &mut check, &mut peer_gone)? {
+            Next::Done(v) => return Ok(v),
+            Next::Sleep(slice) => slice,
         };
         point.word.wait(seen, slice);
         drop(registered);
     }
+}
+
+/// What a registered sleeper does next.
+pub(crate) enum Next<T> {
+    /// `attempt` yielded a value.
+    Done(T),
+    /// Nothing yet: sleep for at most this long, then look again.
+    Sleep(Duration),
+}
+
+/// S4 and the checks between registering and sleeping, the same for the
+/// futex and the descriptor waits: the re-check, the slow-path `check`, a
+/// gone peer (one more look, then `Disconnected`), the deadline; then how
+/// long to sleep: a liveness slice, or [`barrier::FALLBACK_SLICE`] when the
+/// kernel barrier failed (`ordered` false), never past the deadline.
+pub(crate) fn recheck<T, E>(
+    ordered: bool,
+    deadline: Option<Instant>,
+    attempt: &mut impl FnMut() -> Result<Option<T>, E>,
+    check: &mut impl FnMut() -> Result<(), Gave<E>>,
+    peer_gone: &mut impl FnMut() -> bool,
+) -> Result<Next<T>, Gave<E>> {
+    if let Some(v) = attempt().map_err(Gave::Err)? {
+        return Ok(Next::Done(v));
+    }
+    check()?;
+    if peer_gone() {
+        // The peer may have published and then gone: look once more now
+        // that its departure is known.
+        return match attempt().map_err(Gave::Err)? {
+            Some(v) => Ok(Next::Done(v)),
+            None => Err(Gave::Disconnected),
+        };
+    }
+    let longest = if ordered {
+        LIVENESS_SLICE
+    } else {
+        crate::barrier::FALLBACK_SLICE
+    };
+    Ok(Next::Sleep(match deadline {
+        None => longest,
+        Some(d) => {
+            let left = d.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(Gave::Timeout);
+            }
+            left.min(longest)
+        }
+    }))
 }
 
 /// S1 and S2 of the handshake: sets `bit` in the sleeper set and issues

@@ -110,7 +110,7 @@ fn position(p: u64) -> Result<u64, Corruption> {
     Ok(p)
 }
 use crate::shared::{Base, PeerState, Shared, Stat};
-use crate::wait::{self, Gave, WaitPoint};
+use crate::wait::{self, WaitPoint};
 use crate::words::Word64;
 
 /// The broadcast flavour's marker type.
@@ -1379,6 +1379,17 @@ impl std::ops::DerefMut for BroadcastGrant<'_> {
     }
 }
 
+/// The next frame (or lag) of `cur`, with errors explained and the
+/// mapping checked before a frame is handed out: one attempt of every
+/// receive, blocking or not.
+fn take(role: &RoleGuard<Broadcast>, cur: &mut Cursor) -> Result<Option<Got>, Corruption> {
+    let got = cur.next(&role.shared.mem).map_err(|c| role.explain(c))?;
+    if got.is_some() {
+        role.poisoned()?;
+    }
+    Ok(got)
+}
+
 /// A reader of a broadcast [`Ring`]. `Send` and `'static`. Holds its own
 /// position; attaching or dropping it does not involve the publisher.
 pub struct Subscriber {
@@ -1455,15 +1466,7 @@ impl Subscriber {
         if self.role.att().is_inherited() {
             return Err(RecvError::Forked);
         }
-        let role = &self.role;
-        let got = self
-            .cur
-            .next(&role.shared.mem)
-            .map_err(|c| role.explain(c))?;
-        if got.is_some() {
-            role.poisoned()?;
-        }
-        Ok(got)
+        Ok(take(&self.role, &mut self.cur)?)
     }
 
     fn deliver(&self, got: Got) -> Result<Received<'_>, RecvError> {
@@ -1527,21 +1530,11 @@ impl Subscriber {
             WaitPoint::new(&p.data_futex, &p.sleep_flag),
             role.bit(),
             deadline,
-            || {
-                let got = cur.next(&role.shared.mem).map_err(|c| role.explain(c))?;
-                if got.is_some() {
-                    role.poisoned()?;
-                }
-                Ok(got)
-            },
+            || take(role, cur),
             || role.slow_check(),
             || role.peer_state().is_gone(),
         );
-        match r {
-            Ok(got) => Ok(got),
-            Err(Gave::Disconnected) => Err(RecvError::Disconnected),
-            Err(g) => Err(g.into()),
-        }
+        Ok(r?)
     }
 
     /// As [`recv`](Subscriber::recv), awaiting instead of blocking (feature
@@ -1590,22 +1583,12 @@ impl Subscriber {
             role.notifier.as_ref(),
             |pid| role.trusted(pid),
             deadline,
-            || {
-                let got = cur.next(&role.shared.mem).map_err(|c| role.explain(c))?;
-                if got.is_some() {
-                    role.poisoned()?;
-                }
-                Ok(got)
-            },
+            || take(role, cur),
             || role.slow_check(),
             || role.peer_state().is_gone(),
         )
         .await;
-        match r {
-            Ok(got) => Ok(got),
-            Err(Gave::Disconnected) => Err(RecvError::Disconnected),
-            Err(g) => Err(g.into()),
-        }
+        Ok(r?)
     }
 
     /// The newest frame in the ring, if any (`None`: nothing published
