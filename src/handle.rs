@@ -1139,6 +1139,28 @@ fn take<P: Flavour>(role: &RoleGuard<P>, st: &mut P::Rx) -> Result<Option<P::Tak
     }
 }
 
+/// How a consumer's wait ended, as its caller reports it. When every
+/// producer is gone, every claim left unpublished is a dead one: complete
+/// them now, without the grace period, and deliver what waits behind them;
+/// `Disconnected` only when nothing is left.
+fn ended<P: Flavour>(
+    role: &RoleGuard<P>,
+    st: &mut P::Rx,
+    r: Result<P::Taken, Gave<Corruption>>,
+) -> Result<P::Taken, RecvError> {
+    match r {
+        Err(Gave::Disconnected) => {
+            while P::recover_now(&role.shared.mem, st).map_err(|c| role.explain(c))? {
+                if let Some(taken) = take(role, st)? {
+                    return Ok(taken);
+                }
+            }
+            Err(RecvError::Disconnected)
+        }
+        r => Ok(r?),
+    }
+}
+
 impl<P: Flavour> Consumer<P> {
     pub(crate) fn mem(&self) -> &P::Mem {
         &self.role.shared.mem
@@ -1223,21 +1245,7 @@ impl<P: Flavour> Consumer<P> {
             || role.slow_check(),
             || role.peer_state().is_gone(),
         );
-        match r {
-            Err(Gave::Disconnected) => {
-                // Every producer is gone, so every claim left unpublished is
-                // a dead one: complete them now, without the grace period,
-                // and deliver what waits behind them. `Disconnected` only
-                // when nothing is left.
-                while P::recover_now(&role.shared.mem, st).map_err(|c| role.explain(c))? {
-                    if let Some(taken) = take(role, st)? {
-                        return Ok(taken);
-                    }
-                }
-                Err(RecvError::Disconnected)
-            }
-            r => Ok(r?),
-        }
+        ended(role, st, r)
     }
 
     #[inline(always)]
@@ -1877,19 +1885,7 @@ impl<P: Flavour> Consumer<P> {
             || role.peer_state().is_gone(),
         )
         .await;
-        match r {
-            Err(Gave::Disconnected) => {
-                // As in `wait_take`: complete what dead producers left, and
-                // deliver what waits behind it.
-                while P::recover_now(&role.shared.mem, st).map_err(|c| role.explain(c))? {
-                    if let Some(taken) = take(role, st)? {
-                        return Ok(taken);
-                    }
-                }
-                Err(RecvError::Disconnected)
-            }
-            r => Ok(r?),
-        }
+        ended(role, st, r)
     }
 }
 
