@@ -245,6 +245,10 @@ pub enum RecvError {
     Forked,
     /// The shared mapping is inconsistent; the consumer stays where it is.
     Corrupt(Corruption),
+    /// Read-ahead ([`Consumer::try_recv_ahead`](crate::Consumer::try_recv_ahead))
+    /// on a ring whose consumers cannot hold several messages: an mpmc
+    /// consumer holds one slot at a time.
+    NoReadAhead,
 }
 
 impl fmt::Display for RecvError {
@@ -260,6 +264,9 @@ impl fmt::Display for RecvError {
                 "consumer inherited across fork: claim one from the Ring in this process",
             ),
             RecvError::Corrupt(c) => write!(f, "ring is corrupt: {c}"),
+            RecvError::NoReadAhead => f.write_str(
+                "this ring's consumers cannot read ahead (an mpmc consumer holds one slot at a time)",
+            ),
         }
     }
 }

@@ -476,6 +476,9 @@ pub struct ReadCursor {
     pub multi_producer: bool,
     /// Since when the consumer is held at `read` by an unpublished claim.
     pub held: Held,
+    /// Read-ahead: while `Some(p)`, frames are released only up to `p`
+    /// (a frame end the user has let go of), however far `read` is.
+    pub hold: Option<u64>,
 }
 
 impl ReadCursor {
@@ -524,6 +527,7 @@ impl ReadCursor {
             cached_tail: tail,
             multi_producer,
             held: Held::default(),
+            hold: None,
         })
     }
 
@@ -569,11 +573,30 @@ impl ReadCursor {
     /// was nothing to hand back.
     #[inline(always)]
     pub fn release<M: FramedMem>(&mut self, m: &M) -> bool {
-        if self.read == self.released {
+        let to = match self.hold {
+            None => self.read,
+            Some(p) => p.min(self.read),
+        };
+        if to <= self.released {
             return false;
         }
-        release_frames(m, &mut self.released, self.read, self.multi_producer);
+        release_frames(m, &mut self.released, to, self.multi_producer);
         true
+    }
+
+    /// Read-ahead: from now on, [`release`](ReadCursor::release) hands back
+    /// nothing past what [`release_to`](ReadCursor::release_to) allowed.
+    pub fn hold(&mut self) {
+        self.hold.get_or_insert(self.released);
+    }
+
+    /// Read-ahead: hands back every frame up to `end`, a frame's end
+    /// ([`Located::next`]) this consumer has read; stops holding once
+    /// everything read is handed back. `end` is clamped to what was read.
+    pub fn release_to<M: FramedMem>(&mut self, m: &M, end: u64) -> bool {
+        let p = self.hold.map_or(end, |h| h.max(end)).min(self.read);
+        self.hold = (p < self.read).then_some(p);
+        self.release(m)
     }
 
     /// Bytes committed (or, for mpsc, claimed) and not yet read.
@@ -612,6 +635,8 @@ impl ReadCursor {
 /// A frame located by [`locate`].
 #[derive(Debug, Clone, Copy)]
 pub struct Located {
+    /// Position of the frame word (past any padding before it).
+    pub at: u64,
     /// Data-area offset of the payload.
     pub payload: u64,
     /// Payload length.
@@ -653,6 +678,7 @@ pub(crate) fn locate<M: FramedMem>(
         match raw.parse(*read, *cached_tail - *read)? {
             Parsed::Data { payload, len, size } => {
                 return Ok(Some(Located {
+                    at: *read,
                     payload,
                     len,
                     next: *read + size,
@@ -895,6 +921,7 @@ pub(crate) mod loom_heap {
                 cached_tail: 0,
                 multi_producer: multi,
                 held: Held::default(),
+                hold: None,
             })
         }
 

@@ -221,6 +221,26 @@ impl Protocol for Spsc {
         rx.release(m)
     }
 
+    fn position(f: &Located) -> u64 {
+        f.at
+    }
+
+    fn can_read_ahead(_: &RawRing) -> bool {
+        true
+    }
+
+    fn hold(rx: &mut ReadCursor) {
+        rx.hold();
+    }
+
+    fn end(f: &Located) -> u64 {
+        f.next
+    }
+
+    fn release_to(m: &RawRing, rx: &mut ReadCursor, end: u64) -> bool {
+        rx.release_to(m, end)
+    }
+
     /// An spsc consumer is never held by a claim: nothing to recover.
     fn recover_now(_: &RawRing, _: &mut ReadCursor) -> Result<bool, Corruption> {
         Ok(false)
