@@ -12,9 +12,13 @@
 //! mmring stat PATH [--watch] [--json]
 //! mmring send PATH [--raw BYTES]       stdin -> frames (lines by default)
 //! mmring recv PATH [--raw] [--count N] frames -> stdout
+//! mmring bridge RING nats://HOST:PORT/SUBJECT   (feature nats)
+//! mmring bridge nats://HOST:PORT/SUBJECT RING   (feature nats)
 //! ```
 
 mod bench;
+#[cfg(feature = "nats")]
+mod bridge;
 mod ops;
 mod proc;
 
@@ -58,6 +62,12 @@ enum Cmd {
     /// anonymous ring; print throughput, latency histograms and the
     /// round-trip floor (also: --workloads, the W1-W5 suite).
     Bench(bench::Args),
+    /// Bridge a ring and a NATS JetStream subject, losing nothing:
+    /// `bridge RING nats://HOST:PORT/SUBJECT` publishes the ring's frames,
+    /// `bridge nats://HOST:PORT/SUBJECT RING` commits the stream's messages
+    /// into the ring, in order.
+    #[cfg(feature = "nats")]
+    Bridge(bridge::Args),
     /// Create a named ring file.
     Create {
         path: PathBuf,
@@ -155,6 +165,8 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.cmd {
         Cmd::Bench(args) => bench::run(&args),
+        #[cfg(feature = "nats")]
+        Cmd::Bridge(args) => bridge::run(&args),
         Cmd::Create {
             path,
             kind,
