@@ -168,14 +168,37 @@ fn mmring() -> Command {
     Command::new(env!("CARGO_BIN_EXE_mmring"))
 }
 
-fn bridge(from: &str, to: &str, extra: &[&str]) -> Child {
-    mmring()
+/// A bridge process, killed if a failing test leaves it running.
+struct Kid(Child);
+
+impl std::ops::Deref for Kid {
+    type Target = Child;
+    fn deref(&self) -> &Child {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Kid {
+    fn deref_mut(&mut self) -> &mut Child {
+        &mut self.0
+    }
+}
+
+impl Drop for Kid {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn bridge(from: &str, to: &str, extra: &[&str]) -> Kid {
+    Kid(mmring()
         .args(["bridge", from, to, "--quiet"])
         .args(extra)
         .stdout(Stdio::null())
         .stderr(Stdio::inherit())
         .spawn()
-        .expect("start mmring bridge")
+        .expect("start mmring bridge"))
 }
 
 fn sigterm(c: &mut Child) -> std::process::ExitStatus {
@@ -209,7 +232,17 @@ fn produce(ring: &mmring::spsc::Ring, n: u64) -> std::thread::JoinHandle<()> {
         for seq in 0..n {
             let len = frame_len(seq, MAX);
             fill_frame(seq, &mut buf[..len]);
-            tx.send(&buf[..len]).unwrap();
+            // The outbound bridge (ring A's consumer) may have been
+            // killed: its successor attaches shortly.
+            loop {
+                match tx.send(&buf[..len]) {
+                    Ok(()) => break,
+                    Err(mmring::SendError::Disconnected) => {
+                        std::thread::sleep(Duration::from_millis(5))
+                    }
+                    Err(e) => panic!("ring A: {e}"),
+                }
+            }
         }
     })
 }
