@@ -11,8 +11,8 @@
 //! except the oldest unacknowledged one when it is (re)sent: everything
 //! before it is acknowledged, so it cannot overtake anything. A message
 //! lost in a reconnection therefore makes the ones after it fail instead of
-//! landing ahead of it, and each is sent again, in order, when it becomes
-//! the oldest. The duplicate window (two minutes) drops what was stored
+//! landing ahead of it; all unacknowledged messages are then sent again,
+//! in order. The duplicate window (two minutes) drops what was stored
 //! already.
 
 use std::collections::VecDeque;
@@ -141,23 +141,33 @@ pub async fn run(path: &Path, target: &Target, args: &Args) -> Result<ExitCode, 
                         inflight.clear();
                     }
                     Err(e) => {
-                        st.resent += 1;
                         if !args.quiet {
-                            eprintln!("mmring bridge: publish of {} not acknowledged ({e}); sending it again", inflight[0].id);
+                            eprintln!("mmring bridge: publish of {} not acknowledged ({e}); sending the {} unacknowledged again", inflight[0].id, inflight.len());
                         }
-                        // Wait for the connection, then send the oldest
-                        // again, without an expectation: every message
-                        // before it is acknowledged.
+                        // Wait for the connection, then send every
+                        // unacknowledged message again, in order: the
+                        // oldest without an expectation (every message
+                        // before it is acknowledged), the others after
+                        // their predecessors. Their acknowledgements'
+                        // timeouts then run together, not one after
+                        // another.
                         wait_connected(&client, &stop).await;
-                        let front = &mut inflight[0];
-                        front.prev = None;
-                        match publish(&js, &target.subject, front).await {
-                            Ok(ack) => front.ack = ack,
-                            Err(e) => {
-                                // Not even queued: try again on the next turn.
-                                front.ack = Box::pin(async move { Err(e) });
-                                tokio::time::sleep(Duration::from_millis(100)).await;
+                        inflight[0].prev = None;
+                        let mut queued = true;
+                        for f in inflight.iter_mut() {
+                            st.resent += 1;
+                            match publish(&js, &target.subject, f).await {
+                                Ok(ack) => f.ack = ack,
+                                Err(e) => {
+                                    // Not even queued: sent again when it
+                                    // is the oldest.
+                                    f.ack = Box::pin(async move { Err(e) });
+                                    queued = false;
+                                }
                             }
+                        }
+                        if !queued {
+                            tokio::time::sleep(Duration::from_millis(100)).await;
                         }
                     }
                 }
