@@ -268,6 +268,10 @@ pub enum RecvError {
     /// carries its sequence number). The next call continues at the oldest
     /// frame still in the ring.
     Lagged(u64),
+    /// Read-ahead ([`Consumer::try_recv_ahead`](crate::Consumer::try_recv_ahead))
+    /// on a ring whose consumers cannot hold several messages: an mpmc
+    /// consumer holds one slot at a time.
+    NoReadAhead,
 }
 
 impl fmt::Display for RecvError {
@@ -284,6 +288,9 @@ impl fmt::Display for RecvError {
             ),
             RecvError::Corrupt(c) => write!(f, "ring is corrupt: {c}"),
             RecvError::Lagged(n) => write!(f, "lagged behind the publisher: {n} frames skipped"),
+            RecvError::NoReadAhead => f.write_str(
+                "this ring's consumers cannot read ahead (an mpmc consumer holds one slot at a time)",
+            ),
         }
     }
 }

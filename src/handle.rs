@@ -1256,6 +1256,169 @@ impl<P: Flavour> Consumer<P> {
         }
     }
 
+    /// Whether this consumer can read ahead
+    /// ([`try_recv_ahead`](Consumer::try_recv_ahead)): spsc and mpsc rings
+    /// can, mpmc rings cannot (a consumer holds one slot at a time).
+    pub fn can_read_ahead(&self) -> bool {
+        P::can_read_ahead(self.mem())
+    }
+
+    /// Read-ahead: takes the next message without blocking and keeps it in
+    /// the ring after the grant is dropped, until
+    /// [`release_to`](Consumer::release_to) is given its
+    /// [`end`](AheadGrant::end) (or a later one). Several messages can be
+    /// read ahead this way; each call returns the one after the last.
+    ///
+    /// For forwarding messages somewhere that acknowledges them later (a
+    /// network, a disk): what is not yet released stays in the ring, and if
+    /// this consumer dies or detaches, the next consumer receives it again,
+    /// with the same [`position`](AheadGrant::position). Producers see the
+    /// held messages' space as used. Once every message read ahead is
+    /// released the consumer works as before; until then, messages taken
+    /// with [`try_recv`](Consumer::try_recv) and the other forms are held
+    /// too (they come after the held ones) and released with them.
+    ///
+    /// ```
+    /// let ring = mmring::spsc::Ring::anonymous(mmring::Config::new(4096))?;
+    /// let (mut tx, mut rx) = (ring.producer()?, ring.consumer()?);
+    /// for i in 0..3u8 { tx.send(&[i])?; }
+    /// let a = rx.try_recv_ahead()?.end();
+    /// let b = rx.try_recv_ahead()?.end();
+    /// assert_eq!(&*rx.try_recv_ahead()?, &[2]);
+    /// rx.release_to(a); // the first is acknowledged: released
+    /// drop(rx);         // the second and third stay in the ring
+    /// let mut rx = ring.consumer()?;
+    /// assert_eq!(&*rx.try_recv()?, &[1]);
+    /// # let _ = b;
+    /// # Ok::<(), mmring::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// As [`try_recv`](Consumer::try_recv), and
+    /// [`RecvError::NoReadAhead`] on an mpmc ring.
+    pub fn try_recv_ahead(&mut self) -> Result<AheadGrant<'_, P>, RecvError> {
+        if !self.can_read_ahead() {
+            return Err(RecvError::NoReadAhead);
+        }
+        self.check_inherited()?;
+        match take(&self.role, &mut self.st)? {
+            Some(taken) => Ok(self.ahead(taken)),
+            None => Err(RecvError::Empty),
+        }
+    }
+
+    /// As [`try_recv_ahead`](Consumer::try_recv_ahead), waiting up to
+    /// `timeout` for a message (a timeout too large to represent waits for
+    /// ever).
+    ///
+    /// # Errors
+    ///
+    /// As [`recv_timeout`](Consumer::recv_timeout), and
+    /// [`RecvError::NoReadAhead`] on an mpmc ring.
+    pub fn recv_ahead_timeout(
+        &mut self,
+        timeout: Duration,
+    ) -> Result<AheadGrant<'_, P>, RecvError> {
+        if !self.can_read_ahead() {
+            return Err(RecvError::NoReadAhead);
+        }
+        let taken = self.wait_take(deadline(timeout))?;
+        Ok(self.ahead(taken))
+    }
+
+    fn ahead(&mut self, taken: P::Taken) -> AheadGrant<'_, P> {
+        P::hold(&mut self.st);
+        AheadGrant {
+            consumer: self,
+            taken,
+        }
+    }
+
+    /// Read-ahead: releases every message read ahead up to the one whose
+    /// [`end`](AheadGrant::end) this is, and everything this consumer took
+    /// before it. A mark at or before what is already released does
+    /// nothing; a mark past what this consumer has read releases what it
+    /// has read. Marks are positions in this ring's stream: one from
+    /// another ring releases the wrong amount.
+    pub fn release_to(&mut self, end: ReleaseMark) {
+        if !self.can_read_ahead() {
+            return;
+        }
+        let mem = &self.role.shared.mem;
+        if P::release_to(mem, &mut self.st, end.0) {
+            self.role.notify();
+        }
+    }
+}
+
+/// Where a message read ahead ends: what
+/// [`Consumer::release_to`] takes to release it and every message before it.
+/// Ordered as the messages are.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ReleaseMark(u64);
+
+impl ReleaseMark {
+    /// The position just past the message (bytes for spsc/mpsc).
+    pub fn get(self) -> u64 {
+        self.0
+    }
+}
+
+/// A message read ahead with [`Consumer::try_recv_ahead`]: derefs to the
+/// payload in place. Dropping it marks it read but keeps it in the ring,
+/// until [`Consumer::release_to`] is given its [`end`](AheadGrant::end).
+pub struct AheadGrant<'a, P: Flavour> {
+    consumer: &'a mut Consumer<P>,
+    taken: P::Taken,
+}
+
+impl<P: Flavour> fmt::Debug for AheadGrant<'_, P> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AheadGrant")
+            .field("taken", &self.taken)
+            .finish()
+    }
+}
+
+impl<P: Flavour> AheadGrant<'_, P> {
+    /// The message's position in the ring's stream, as
+    /// [`ReadGrant::position`].
+    pub fn position(&self) -> u64 {
+        P::position(&self.taken)
+    }
+
+    /// What releases this message and every one before it
+    /// ([`Consumer::release_to`]).
+    pub fn end(&self) -> ReleaseMark {
+        ReleaseMark(P::end(&self.taken))
+    }
+}
+
+impl<P: Flavour> std::ops::Deref for AheadGrant<'_, P> {
+    type Target = [u8];
+    #[inline]
+    fn deref(&self) -> &[u8] {
+        // SAFETY: `taken` came from `try_take` and is consumed only on drop
+        // (and released later still, by `release_to`).
+        let (p, len) = unsafe { P::taken_payload(self.consumer.mem(), &self.taken) };
+        // SAFETY: committed bytes inside the data area, which producers
+        // leave alone until released; nothing is released while this
+        // borrow of the consumer lives.
+        unsafe { std::slice::from_raw_parts(p.as_ptr(), len) }
+    }
+}
+
+impl<P: Flavour> Drop for AheadGrant<'_, P> {
+    fn drop(&mut self) {
+        let c = &mut *self.consumer;
+        // Consumed only: the consumer holds (`P::hold`), so no release
+        // passes this message until `release_to`.
+        P::consume(&c.role.shared.mem, &mut c.st, self.taken);
+    }
+}
+
+impl<P: Flavour> Consumer<P> {
     /// Copies the next message into `buf` (replacing its contents) and
     /// releases it, without blocking. Returns its length.
     ///
@@ -1581,6 +1744,27 @@ impl<P: Flavour> ReadGrant<'_, P> {
 
     /// Releases the message (the same as dropping the grant).
     pub fn release(self) {}
+
+    /// The message's position in the ring's stream: for spsc and mpsc the
+    /// byte position of its frame (counted from the ring's creation, over
+    /// every lap), for mpmc its slot sequence number. Positions only grow,
+    /// so the pair ([`Ring::id`], position) names one message for the life
+    /// of the ring, whichever consumer (or process) receives it: a message
+    /// left in the ring by a consumer that died is received again with the
+    /// same position.
+    ///
+    /// ```
+    /// let ring = mmring::spsc::Ring::anonymous(mmring::Config::new(4096))?;
+    /// let (mut tx, mut rx) = (ring.producer()?, ring.consumer()?);
+    /// tx.send(b"a")?;
+    /// tx.send(b"b")?;
+    /// let first = rx.try_recv()?.position();
+    /// assert!(rx.try_recv()?.position() > first);
+    /// # Ok::<(), mmring::Error>(())
+    /// ```
+    pub fn position(&self) -> u64 {
+        P::position(&self.taken)
+    }
 }
 
 impl<P: Flavour> std::ops::Deref for ReadGrant<'_, P> {

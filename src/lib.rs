@@ -109,7 +109,8 @@ pub use flavour::any::{
 };
 pub use flavour::{broadcast, mpmc, mpsc, spsc};
 pub use handle::{
-    Consumer, Frame, Iter, Producer, ReadGrant, Ring, TryIter, WriteBatch, WriteGrant,
+    AheadGrant, Consumer, Frame, Iter, Producer, ReadGrant, ReleaseMark, Ring, TryIter, WriteBatch,
+    WriteGrant,
 };
 pub use layout::{Kind, Role};
 pub use protocol::{FixedKind, Flavour};

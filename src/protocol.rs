@@ -190,6 +190,40 @@ pub(crate) mod sealed {
             unreachable!("put_back on a flavour that cannot put back")
         }
 
+        /// A taken message's position in the ring's stream: framed rings
+        /// give the byte position of its frame word, mpmc its slot
+        /// sequence number. Unique for the life of the ring (positions only
+        /// grow), and the same for whichever consumer takes the message.
+        fn position(taken: &Self::Taken) -> u64;
+
+        /// Whether this ring's consumer can read ahead: consume several
+        /// messages and release them later, up to a position
+        /// ([`hold`](Protocol::hold), [`release_to`](Protocol::release_to)).
+        /// Framed rings can (their read position is private until
+        /// released); an mpmc consumer holds one slot at a time.
+        fn can_read_ahead(_mem: &Self::Mem) -> bool {
+            false
+        }
+
+        /// Read-ahead: from now on [`release`](Protocol::release) hands
+        /// back nothing past what `release_to` allowed. Called only when
+        /// [`can_read_ahead`](Protocol::can_read_ahead).
+        fn hold(_rx: &mut Self::Rx) {
+            unreachable!("hold on a flavour that cannot read ahead")
+        }
+
+        /// The position just past a taken message (what `release_to`
+        /// takes to release it and everything before it).
+        fn end(taken: &Self::Taken) -> u64;
+
+        /// Read-ahead: hands back every consumed message that ends at or
+        /// before `end` (clamped to what was consumed); stops holding once
+        /// everything consumed is handed back. `true` if anything was
+        /// handed back (then producers are woken).
+        fn release_to(_mem: &Self::Mem, _rx: &mut Self::Rx, _end: u64) -> bool {
+            unreachable!("release_to on a flavour that cannot read ahead")
+        }
+
         /// Hands every consumed (or skipped) message's space back to the
         /// producers; `true` if anything was handed back since the last
         /// call (then producers are woken).

@@ -485,6 +485,9 @@ pub struct ReadCursor {
     pub held: Held,
     /// Messages consumed since the last release (for `released_frames`).
     pub consumed: u64,
+    /// Read-ahead: while `Some(p)`, frames are released only up to `p`
+    /// (a frame end the user has let go of), however far `read` is.
+    pub hold: Option<u64>,
 }
 
 impl ReadCursor {
@@ -534,6 +537,7 @@ impl ReadCursor {
             multi_producer,
             held: Held::default(),
             consumed: 0,
+            hold: None,
         })
     }
 
@@ -593,17 +597,43 @@ impl ReadCursor {
     /// was nothing to hand back.
     #[inline(always)]
     pub fn release<M: FramedMem>(&mut self, m: &M) -> bool {
-        if self.read == self.released {
+        let to = match self.hold {
+            None => self.read,
+            Some(p) => p.min(self.read),
+        };
+        if to <= self.released {
             return false;
         }
-        release_frames(m, &mut self.released, self.read, self.multi_producer);
+        // Frames handed back: all consumed ones, or, when read-ahead holds
+        // some back, the data frames up to `to` (they were read, and stay
+        // unreleased until now, so their words are intact to count).
+        let handed = if to == self.read {
+            std::mem::take(&mut self.consumed)
+        } else {
+            let n = data_frames(m, self.released, to).min(self.consumed);
+            self.consumed -= n;
+            n
+        };
+        release_frames(m, &mut self.released, to, self.multi_producer);
         let n = m.released_frames();
         // ORDERING: Relaxed, both: a statistic only this consumer writes.
-        n.store(
-            n.load(Relaxed) + std::mem::take(&mut self.consumed),
-            Relaxed,
-        );
+        n.store(n.load(Relaxed) + handed, Relaxed);
         true
+    }
+
+    /// Read-ahead: from now on, [`release`](ReadCursor::release) hands back
+    /// nothing past what [`release_to`](ReadCursor::release_to) allowed.
+    pub fn hold(&mut self) {
+        self.hold.get_or_insert(self.released);
+    }
+
+    /// Read-ahead: hands back every frame up to `end`, a frame's end
+    /// ([`Located::next`]) this consumer has read; stops holding once
+    /// everything read is handed back. `end` is clamped to what was read.
+    pub fn release_to<M: FramedMem>(&mut self, m: &M, end: u64) -> bool {
+        let p = self.hold.map_or(end, |h| h.max(end)).min(self.read);
+        self.hold = (p < self.read).then_some(p);
+        self.release(m)
     }
 
     /// Bytes committed (or, for mpsc, claimed) and not yet read.
@@ -734,6 +764,24 @@ pub(crate) fn release_frames<M: FramedMem>(m: &M, released: &mut u64, pos: u64, 
         m.pending().store(0, Relaxed);
     }
     *released = pos;
+}
+
+/// How many data frames lie in `[from, to)`, a stretch this consumer has
+/// read and not released (so every word in it is a published frame or a
+/// padding or skip record). Stops at anything else.
+fn data_frames<M: FramedMem>(m: &M, from: u64, to: u64) -> u64 {
+    let (mut pos, mut n) = (from, 0);
+    while pos < to {
+        match m.parse(pos, to - pos) {
+            Ok(Parsed::Data { size, .. }) => {
+                n += 1;
+                pos += size;
+            }
+            Ok(Parsed::Pad { skip }) => pos += skip,
+            _ => break,
+        }
+    }
+    n
 }
 
 /// Withdraws a dead party's completed claim from its record, unless the
@@ -934,6 +982,7 @@ pub(crate) mod loom_heap {
                 multi_producer: multi,
                 held: Held::default(),
                 consumed: 0,
+                hold: None,
             })
         }
 

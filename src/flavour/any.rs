@@ -396,6 +396,38 @@ impl Protocol for AnyKind {
         }
     }
 
+    fn position(t: &Taken) -> u64 {
+        match t {
+            Taken::Framed(f) => f.at,
+            Taken::Mpmc(s) => Mpmc::position(s),
+        }
+    }
+
+    fn can_read_ahead(m: &Mem) -> bool {
+        matches!(m, Mem::Spsc(_) | Mem::Mpsc(_))
+    }
+
+    fn hold(rx: &mut Rx) {
+        match rx {
+            Rx::Framed(c) => c.hold(),
+            Rx::Mpmc(_) => unreachable!("hold on a flavour that cannot read ahead"),
+        }
+    }
+
+    fn end(t: &Taken) -> u64 {
+        match t {
+            Taken::Framed(f) => f.next,
+            Taken::Mpmc(s) => Mpmc::end(s),
+        }
+    }
+
+    fn release_to(m: &Mem, rx: &mut Rx, end: u64) -> bool {
+        match (m, rx) {
+            (Mem::Spsc(r) | Mem::Mpsc(r), Rx::Framed(c)) => c.release_to(r, end),
+            _ => unreachable!("release_to on a flavour that cannot read ahead"),
+        }
+    }
+
     fn recover_now(m: &Mem, rx: &mut Rx) -> Result<bool, Corruption> {
         match (m, rx) {
             (Mem::Spsc(r), Rx::Framed(c)) => Spsc::recover_now(r, c),

@@ -305,6 +305,14 @@ impl Protocol for Mpmc {
         std::mem::take(&mut rx.unreleased)
     }
 
+    fn position(s: &Slot) -> u64 {
+        s.pos
+    }
+
+    fn end(s: &Slot) -> u64 {
+        s.pos + 1
+    }
+
     fn recover_now(m: &SlotRing, rx: &mut Rx) -> Result<bool, Corruption> {
         let (head, tail) = m.cursors();
         if tail <= head {

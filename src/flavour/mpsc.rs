@@ -250,6 +250,26 @@ impl Protocol for Mpsc {
         rx.put_back(&f, count);
     }
 
+    fn position(f: &Located) -> u64 {
+        f.at
+    }
+
+    fn can_read_ahead(_: &RawRing) -> bool {
+        true
+    }
+
+    fn hold(rx: &mut ReadCursor) {
+        rx.hold();
+    }
+
+    fn end(f: &Located) -> u64 {
+        f.next
+    }
+
+    fn release_to(m: &RawRing, rx: &mut ReadCursor, end: u64) -> bool {
+        rx.release_to(m, end)
+    }
+
     fn recover_now(m: &RawRing, rx: &mut ReadCursor) -> Result<bool, Corruption> {
         match rx.stuck_at() {
             Some(pos) => recover_claim(m, pos),

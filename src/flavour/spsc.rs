@@ -229,6 +229,26 @@ impl Protocol for Spsc {
         rx.put_back(&f, count);
     }
 
+    fn position(f: &Located) -> u64 {
+        f.at
+    }
+
+    fn can_read_ahead(_: &RawRing) -> bool {
+        true
+    }
+
+    fn hold(rx: &mut ReadCursor) {
+        rx.hold();
+    }
+
+    fn end(f: &Located) -> u64 {
+        f.next
+    }
+
+    fn release_to(m: &RawRing, rx: &mut ReadCursor, end: u64) -> bool {
+        rx.release_to(m, end)
+    }
+
     /// An spsc consumer is never held by a claim: nothing to recover.
     fn recover_now(_: &RawRing, _: &mut ReadCursor) -> Result<bool, Corruption> {
         Ok(false)
@@ -479,6 +499,71 @@ mod loom_models {
     #[should_panic]
     fn loom_spsc_catches_a_release_past_a_kept_frame() {
         put_back_model(true);
+    }
+
+    /// Read-ahead: a consumer holds (`ReadCursor::hold`), takes two frames
+    /// (the second after padding), releases only the first
+    /// (`release_to(a.next)`, as `Consumer::release_to` does once the first
+    /// is acknowledged) and, racing a producer that fills every byte it
+    /// may, reads the second again: it is whole, and releasing it later
+    /// hands its space back. With `sabotage`, the hold is forgotten (a plain
+    /// `release` hands back both): the producer may overwrite the second
+    /// frame while it is read, and loom reports the race.
+    fn read_ahead_model(sabotage: bool) {
+        model(move || {
+            let m = Arc::new(Heap::new());
+            let (mut w, mut r) = at_40(&m);
+            w.send(&m, 8, 1); // 40..56
+            w.send(&m, 8, 2); // pad 56..64, 64..80
+            r.0.hold();
+            let a = r.0.next(&*m).unwrap().unwrap();
+            r.0.consume(&a);
+            let b = r.0.next(&*m).unwrap().unwrap();
+            r.0.consume(&b);
+            if sabotage {
+                r.0.hold = None;
+                r.0.release(&*m);
+            } else {
+                assert!(r.0.release_to(&*m, a.next));
+                // Releasing again, or an older mark, hands back nothing.
+                assert!(!r.0.release(&*m));
+                assert!(!r.0.release_to(&*m, a.at));
+            }
+            let p = m.clone();
+            let producer = loom::thread::spawn(move || {
+                let mut sent = 0;
+                for v in 10..14 {
+                    match space(&*p, w.tail, &mut w.cached_head, 8).unwrap() {
+                        Some((pad, start)) => {
+                            p.write_payload(start, v);
+                            w.tail = write_frame(&*p, w.tail, pad, start, 8);
+                            publish_tail(&*p, w.tail);
+                            sent += 1;
+                        }
+                        None => break,
+                    }
+                }
+                sent
+            });
+            assert_eq!(m.read_payload(b), 2);
+            if !sabotage {
+                assert!(r.0.release_to(&*m, b.next));
+                assert_eq!(r.0.hold, None, "everything read is handed back");
+            }
+            producer.join().unwrap();
+        });
+    }
+
+    #[test]
+    fn loom_spsc_read_ahead_keeps_held_frames() {
+        read_ahead_model(false);
+    }
+
+    /// The read-ahead model has teeth (see `read_ahead_model`).
+    #[test]
+    #[should_panic]
+    fn loom_spsc_catches_a_release_past_a_held_frame() {
+        read_ahead_model(true);
     }
 
     /// A producer that stops for ever after writing a frame but before its

@@ -16,10 +16,14 @@
 //! mmring send PATH [--raw] [--chunk N] stdin -> frames (one per line)
 //! mmring recv PATH [--raw] [--count N] [--follow | --no-wait]
 //!                                      frames -> stdout
+//! mmring bridge RING nats://HOST:PORT/SUBJECT   (feature nats)
+//! mmring bridge nats://HOST:PORT/SUBJECT RING   (feature nats)
 //! ```
 
 mod bcast;
 mod bench;
+#[cfg(feature = "nats")]
+mod bridge;
 mod ops;
 mod proc;
 mod stream;
@@ -66,6 +70,12 @@ enum Cmd {
     /// anonymous ring; print throughput, latency histograms and the
     /// round-trip floor (also: --workloads, the W1-W5 suite).
     Bench(bench::Args),
+    /// Bridge a ring and a NATS JetStream subject, losing nothing:
+    /// `bridge RING nats://HOST:PORT/SUBJECT` publishes the ring's frames,
+    /// `bridge nats://HOST:PORT/SUBJECT RING` commits the stream's messages
+    /// into the ring, in order.
+    #[cfg(feature = "nats")]
+    Bridge(bridge::Args),
     /// Create a named ring file, as `mkfifo` does: with no options, an
     /// spsc ring of 1 MiB, mode 600.
     Create {
@@ -199,6 +209,8 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.cmd {
         Cmd::Bench(args) => bench::run(&args),
+        #[cfg(feature = "nats")]
+        Cmd::Bridge(args) => bridge::run(&args),
         Cmd::Create {
             path,
             kind,

@@ -1,0 +1,350 @@
+//! Ring -> JetStream.
+//!
+//! A reader thread takes frames ahead from the ring (they stay there) and
+//! hands copies to the publishing task over a channel as deep as the
+//! window; the task publishes each with its message id and the expected id
+//! of the one before, and hands the frame's release mark back to the
+//! reader once JetStream acknowledged it, in order.
+//!
+//! Order in the stream: a message is published with the expectation that
+//! the stream's last message is its predecessor (`Nats-Expected-Last-Msg-Id`),
+//! except the oldest unacknowledged one when it is (re)sent: everything
+//! before it is acknowledged, so it cannot overtake anything. A message
+//! lost in a reconnection therefore makes the ones after it fail instead of
+//! landing ahead of it; all unacknowledged messages are then sent again,
+//! in order. The duplicate window (two minutes) drops what was stored
+//! already.
+
+use std::collections::VecDeque;
+use std::future::{Future, IntoFuture};
+use std::path::Path;
+use std::pin::Pin;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc as std_mpsc;
+use std::time::{Duration, Instant};
+
+use async_nats::jetstream::{self, context::PublishError, message::PublishMessage};
+use bytes::Bytes;
+use mmring::{AnyConsumer, AnyRing, Kind, RecvError, ReleaseMark, Trust};
+
+use super::{Args, Target, message_id};
+
+type AckFuture =
+    Pin<Box<dyn Future<Output = Result<jetstream::publish::PublishAck, PublishError>> + Send>>;
+
+/// A frame copied out of the ring, still held there.
+struct Out {
+    position: u64,
+    end: ReleaseMark,
+    bytes: Bytes,
+}
+
+struct InFlight {
+    out: Out,
+    id: String,
+    /// The id of the message before it, when it was published after it.
+    prev: Option<String>,
+    ack: AckFuture,
+}
+
+#[derive(Default, Debug)]
+struct Stats {
+    published: u64,
+    acked: u64,
+    duplicates: u64,
+    resent: u64,
+    bytes: u64,
+}
+
+pub async fn run(path: &Path, target: &Target, args: &Args) -> Result<ExitCode, String> {
+    let mut trust = Trust::new();
+    if args.shared {
+        trust = trust.allow_shared_mode();
+    }
+    let ring = AnyRing::open_with(path, trust).map_err(|e| format!("{}: {e}", path.display()))?;
+    if ring.kind() == Kind::Mpmc {
+        return Err(format!(
+            "{}: an mpmc ring cannot be bridged out: its consumer holds one slot at a time, \
+             so frames could not stay in the ring until JetStream acknowledged them \
+             (use an spsc or mpsc ring)",
+            path.display()
+        ));
+    }
+    // Connect and find the stream before taking the consumer role: a bad
+    // server or subject leaves the ring untouched.
+    let client = super::connect(target, args).await?;
+    let max_payload = client.server_info().max_payload;
+    let js = jetstream::ContextBuilder::new()
+        .max_ack_inflight(args.window.max(1))
+        .build(client.clone());
+    let stream = super::stream_for(&js, target, true).await?;
+    let stream_name = stream.cached_info().config.name.clone();
+    let stop = super::stop_flag()?;
+    let rx = ring
+        .consumer()
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    let ring_id = ring.id();
+
+    let (frame_tx, mut frame_rx) = tokio::sync::mpsc::channel::<Out>(args.window);
+    let (rel_tx, rel_rx) = std_mpsc::channel::<(ReleaseMark, usize)>();
+    let reader_stop = Arc::new(AtomicBool::new(false));
+    let rs = reader_stop.clone();
+    let window = args.window;
+    let reader = std::thread::spawn(move || reader(rx, frame_tx, rel_rx, window, &rs));
+
+    if !args.quiet {
+        eprintln!(
+            "mmring bridge: {} -> nats://{}/{} (stream {stream_name}, window {}, max payload {max_payload} B)",
+            path.display(),
+            target.server,
+            target.subject,
+            args.window
+        );
+    }
+    let mut st = Stats::default();
+    let mut inflight: VecDeque<InFlight> = VecDeque::new();
+    let mut last_id: Option<String> = None;
+    let mut fatal: Option<String> = None;
+    let mut stopping = false;
+    let mut reader_done = false;
+    let started = Instant::now();
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    let mut last_report = (Instant::now(), 0u64);
+    loop {
+        if stop.load(Ordering::SeqCst) && !stopping {
+            stopping = true;
+        }
+        if (stopping || reader_done) && inflight.is_empty() {
+            break;
+        }
+        let can_take = !stopping && !reader_done && inflight.len() < args.window;
+        tokio::select! {
+            biased;
+            r = async { (&mut inflight.front_mut().expect("guarded").ack).await }, if !inflight.is_empty() => {
+                match r {
+                    Ok(ack) => {
+                        let f = inflight.pop_front().expect("guarded");
+                        st.acked += 1;
+                        st.duplicates += u64::from(ack.duplicate);
+                        // The reader may be gone only after a fatal error of
+                        // its own; the frame then stays in the ring.
+                        let _ = rel_tx.send((f.out.end, 1));
+                    }
+                    Err(e) if stopping => {
+                        // Stopping with the server unreachable: what is not
+                        // acknowledged stays in the ring.
+                        if !args.quiet {
+                            eprintln!("mmring bridge: stopping with {} frames unacknowledged ({e}); they stay in the ring", inflight.len());
+                        }
+                        inflight.clear();
+                    }
+                    Err(e) => {
+                        if !args.quiet {
+                            eprintln!("mmring bridge: publish of {} not acknowledged ({e}); sending the {} unacknowledged again", inflight[0].id, inflight.len());
+                        }
+                        // Wait for the connection, then send every
+                        // unacknowledged message again, in order: the
+                        // oldest without an expectation (every message
+                        // before it is acknowledged), the others after
+                        // their predecessors. Their acknowledgements'
+                        // timeouts then run together, not one after
+                        // another.
+                        wait_connected(&client, &stop).await;
+                        inflight[0].prev = None;
+                        let mut queued = true;
+                        for f in inflight.iter_mut() {
+                            st.resent += 1;
+                            match publish(&js, &target.subject, f).await {
+                                Ok(ack) => f.ack = ack,
+                                Err(e) => {
+                                    // Not even queued: sent again when it
+                                    // is the oldest.
+                                    f.ack = Box::pin(async move { Err(e) });
+                                    queued = false;
+                                }
+                            }
+                        }
+                        if !queued {
+                            tokio::time::sleep(Duration::from_millis(100)).await;
+                        }
+                    }
+                }
+            }
+            f = frame_rx.recv(), if can_take && fatal.is_none() => {
+                match f {
+                    Some(out) => {
+                        if out.bytes.len() > max_payload {
+                            fatal = Some(format!(
+                                "frame at position {} of {}: {} bytes is larger than the server's max payload of {max_payload} bytes; \
+                                 it stays in the ring (raise max_payload in the server's configuration)",
+                                out.position, path.display(), out.bytes.len()
+                            ));
+                            stopping = true;
+                            continue;
+                        }
+                        let id = message_id(ring_id, out.position);
+                        st.bytes += out.bytes.len() as u64;
+                        let mut f = InFlight { out, prev: last_id.replace(id.clone()), id, ack: Box::pin(std::future::pending()) };
+                        if inflight.is_empty() {
+                            f.prev = None;
+                        }
+                        match publish(&js, &target.subject, &f).await {
+                            Ok(ack) => f.ack = ack,
+                            Err(e) => f.ack = Box::pin(async move { Err(e) }),
+                        }
+                        st.published += 1;
+                        inflight.push_back(f);
+                    }
+                    None => reader_done = true,
+                }
+            }
+            _ = tick.tick() => {
+                let now = Instant::now();
+                let rate = (st.acked - last_report.1) as f64 / now.duration_since(last_report.0).as_secs_f64();
+                last_report = (now, st.acked);
+                report(args, &st, inflight.len(), rate, started, false);
+            }
+        }
+    }
+    reader_stop.store(true, Ordering::SeqCst);
+    drop(rel_tx);
+    drop(frame_rx);
+    let read = reader
+        .join()
+        .map_err(|_| "the ring reader thread panicked".to_string())?;
+    report(args, &st, inflight.len(), 0.0, started, true);
+    if let Some(e) = fatal {
+        return Err(e);
+    }
+    read.map(|()| ExitCode::SUCCESS)
+}
+
+/// Publishes `f` (with its id, and its predecessor's as the expected last
+/// one when it has it); returns the acknowledgement's future.
+async fn publish(
+    js: &jetstream::Context,
+    subject: &str,
+    f: &InFlight,
+) -> Result<AckFuture, PublishError> {
+    let mut m = PublishMessage::build()
+        .payload(f.out.bytes.clone())
+        .message_id(&f.id);
+    if let Some(p) = &f.prev {
+        m = m.expected_last_message_id(p);
+    }
+    Ok(js.send_publish(subject.to_string(), m).await?.into_future())
+}
+
+async fn wait_connected(client: &async_nats::Client, stop: &AtomicBool) {
+    let since = Instant::now();
+    while client.connection_state() != async_nats::connection::State::Connected {
+        if stop.load(Ordering::SeqCst) && since.elapsed() > Duration::from_secs(10) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn report(args: &Args, st: &Stats, inflight: usize, rate: f64, started: Instant, last: bool) {
+    if args.json {
+        println!(
+            "{}",
+            serde_json::json!({
+                "direction": "out",
+                "final": last,
+                "published": st.published,
+                "acked": st.acked,
+                "duplicates": st.duplicates,
+                "resent": st.resent,
+                "in_flight": inflight,
+                "bytes": st.bytes,
+                "acked_per_s": rate,
+                "seconds": started.elapsed().as_secs_f64(),
+            })
+        );
+    }
+    if !args.quiet {
+        eprintln!(
+            "mmring bridge: {} published, {} acknowledged ({} duplicates dropped by the stream), {} in flight, {} resent, {:.0} msg/s{}",
+            st.published,
+            st.acked,
+            st.duplicates,
+            inflight,
+            st.resent,
+            rate,
+            if last { " (stopped)" } else { "" }
+        );
+    }
+}
+
+/// Takes frames ahead from the ring and applies releases, keeping at most
+/// `window` frames taken and unreleased. Stops taking when `stop` is set
+/// or the task is gone, and returns once the task has dropped its release
+/// sender (every acknowledged frame released).
+fn reader(
+    mut rx: AnyConsumer,
+    out: tokio::sync::mpsc::Sender<Out>,
+    rel: std_mpsc::Receiver<(ReleaseMark, usize)>,
+    window: usize,
+    stop: &AtomicBool,
+) -> Result<(), String> {
+    let mut outstanding = 0usize;
+    let mut out = Some(out);
+    loop {
+        let mut last = None;
+        loop {
+            match rel.try_recv() {
+                Ok((m, n)) => {
+                    last = Some(m);
+                    outstanding -= n;
+                }
+                Err(std_mpsc::TryRecvError::Empty) => break,
+                Err(std_mpsc::TryRecvError::Disconnected) => {
+                    if let Some(m) = last {
+                        rx.release_to(m);
+                    }
+                    return Ok(());
+                }
+            }
+        }
+        if let Some(m) = last {
+            rx.release_to(m);
+        }
+        if stop.load(Ordering::SeqCst) {
+            out = None;
+        }
+        let Some(tx) = out.as_ref().filter(|_| outstanding < window) else {
+            match rel.recv_timeout(Duration::from_millis(20)) {
+                Ok((m, n)) => {
+                    outstanding -= n;
+                    rx.release_to(m);
+                }
+                Err(std_mpsc::RecvTimeoutError::Timeout) => {}
+                Err(std_mpsc::RecvTimeoutError::Disconnected) => return Ok(()),
+            }
+            continue;
+        };
+        match rx.recv_ahead_timeout(Duration::from_millis(20)) {
+            Ok(g) => {
+                let o = Out {
+                    position: g.position(),
+                    end: g.end(),
+                    bytes: Bytes::copy_from_slice(&g),
+                };
+                drop(g);
+                outstanding += 1;
+                if tx.blocking_send(o).is_err() {
+                    out = None;
+                }
+            }
+            Err(RecvError::Empty | RecvError::Timeout) => {}
+            // No producer now: wait for the next one.
+            Err(RecvError::Disconnected | RecvError::Unlinked) => {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            Err(e) => return Err(format!("reading the ring: {e}")),
+        }
+    }
+}
