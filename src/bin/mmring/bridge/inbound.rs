@@ -29,8 +29,15 @@ use super::{Args, Target, parse_message_id};
 /// Where the inbound bridge has got to, kept beside the ring.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Place {
+    /// The identity of the ring written ([`AnyRing::id`]); a ring file
+    /// created anew at the same path is another ring.
+    pub ring: u128,
     /// The stream read.
     pub stream: String,
+    /// When the stream was created (Unix nanoseconds): a stream deleted
+    /// and created again under the same name is another stream, whose
+    /// sequences mean other messages.
+    pub created: i128,
     /// Last stream sequence committed into the ring (0: none).
     pub seq: u64,
     /// Per source ring id, the position of the last message committed.
@@ -63,7 +70,13 @@ impl Place {
         for l in text.lines() {
             let mut w = l.split_whitespace();
             match (w.next(), w.next(), w.next()) {
+                (Some("ring"), Some(r), None) => {
+                    place.ring = u128::from_str_radix(r, 16).map_err(|_| bad(l))?
+                }
                 (Some("stream"), Some(s), None) => place.stream = s.to_string(),
+                (Some("created"), Some(n), None) => {
+                    place.created = n.parse().map_err(|_| bad(l))?
+                }
                 (Some("seq"), Some(n), None) => place.seq = n.parse().map_err(|_| bad(l))?,
                 (Some("last"), Some(r), Some(p)) => {
                     let r = u128::from_str_radix(r, 16).map_err(|_| bad(l))?;
@@ -82,7 +95,10 @@ impl Place {
         let path = Place::path(ring);
         let mut tmp = path.as_os_str().to_owned();
         tmp.push(".tmp");
-        let mut text = format!("stream {}\nseq {}\n", self.stream, self.seq);
+        let mut text = format!(
+            "ring {:032x}\nstream {}\ncreated {}\nseq {}\n",
+            self.ring, self.stream, self.created, self.seq
+        );
         for (r, p) in &self.last {
             text.push_str(&format!("last {r:032x} {p}\n"));
         }
@@ -111,15 +127,43 @@ pub async fn run(target: &Target, path: &Path, args: &Args) -> Result<ExitCode, 
     let js = jetstream::new(client.clone());
     let mut stream = super::stream_for(&js, target, true).await?;
     let name = stream.cached_info().config.name.clone();
-    if !place.stream.is_empty() && place.stream != name {
-        return Err(format!(
-            "{} records stream {} but subject '{}' is in stream {name}; remove the file to start over",
-            Place::path(path).display(),
-            place.stream,
-            target.subject
-        ));
+    let info = stream.cached_info();
+    let created = info.created.unix_timestamp_nanos();
+    let last_seq = info.state.last_sequence;
+    let sidecar = Place::path(path);
+    if !place.stream.is_empty() {
+        let gone = if place.ring != ring.id() {
+            Some(format!(
+                "ring {:032x}, but {} is ring {:032x} (created anew since)",
+                place.ring,
+                path.display(),
+                ring.id()
+            ))
+        } else if place.stream != name {
+            Some(format!(
+                "stream {}, but subject '{}' is in stream {name}",
+                place.stream, target.subject
+            ))
+        } else if place.created != created || place.seq > last_seq {
+            Some(format!(
+                "stream {name} up to sequence {}, but the server's stream {name} was created anew \
+                 since (it ends at sequence {last_seq})",
+                place.seq
+            ))
+        } else {
+            None
+        };
+        if let Some(what) = gone {
+            return Err(format!(
+                "{} records where the bridge got to in {what}; resuming would skip or repeat \
+                 messages: remove the file to start over from the stream's first message",
+                sidecar.display()
+            ));
+        }
     }
+    place.ring = ring.id();
     place.stream = name.clone();
+    place.created = created;
     let stop = super::stop_flag()?;
     let mut tx = ring
         .producer()

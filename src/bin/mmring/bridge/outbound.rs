@@ -76,8 +76,19 @@ pub async fn run(path: &Path, target: &Target, args: &Args) -> Result<ExitCode, 
     // server or subject leaves the ring untouched.
     let client = super::connect(target, args).await?;
     let max_payload = client.server_info().max_payload;
+    // The window is kept here (`inflight`), not by the client's semaphore
+    // of acknowledgements in flight: an acknowledgement future dropped
+    // before it resolved (every unacknowledged one when they are sent
+    // again after a reconnection) keeps its permit until the client's ack
+    // timeout, so a semaphore as deep as the window would leave the resend
+    // waiting for permits that only the resend's own acknowledgements
+    // could free. Room for four windows, a short ack timeout, and an
+    // error instead of a wait when there is no permit (the message is then
+    // sent again as the oldest, after a pause).
     let js = jetstream::ContextBuilder::new()
-        .max_ack_inflight(args.window.max(1))
+        .max_ack_inflight(args.window.max(1).saturating_mul(4))
+        .ack_timeout(ACK_TIMEOUT)
+        .backpressure_on_inflight(false)
         .build(client.clone());
     let stream = super::stream_for(&js, target, true).await?;
     let stream_name = stream.cached_info().config.name.clone();
@@ -152,6 +163,11 @@ pub async fn run(path: &Path, target: &Target, args: &Args) -> Result<ExitCode, 
                         // timeouts then run together, not one after
                         // another.
                         wait_connected(&client, &stop).await;
+                        // Let go of every old acknowledgement (and its
+                        // permit) before sending again.
+                        for f in inflight.iter_mut() {
+                            f.ack = Box::pin(std::future::pending());
+                        }
                         inflight[0].prev = None;
                         let mut queued = true;
                         for f in inflight.iter_mut() {
@@ -220,6 +236,10 @@ pub async fn run(path: &Path, target: &Target, args: &Args) -> Result<ExitCode, 
     }
     read.map(|()| ExitCode::SUCCESS)
 }
+
+/// How long the client waits for the acknowledgement of a publish whose
+/// future was dropped before it resolved, before it frees its permit.
+const ACK_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Publishes `f` (with its id, and its predecessor's as the expected last
 /// one when it has it); returns the acknowledgement's future.
