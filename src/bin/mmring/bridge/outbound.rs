@@ -27,6 +27,7 @@ use std::time::{Duration, Instant};
 
 use async_nats::jetstream::{self, context::PublishError, message::PublishMessage};
 use bytes::Bytes;
+use futures_util::FutureExt;
 use mmring::{AnyConsumer, AnyRing, Kind, RecvError, ReleaseMark, Trust};
 
 use super::{Args, Target, message_id};
@@ -98,7 +99,9 @@ pub async fn run(path: &Path, target: &Target, args: &Args) -> Result<ExitCode, 
         .map_err(|e| format!("{}: {e}", path.display()))?;
     let ring_id = ring.id();
 
-    let (frame_tx, mut frame_rx) = tokio::sync::mpsc::channel::<Out>(args.window);
+    // Frames go to the task, and release marks come back, in batches:
+    // one wake-up of the other side per batch, not per frame.
+    let (frame_tx, mut frame_rx) = tokio::sync::mpsc::channel::<Vec<Out>>(args.window);
     let (rel_tx, rel_rx) = std_mpsc::channel::<(ReleaseMark, usize)>();
     let reader_stop = Arc::new(AtomicBool::new(false));
     let rs = reader_stop.clone();
@@ -136,12 +139,30 @@ pub async fn run(path: &Path, target: &Target, args: &Args) -> Result<ExitCode, 
             r = async { (&mut inflight.front_mut().expect("guarded").ack).await }, if !inflight.is_empty() => {
                 match r {
                     Ok(ack) => {
-                        let f = inflight.pop_front().expect("guarded");
-                        st.acked += 1;
+                        let mut f = inflight.pop_front().expect("guarded");
+                        let mut n = 1;
                         st.duplicates += u64::from(ack.duplicate);
+                        // Every acknowledgement already in, in order, goes
+                        // back with this one; a failure stays at the front
+                        // for the branch above.
+                        while let Some(next) = inflight.front_mut() {
+                            match (&mut next.ack).now_or_never() {
+                                None => break,
+                                Some(Ok(ack)) => {
+                                    st.duplicates += u64::from(ack.duplicate);
+                                    f = inflight.pop_front().expect("guarded");
+                                    n += 1;
+                                }
+                                Some(Err(e)) => {
+                                    next.ack = Box::pin(async move { Err(e) });
+                                    break;
+                                }
+                            }
+                        }
+                        st.acked += n as u64;
                         // The reader may be gone only after a fatal error of
-                        // its own; the frame then stays in the ring.
-                        let _ = rel_tx.send((f.out.end, 1));
+                        // its own; the frames then stay in the ring.
+                        let _ = rel_tx.send((f.out.end, n));
                     }
                     Err(e) if stopping => {
                         // Stopping with the server unreachable: what is not
@@ -189,8 +210,16 @@ pub async fn run(path: &Path, target: &Target, args: &Args) -> Result<ExitCode, 
                 }
             }
             f = frame_rx.recv(), if can_take && fatal.is_none() => {
-                match f {
-                    Some(out) => {
+                let Some(batch) = f else {
+                    reader_done = true;
+                    continue;
+                };
+                for out in batch {
+                        if fatal.is_some() {
+                            // Not published: released never, so it stays in
+                            // the ring.
+                            continue;
+                        }
                         if out.bytes.len() > max_payload {
                             fatal = Some(format!(
                                 "frame at position {} of {}: {} bytes is larger than the server's max payload of {max_payload} bytes; \
@@ -212,8 +241,6 @@ pub async fn run(path: &Path, target: &Target, args: &Args) -> Result<ExitCode, 
                         }
                         st.published += 1;
                         inflight.push_back(f);
-                    }
-                    None => reader_done = true,
                 }
             }
             _ = tick.tick() => {
@@ -236,6 +263,9 @@ pub async fn run(path: &Path, target: &Target, args: &Args) -> Result<ExitCode, 
     }
     read.map(|()| ExitCode::SUCCESS)
 }
+
+/// Most frames handed from the ring reader to the publishing task at once.
+const BATCH: usize = 256;
 
 /// How long the client waits for the acknowledgement of a publish whose
 /// future was dropped before it resolved, before it frees its permit.
@@ -305,7 +335,7 @@ fn report(args: &Args, st: &Stats, inflight: usize, rate: f64, started: Instant,
 /// sender (every acknowledged frame released).
 fn reader(
     mut rx: AnyConsumer,
-    out: tokio::sync::mpsc::Sender<Out>,
+    out: tokio::sync::mpsc::Sender<Vec<Out>>,
     rel: std_mpsc::Receiver<(ReleaseMark, usize)>,
     window: usize,
     stop: &AtomicBool,
@@ -346,25 +376,33 @@ fn reader(
             }
             continue;
         };
-        match rx.recv_ahead_timeout(Duration::from_millis(20)) {
-            Ok(g) => {
-                let o = Out {
-                    position: g.position(),
-                    end: g.end(),
-                    bytes: Bytes::copy_from_slice(&g),
-                };
-                drop(g);
-                outstanding += 1;
-                if tx.blocking_send(o).is_err() {
-                    out = None;
-                }
-            }
-            Err(RecvError::Empty | RecvError::Timeout) => {}
+        let copy = |position, end, bytes: &[u8]| Out {
+            position,
+            end,
+            bytes: Bytes::copy_from_slice(bytes),
+        };
+        let first = match rx.recv_ahead_timeout(Duration::from_millis(20)) {
+            Ok(g) => copy(g.position(), g.end(), &g),
+            Err(RecvError::Empty | RecvError::Timeout) => continue,
             // No producer now: wait for the next one.
             Err(RecvError::Disconnected | RecvError::Unlinked) => {
                 std::thread::sleep(Duration::from_millis(20));
+                continue;
             }
             Err(e) => return Err(format!("reading the ring: {e}")),
+        };
+        // What else is already in the ring, up to the window and a batch's
+        // worth, goes in the same hand-over.
+        let mut batch = vec![first];
+        while outstanding + batch.len() < window && batch.len() < BATCH {
+            match rx.try_recv_ahead() {
+                Ok(g) => batch.push(copy(g.position(), g.end(), &g)),
+                Err(_) => break,
+            }
+        }
+        outstanding += batch.len();
+        if tx.blocking_send(batch).is_err() {
+            out = None;
         }
     }
 }
