@@ -289,7 +289,7 @@ fn bridged(port: u16, subject: &str, size: usize, n: u64, rate: Option<f64>) -> 
         format!("{pb}.nats-seq").into(),
     ]);
     let cfg = Config::new(4 << 20);
-    let a = mmring::spsc::Ring::create(&pa, cfg.clone()).expect("ring A");
+    let a = mmring::spsc::Ring::create(&pa, cfg).expect("ring A");
     let b = mmring::spsc::Ring::create(&pb, cfg).expect("ring B");
     let url = format!("nats://127.0.0.1:{port}/{subject}");
     let mut rx = b.consumer().unwrap();
@@ -314,12 +314,10 @@ fn bridged(port: u16, subject: &str, size: usize, n: u64, rate: Option<f64>) -> 
     });
     let mut lat = Vec::with_capacity(n as usize);
     for i in 0..n {
-        let m = loop {
-            match rx.recv_timeout(Duration::from_secs(60)) {
-                Ok(m) => break m,
-                Err(RecvError::Timeout) => panic!("message {i} did not arrive within 60 s"),
-                Err(e) => panic!("ring B: {e}"),
-            }
+        let m = match rx.recv_timeout(Duration::from_secs(60)) {
+            Ok(m) => m,
+            Err(RecvError::Timeout) => panic!("message {i} did not arrive within 60 s"),
+            Err(e) => panic!("ring B: {e}"),
         };
         lat.push(check(&m, i, size));
     }
