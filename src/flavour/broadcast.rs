@@ -154,6 +154,18 @@ pub(crate) trait BcastMem {
     fn offset(&self, pos: u64) -> u64 {
         pos & (self.capacity() - 1)
     }
+
+    /// Appends the `n` words from position `pos` on to `buf`, each with a
+    /// relaxed load: what a subscriber copies a payload with. A record
+    /// never wraps around the data area, so the mapping reads them as one
+    /// run (see [`Raw`]); the loads are the same.
+    #[inline]
+    fn load_words(&self, pos: u64, n: u64, buf: &mut Vec<u64>) {
+        // ORDERING: Relaxed; the callers' tail load (Acquire) made the
+        // words visible, and their Acquire fence orders these loads before
+        // the validating load of `intent`.
+        buf.extend((0..n).map(|i| self.word(pos + 8 * i).load(Relaxed)));
+    }
 }
 
 /// What reading one record found.
@@ -223,11 +235,13 @@ fn read_record_checked<M: BcastMem>(
                 // ORDERING: Relaxed, as the frame word.
                 let seq = m.word(pos + 8).load(Relaxed);
                 if copy {
-                    let words = (layout::align_up(len) / 8) as usize;
                     buf.clear();
-                    let start = pos + layout::BCAST_FRAME_HEADER;
-                    // ORDERING: Relaxed, as the frame word.
-                    buf.extend((0..words as u64).map(|i| m.word(start + 8 * i).load(Relaxed)));
+                    // Relaxed loads, as the frame word.
+                    m.load_words(
+                        pos + layout::BCAST_FRAME_HEADER,
+                        layout::align_up(len) / 8,
+                        buf,
+                    );
                 }
                 Ok(Read::Frame { seq, len, size })
             }
@@ -433,11 +447,12 @@ impl Cursor {
                     // ORDERING: Relaxed, as the frame word.
                     let seq = m.word(pos + 8).load(Relaxed);
                     let at = self.buf.len();
-                    let start = pos + layout::BCAST_FRAME_HEADER;
-                    let words = layout::align_up(len) / 8;
-                    // ORDERING: Relaxed, as the frame word.
-                    self.buf
-                        .extend((0..words).map(|i| m.word(start + 8 * i).load(Relaxed)));
+                    // Relaxed loads, as the frame word.
+                    m.load_words(
+                        pos + layout::BCAST_FRAME_HEADER,
+                        layout::align_up(len) / 8,
+                        &mut self.buf,
+                    );
                     let size = bcast_frame_size(len);
                     self.queue.push_back(Copied {
                         pos,
@@ -935,6 +950,33 @@ impl BcastMem for Raw {
     #[inline]
     fn max_frame(&self) -> u64 {
         self.max_frame
+    }
+    /// The words as one slice of the mapping when they do not cross its
+    /// end (a record never does): no per-word masking, so the loop is a
+    /// run of plain 8-byte loads (about half the time of the word-by-word
+    /// form for a 4 KiB frame).
+    #[inline]
+    fn load_words(&self, pos: u64, n: u64, buf: &mut Vec<u64>) {
+        let off = self.offset(pos);
+        match n.checked_mul(8).and_then(|b| b.checked_add(off)) {
+            Some(end) if end <= self.capacity => {
+                // SAFETY: `off` is a multiple of 8 (every position handed
+                // here is) and `off + 8 n <= capacity`: the words lie inside
+                // the page-aligned data area the Region maps and keeps
+                // alive beside this value, and are only ever accessed
+                // atomically (by every process).
+                let words = unsafe {
+                    std::slice::from_raw_parts(
+                        self.data.as_ptr().add(off as usize).cast::<AtomicU64>(),
+                        n as usize,
+                    )
+                };
+                // ORDERING: Relaxed; as in the trait's form.
+                buf.extend(words.iter().map(|w| w.load(Relaxed)));
+            }
+            // ORDERING: Relaxed; as in the trait's form.
+            _ => buf.extend((0..n).map(|i| self.word(pos + 8 * i).load(Relaxed))),
+        }
     }
 }
 
