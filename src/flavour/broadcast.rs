@@ -1021,17 +1021,16 @@ impl BcastMem for Raw {
         let off = self.offset(pos);
         match n.checked_mul(8).and_then(|b| b.checked_add(off)) {
             Some(end) if end <= self.capacity => {
-                // SAFETY: `off` is a multiple of 8 (every position handed
-                // here is) and `off + 8 n <= capacity`: the words lie inside
-                // the page-aligned data area the Region maps and keeps
-                // alive beside this value, and are only ever accessed
-                // atomically (by every process).
-                let words = unsafe {
-                    std::slice::from_raw_parts(
-                        self.data.as_ptr().add(off as usize).cast::<AtomicU64>(),
-                        n as usize,
-                    )
-                };
+                // SAFETY: `off < capacity`: inside the data area the Region
+                // maps and keeps alive beside this value.
+                let first = unsafe { self.data.as_ptr().add(off as usize) };
+                // SAFETY: `first` is 8-byte aligned (`off` is a multiple of
+                // 8, as every position handed here is, and the data area is
+                // page-aligned) and `off + 8 n <= capacity`: the `n` words
+                // lie inside the mapped data area, and are only ever
+                // accessed atomically (by every process).
+                let words =
+                    unsafe { std::slice::from_raw_parts(first.cast::<AtomicU64>(), n as usize) };
                 // ORDERING: Relaxed; as in the trait's form.
                 buf.extend(words.iter().map(|w| w.load(Relaxed)));
             }
