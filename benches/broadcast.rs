@@ -266,13 +266,15 @@ fn report(r: std::os::fd::OwnedFd) -> Vec<u64> {
 }
 
 /// The writer process: publishes update 0, waits at its gate, then
-/// replaces the value every [`UPDATE_PERIOD`] until `stop`; reports the
+/// replaces the value every `period` (0: as fast as it can) until `stop`;
+/// reports the
 /// number of updates. Returns its pid, its report pipe, and the word that
 /// stops it.
 fn writer(
     side: Side,
     ring: &broadcast::Ring,
     prefix: &str,
+    period: Duration,
 ) -> (
     libc::pid_t,
     std::os::fd::OwnedFd,
@@ -300,7 +302,7 @@ fn writer(
         fill(&mut value.words, 0);
         publish(&value);
         gate.child_wait();
-        let period = UPDATE_PERIOD.as_nanos() as u64;
+        let period = period.as_nanos() as u64;
         let mut due = proc::now_ns();
         let mut n = 0;
         // ORDERING: Relaxed; a flag, nothing to order.
@@ -326,10 +328,10 @@ fn writer(
 
 /// `readers` reader processes each read the value `reads` times while the
 /// writer updates it; see the file's docs.
-fn config_run(side: Side, readers: usize, reads: u64) -> ConfigRun {
+fn config_run(side: Side, readers: usize, reads: u64, period: Duration) -> ConfigRun {
     let ring = broadcast::Ring::anonymous(Config::new(64 << 10)).expect("ring");
     let prefix = sync_prefix();
-    let (writer_pid, writer_report, stop) = writer(side, &ring, &prefix);
+    let (writer_pid, writer_report, stop) = writer(side, &ring, &prefix, period);
     let mut gate = proc::Gate::new().expect("gate");
     let mut children = Vec::new();
     for i in 0..readers {
@@ -442,7 +444,9 @@ fn config_latest(c: &mut Criterion) {
         g.throughput(Throughput::Elements(readers as u64));
         for (name, side) in [("mmring", Side::Mmring), ("mmap_sync", Side::MmapSync)] {
             g.bench_function(BenchmarkId::new(name, readers), |b| {
-                b.iter_custom(|n| Duration::from_nanos(config_run(side, readers, n).ns))
+                b.iter_custom(|n| {
+                    Duration::from_nanos(config_run(side, readers, n, UPDATE_PERIOD).ns)
+                })
             });
         }
     }
@@ -450,20 +454,36 @@ fn config_latest(c: &mut Criterion) {
 }
 
 /// The config comparison once more, in one run, with its ratios, beside
-/// the cache-line round trip measured just before.
+/// the cache-line round trip measured just before; then the same with a
+/// writer that replaces the value as fast as it can (the case least
+/// favourable to `latest()`, which copies a changed value).
 fn config_summary() {
     const RTTS: u64 = 100_000;
     let rtt = case("cache-line-rtt", &[], RTTS);
     println!(
-        "\nconfig sharing, one run: 4 KiB value updated every {} us; {SUMMARY_READS} checked reads per reader; \
+        "\nconfig sharing, one run: 4 KiB value; {SUMMARY_READS} checked reads per reader; \
          cache-line round trip between two processes just before: {:.0} ns (mean of {RTTS})",
-        UPDATE_PERIOD.as_micros(),
         rtt.as_nanos() as f64 / RTTS as f64
     );
+    for period in [UPDATE_PERIOD, Duration::ZERO] {
+        if period.is_zero() {
+            println!("  writer replacing the value as fast as it can:");
+        } else {
+            println!(
+                "  writer replacing the value every {} us:",
+                period.as_micros()
+            );
+        }
+        config_ratios(period);
+    }
+}
+
+/// One line per side and reader count, and the ratios.
+fn config_ratios(period: Duration) {
     for readers in [1usize, 4] {
         let mut rate = [0.0; 2];
         for (k, side) in [Side::Mmring, Side::MmapSync].into_iter().enumerate() {
-            let r = config_run(side, readers, SUMMARY_READS);
+            let r = config_run(side, readers, SUMMARY_READS, period);
             let total = (readers as u64 * SUMMARY_READS) as f64;
             rate[k] = total / (r.ns as f64 / 1e9);
             println!(
