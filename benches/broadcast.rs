@@ -37,7 +37,10 @@
 //! binary's process plumbing (`src/bin/mmring/proc.rs`, included below).
 //! After the groups a summary runs each config case once more and prints
 //! the mmring / mmap-sync ratios from that one run, beside the cache-line
-//! round trip measured just before it.
+//! round trip measured just before it; then once more with a writer that
+//! replaces the value as fast as it can (where each side's writer speed
+//! decides how often readers meet a changed value: the summary prints the
+//! updates written and the distinct values the readers saw).
 
 use std::io::{Read, Write};
 use std::process::Command;
