@@ -224,3 +224,45 @@ fn misaligned_header_positions_are_corrupt() {
     file.write_at(&13u64.to_ne_bytes(), 296).unwrap();
     assert_eq!(corrupt(ring.subscriber_from_oldest()), 13);
 }
+
+/// `latest` returns its last copy again while nothing newer was published,
+/// and the newer frame as soon as there is one: also after `try_recv`
+/// reused the subscriber's buffer, and across a change of publisher.
+#[test]
+fn latest_again_is_the_same_frame_until_a_newer_one() {
+    let ring = broadcast::Ring::anonymous(Config::new(4096)).unwrap();
+    let mut tx = ring.publisher().unwrap();
+    let mut rx = ring.subscriber().unwrap();
+    let latest = |rx: &mut broadcast::Subscriber| {
+        rx.latest()
+            .unwrap()
+            .map(|f| (String::from_utf8(f.to_vec()).unwrap(), f.seq()))
+    };
+    tx.send(b"v1").unwrap();
+    for _ in 0..3 {
+        assert_eq!(latest(&mut rx), Some(("v1".into(), 0)));
+    }
+    tx.send(b"v2").unwrap();
+    tx.send(b"v3").unwrap();
+    assert_eq!(latest(&mut rx), Some(("v3".into(), 2)));
+    assert_eq!(latest(&mut rx), Some(("v3".into(), 2)));
+    tx.send(b"v4").unwrap();
+    // The buffer the copy of v3 was in now holds v4.
+    assert_eq!(&*rx.try_recv().unwrap(), b"v4");
+    assert_eq!(rx.try_recv().unwrap_err(), RecvError::Empty);
+    assert_eq!(latest(&mut rx), Some(("v4".into(), 3)));
+    tx.send(b"v5").unwrap();
+    assert_eq!(latest(&mut rx), Some(("v5".into(), 4)));
+    assert_eq!(rx.try_recv().unwrap_err(), RecvError::Empty);
+    // Enough frames to wrap the ring several times, then a new publisher.
+    for i in 0..1000u32 {
+        tx.send(format!("w{i}").as_bytes()).unwrap();
+    }
+    assert_eq!(latest(&mut rx), Some(("w999".into(), 1004)));
+    drop(tx);
+    let mut tx = ring.publisher().unwrap();
+    assert_eq!(latest(&mut rx), Some(("w999".into(), 1004)));
+    tx.send(b"v6").unwrap();
+    assert_eq!(latest(&mut rx), Some(("v6".into(), 1005)));
+    assert_eq!(latest(&mut rx), Some(("v6".into(), 1005)));
+}

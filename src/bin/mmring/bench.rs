@@ -71,7 +71,9 @@ pub enum Access {
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Case {
     /// Stream --count frames over a ring between processes (--kind, --size,
-    /// --producers, --consumers, --blocking, --access).
+    /// --producers, --consumers, --blocking, --access); with --kind
+    /// broadcast, the publisher's time to send --count frames to
+    /// --consumers subscriber processes.
     Ring,
     /// Stream --count frames over a pipe, 1 x 1.
     Pipe,
@@ -558,6 +560,9 @@ fn run_case(case: Case, shape: &Shape) -> Result<ExitCode, String> {
         shape.check_counts()?;
     }
     let (ns, errors) = match case {
+        // The publisher's time for --count frames to --consumers subscriber
+        // processes.
+        Case::Ring if shape.kind == Kind::Broadcast => bcast::case(size, n, shape.consumers)?,
         Case::Ring => {
             let o = stream::run_ring(&shape.ring()?, shape, false)?;
             (o.ns, o.errors)

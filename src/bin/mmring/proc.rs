@@ -1,6 +1,8 @@
 //! Process plumbing for `mmring bench`, the one cross-process benchmark
 //! harness (the criterion benchmarks run the built binary rather than
-//! include this file): forking workers, a start gate, CPU pinning, the
+//! include this file, except `benches/broadcast.rs`'s comparison with
+//! `mmap-sync`, a dev-dependency the binary cannot link, which includes it
+//! with `#[path]`): forking workers, a start gate, CPU pinning, the
 //! monotonic clock, words shared across fork.
 
 use std::io::Write;

@@ -17,13 +17,88 @@ use super::{Access, ROUND_TRIPS, histogram, ns, p50, rtt};
 use crate::proc::{Gate, fork_child, now_ns, pin, wait_child};
 
 pub fn run(size: usize, count: u64, subscribers: u32, compare: bool) -> Result<ExitCode, String> {
+    let ring = ring(size, count, subscribers)?;
+    let cap = ring.capacity();
+    println!(
+        "mmring bench: broadcast, 1 publisher x {subscribers} subscriber process(es), {size}-byte frames, {count} frames, {cap}-byte ring (publisher on CPU 0, subscribers on the others)"
+    );
+    let others = others();
+    let run = stream(&ring, size, count, subscribers, others)?;
+    let rate = count as f64 / (run.publisher_ns as f64 / 1e9);
+    println!(
+        "  publisher    {:>7.2} M frames/s  {:>6.2} GB/s  ({:.3} s)",
+        rate / 1e6,
+        rate * size as f64 / 1e9,
+        run.publisher_ns as f64 / 1e9
+    );
+    let mut ok = true;
+    for (i, s) in run.subscribers.iter().enumerate() {
+        let complete = s.errors == 0 && s.got + s.lost == count;
+        ok &= complete;
+        println!(
+            "  subscriber {i:<2} received {}, lost {} to overruns ({:.1}%){}",
+            s.got,
+            s.lost,
+            100.0 * s.lost as f64 / count as f64,
+            if complete {
+                String::new()
+            } else {
+                format!(
+                    "  {} CHECK ERRORS, {} unaccounted",
+                    s.errors,
+                    count.abs_diff(s.got + s.lost)
+                )
+            }
+        );
+    }
+    // The references, in the same run.
+    let shape = Shape {
+        kind: Kind::Spsc,
+        size: size.max(super::MIN_SIZE),
+        count,
+        producers: 1,
+        consumers: 1,
+        blocking: false,
+        access: Access::Header,
+        rate: 0.0,
+    };
+    let spsc = stream::run_ring(&shape.ring()?, &shape, false)?;
+    println!(
+        "  spsc 1 x 1   {:>7.2} M frames/s  ({}-byte frames, same count; publisher / spsc = {:.2})",
+        spsc.frames_per_s() / 1e6,
+        shape.size,
+        rate / spsc.frames_per_s()
+    );
+    if compare {
+        let pipe = stream::pipe(shape.size, count, 0.0)?;
+        println!(
+            "  pipe 1 x 1   {:>7.2} M frames/s  (publisher / pipe = {:.2})",
+            pipe.frames_per_s() / 1e6,
+            rate / pipe.frames_per_s()
+        );
+    }
+    latency(&ring, size, subscribers, others)?;
+    let floor = rtt::cache_line(ROUND_TRIPS)?;
+    println!(
+        "  floor        one cache line round trip between two processes: p50 {}",
+        ns(p50(&floor.hist))
+    );
+    Ok(if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+/// The ring the saturation stream runs over: room for about 4096 frames of
+/// `size` bytes, 4 MiB at the least.
+fn ring(size: usize, count: u64, subscribers: u32) -> Result<broadcast::Ring, String> {
     if size < 8 {
         return Err("--size must be at least 8 bytes for broadcast".into());
     }
     if subscribers == 0 || count == 0 {
         return Err("--consumers and --count must be at least 1".into());
     }
-    // Room for about 4096 frames, 4 MiB at the least.
     let cap = ((size as u64 + 16) * 4096).max(4 << 20).next_power_of_two();
     let ring = broadcast::Ring::anonymous(Config::new(cap)).map_err(|e| format!("ring: {e}"))?;
     if size > ring.max_frame() {
@@ -32,14 +107,59 @@ pub fn run(size: usize, count: u64, subscribers: u32, compare: bool) -> Result<E
             ring.max_frame()
         ));
     }
-    println!(
-        "mmring bench: broadcast, 1 publisher x {subscribers} subscriber process(es), {size}-byte frames, {count} frames, {cap}-byte ring (publisher on CPU 0, subscribers on the others)"
-    );
-    // The publisher has a CPU of its own; the subscribers share the others
-    // (on a 2-CPU machine, all of them share the second), so what the
-    // publisher's rate shows is what subscribers cost it through memory,
-    // not through the scheduler.
-    let others = std::thread::available_parallelism().map_or(1, |n| n.get().max(2) - 1);
+    Ok(ring)
+}
+
+/// CPUs other than the publisher's (CPU 0), at least 1. The publisher has
+/// a CPU of its own; the subscribers share the others (on a 2-CPU machine,
+/// all of them share the second), so what the publisher's rate shows is
+/// what subscribers cost it through memory, not through the scheduler.
+fn others() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get().max(2) - 1)
+}
+
+/// What one subscriber process of [`stream`] counted.
+pub struct SubscriberCount {
+    /// Frames received.
+    pub got: u64,
+    /// Frames lost to overruns (the sum of the `Lagged` counts).
+    pub lost: u64,
+    /// Frames whose sequence number did not match the one written in them,
+    /// and errors other than `Lagged`.
+    pub errors: u64,
+}
+
+/// One saturation stream: its publisher's time and what each subscriber
+/// counted.
+pub struct Stream {
+    /// Nanoseconds from the publisher's first send to its last.
+    pub publisher_ns: u64,
+    pub subscribers: Vec<SubscriberCount>,
+}
+
+impl Stream {
+    /// Frames not accounted for: check errors, plus every subscriber's
+    /// received + lost that does not add up to `count`.
+    pub fn errors(&self, count: u64) -> u64 {
+        self.subscribers
+            .iter()
+            .map(|s| s.errors + count.abs_diff(s.got + s.lost))
+            .sum()
+    }
+}
+
+/// The publisher (its own process, on CPU 0) sends `count` frames of
+/// `size` bytes as fast as it can to `subscribers` processes on the other
+/// CPUs, released together by a start gate; each subscriber checks the
+/// sequence number in every frame's first 8 bytes and counts what it
+/// received and lost.
+fn stream(
+    ring: &broadcast::Ring,
+    size: usize,
+    count: u64,
+    subscribers: u32,
+    others: usize,
+) -> Result<Stream, String> {
     let mut gate = Gate::new()?;
     let mut pids = Vec::new();
     let mut pipes = Vec::new();
@@ -93,19 +213,12 @@ pub fn run(size: usize, count: u64, subscribers: u32, compare: bool) -> Result<E
     std::fs::File::from(r)
         .read_to_string(&mut text)
         .map_err(|e| format!("results: {e}"))?;
-    let pub_ns: u64 = text
+    let publisher_ns: u64 = text
         .trim()
         .parse()
         .map_err(|_| "publisher failed".to_string())?;
     wait_child(publisher)?;
-    let rate = count as f64 / (pub_ns as f64 / 1e9);
-    println!(
-        "  publisher    {:>7.2} M frames/s  {:>6.2} GB/s  ({:.3} s)",
-        rate / 1e6,
-        rate * size as f64 / 1e9,
-        pub_ns as f64 / 1e9
-    );
-    let mut ok = true;
+    let mut counts = Vec::new();
     for (i, r) in pipes.into_iter().enumerate() {
         let mut text = String::new();
         std::fs::File::from(r)
@@ -118,60 +231,24 @@ pub fn run(size: usize, count: u64, subscribers: u32, compare: bool) -> Result<E
         let [got, lost, errors] = v[..] else {
             return Err(format!("subscriber {i} failed"));
         };
-        ok &= errors == 0 && got + lost == count;
-        println!(
-            "  subscriber {i:<2} received {got}, lost {lost} to overruns ({:.1}%){}",
-            100.0 * lost as f64 / count as f64,
-            if errors == 0 && got + lost == count {
-                String::new()
-            } else {
-                format!(
-                    "  {errors} CHECK ERRORS, {} unaccounted",
-                    count.abs_diff(got + lost)
-                )
-            }
-        );
+        counts.push(SubscriberCount { got, lost, errors });
     }
     for pid in pids {
         wait_child(pid)?;
     }
-    // The references, in the same run.
-    let shape = Shape {
-        kind: Kind::Spsc,
-        size: size.max(super::MIN_SIZE),
-        count,
-        producers: 1,
-        consumers: 1,
-        blocking: false,
-        access: Access::Header,
-        rate: 0.0,
-    };
-    let spsc = stream::run_ring(&shape.ring()?, &shape, false)?;
-    println!(
-        "  spsc 1 x 1   {:>7.2} M frames/s  ({}-byte frames, same count; publisher / spsc = {:.2})",
-        spsc.frames_per_s() / 1e6,
-        shape.size,
-        rate / spsc.frames_per_s()
-    );
-    if compare {
-        let pipe = stream::pipe(shape.size, count, 0.0)?;
-        println!(
-            "  pipe 1 x 1   {:>7.2} M frames/s  (publisher / pipe = {:.2})",
-            pipe.frames_per_s() / 1e6,
-            rate / pipe.frames_per_s()
-        );
-    }
-    latency(&ring, size, subscribers, others)?;
-    let floor = rtt::cache_line(ROUND_TRIPS)?;
-    println!(
-        "  floor        one cache line round trip between two processes: p50 {}",
-        ns(p50(&floor.hist))
-    );
-    Ok(if ok {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
+    Ok(Stream {
+        publisher_ns,
+        subscribers: counts,
     })
+}
+
+/// `--case ring --kind broadcast`: one saturation stream of `count` frames
+/// to `subscribers` processes (as `mmring bench --kind broadcast` measures
+/// first): the publisher's time, and the frames not accounted for.
+pub fn case(size: usize, count: u64, subscribers: u32) -> Result<(u64, u64), String> {
+    let ring = ring(size, count, subscribers)?;
+    let run = stream(&ring, size, count, subscribers, others())?;
+    Ok((run.publisher_ns, run.errors(count)))
 }
 
 /// Frames per second of the paced latency phase, and how many.

@@ -71,6 +71,9 @@ impl Shape {
             Kind::Mpsc if self.consumers != 1 => {
                 Err("an mpsc ring has one consumer; use --kind mpmc for several".into())
             }
+            Kind::Broadcast if self.producers != 1 => {
+                Err("a broadcast ring has one publisher (--producers 1)".into())
+            }
             _ => Ok(()),
         }
     }
