@@ -558,8 +558,9 @@ impl Cursor {
     }
 
     /// Reads the newest frame and moves past it, so that the next `next`
-    /// waits for a newer one. `Ok(None)`: nothing published yet, or nothing
-    /// newer than what this cursor has read.
+    /// waits for a newer one. The newest frame is returned also when this
+    /// cursor has read it already (the current value, as a config reader
+    /// wants it). `Ok(None)`: nothing published yet.
     ///
     /// When the `latest` word still holds the value it held when this
     /// cursor last copied the newest frame, and that copy is still in the
@@ -1694,8 +1695,8 @@ impl Subscriber {
     }
 
     /// The newest frame in the ring, if any (`None`: nothing published
-    /// yet, or nothing newer than the frames this subscriber has read),
-    /// skipping everything older:
+    /// yet), skipping everything older, and also when this subscriber has
+    /// read it already (it is the current value):
     /// the next [`recv`](Subscriber::recv) waits for a frame newer than
     /// this one. For state that is published whole (a configuration, a
     /// price): read the current value with `latest`, then `recv` each
@@ -1722,6 +1723,11 @@ impl Subscriber {
     /// tx.send(b"v2")?;
     /// assert_eq!(rx.latest()?.as_deref(), Some(&b"v2"[..]));
     /// assert_eq!(rx.try_recv().unwrap_err(), mmring::RecvError::Empty);
+    /// // Nothing newer: the current value again.
+    /// assert_eq!(rx.latest()?.as_deref(), Some(&b"v2"[..]));
+    /// tx.send(b"v3")?;
+    /// assert_eq!(&*rx.recv()?, b"v3");
+    /// assert_eq!(rx.latest()?.as_deref(), Some(&b"v3"[..]));
     /// # Ok::<(), mmring::Error>(())
     /// ```
     pub fn latest(&mut self) -> Result<Option<Received<'_>>, RecvError> {
