@@ -105,6 +105,13 @@ pub struct Args {
     /// Bytes per frame (at least 24; K, M suffixes).
     #[arg(long, default_value = "64", value_parser = crate::parse_size)]
     size: u64,
+    /// The ring's data area in bytes, a power of two (K, M suffixes; mpmc:
+    /// as many slots as fit). Default: 4 MiB or 256 frames, whichever is
+    /// larger (mpmc: 4096 slots); the round trips' rings default to 64
+    /// frames. Applies to --case and --workloads too; the size used is
+    /// printed (`ring_bytes` in --json and --case output).
+    #[arg(long, value_parser = crate::parse_size)]
+    capacity: Option<u64>,
     /// Frames in all (split among producers); with --case, frames, round
     /// trips or copies; with --workloads, the W1 and W5 frame count.
     #[arg(long, default_value_t = 5_000_000)]
@@ -157,13 +164,17 @@ pub fn run(args: &Args) -> Result<ExitCode, String> {
         blocking: args.blocking,
         access: args.access,
         rate: 0.0,
+        capacity: args.capacity,
     };
     if shape.kind == Kind::Broadcast && args.case.is_none() && !args.workloads {
+        if args.capacity.is_some() {
+            return Err("--capacity does not apply to --kind broadcast (its bench sizes the ring from --size)".into());
+        }
         return bcast::run(size, args.count, args.consumers, args.compare);
     }
     if args.workloads {
         shape.check_counts()?;
-        return workloads(args.count);
+        return workloads(args.count, args.capacity);
     }
     if let Some(case) = args.case {
         return run_case(case, &shape);
@@ -181,14 +192,7 @@ pub fn run(args: &Args) -> Result<ExitCode, String> {
         Access::Read => ", read in place",
         Access::Copy => ", copied in and out",
     };
-    let geometry = if shape.kind == Kind::Mpmc {
-        format!(
-            "{} slots of {size} bytes",
-            ring.capacity() / size.next_multiple_of(8).max(1) as u64
-        )
-    } else {
-        format!("{} KiB", ring.capacity() >> 10)
-    };
+    let geometry = stream::describe(&ring);
     if !json {
         println!(
             "mmring bench: {}, {} producer(s) x {} consumer(s), {size}-byte frames, ring of {geometry}, {mode}{access}",
@@ -225,7 +229,13 @@ pub fn run(args: &Args) -> Result<ExitCode, String> {
     let lat = (args.rate > 0.0)
         .then(|| stream::run_ring(&ring, &paced, false))
         .transpose()?;
-    let rtt = rtt::ring(shape.kind, size, shape.blocking, ROUND_TRIPS)?;
+    let rtt = rtt::ring(
+        shape.kind,
+        size,
+        shape.blocking,
+        ROUND_TRIPS,
+        shape.capacity,
+    )?;
     let floor = if shape.blocking {
         rtt::futex(ROUND_TRIPS)?
     } else {
@@ -559,7 +569,9 @@ fn run_case(case: Case, shape: &Shape) -> Result<ExitCode, String> {
     }
     let (ns, errors) = match case {
         Case::Ring => {
-            let o = stream::run_ring(&shape.ring()?, shape, false)?;
+            let ring = shape.ring()?;
+            println!("ring_bytes {}", ring.capacity());
+            let o = stream::run_ring(&ring, shape, false)?;
             (o.ns, o.errors)
         }
         Case::Pipe | Case::Socket => {
@@ -570,12 +582,18 @@ fn run_case(case: Case, shape: &Shape) -> Result<ExitCode, String> {
             };
             (o.ns, o.errors)
         }
-        Case::RingRtt => (rtt::ring(shape.kind, size, shape.blocking, n)?.ns, 0),
+        Case::RingRtt => (
+            rtt::ring(shape.kind, size, shape.blocking, n, shape.capacity)?.ns,
+            0,
+        ),
         Case::PipeRtt => (rtt::pipe(size, n)?.ns, 0),
         Case::CacheLineRtt => (rtt::cache_line(n)?.ns, 0),
         Case::FutexRtt => (rtt::futex(n)?.ns, 0),
         Case::Memcpy => (refs::memcpy(n, size), 0),
-        Case::RingThreads => (refs::ring_threads(shape.kind, size, n, shape.blocking)?, 0),
+        Case::RingThreads => (
+            refs::ring_threads(shape.kind, size, n, shape.blocking, shape.capacity)?,
+            0,
+        ),
         Case::CrossbeamThreads => (
             refs::crossbeam_threads(n, shape.producers, shape.consumers, size)?,
             0,
@@ -595,7 +613,7 @@ fn rate(n: u64, ns: u64) -> f64 {
 
 /// `--workloads`: W1–W5 once each, floors and references beside them,
 /// ratios from this one run.
-fn workloads(count: u64) -> Result<ExitCode, String> {
+fn workloads(count: u64, capacity: Option<u64>) -> Result<ExitCode, String> {
     const SMALL: usize = 64;
     const LARGE: usize = 4096;
     let n = count;
@@ -605,7 +623,14 @@ fn workloads(count: u64) -> Result<ExitCode, String> {
     );
     let mut errors = 0;
     let mut ring = |shape: Shape| -> Result<f64, String> {
-        let o = stream::run_ring(&shape.ring()?, &shape, false)?;
+        let ring = shape.ring()?;
+        println!(
+            "   ({} {}-byte frames over a ring of {})",
+            shape.kind,
+            shape.size,
+            stream::describe(&ring)
+        );
+        let o = stream::run_ring(&ring, &shape, false)?;
         errors += o.errors;
         Ok(o.frames_per_s())
     };
@@ -618,6 +643,7 @@ fn workloads(count: u64) -> Result<ExitCode, String> {
         blocking: false,
         access: Access::Header,
         rate: 0.0,
+        capacity,
     };
 
     let w1 = ring(spsc)?;
@@ -662,7 +688,7 @@ fn workloads(count: u64) -> Result<ExitCode, String> {
     );
 
     for blocking in [false, true] {
-        let r = rtt::ring(Kind::Spsc, SMALL, blocking, ROUND_TRIPS)?;
+        let r = rtt::ring(Kind::Spsc, SMALL, blocking, ROUND_TRIPS, capacity)?;
         let (floor, name, w) = if blocking {
             (rtt::futex(ROUND_TRIPS)?, "futex floor", "W4 blocking")
         } else {

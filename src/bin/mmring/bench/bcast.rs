@@ -145,6 +145,7 @@ pub fn run(size: usize, count: u64, subscribers: u32, compare: bool) -> Result<E
         blocking: false,
         access: Access::Header,
         rate: 0.0,
+        capacity: None,
     };
     let spsc = stream::run_ring(&shape.ring()?, &shape, false)?;
     println!(

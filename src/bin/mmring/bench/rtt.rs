@@ -10,10 +10,10 @@ use std::sync::atomic::Ordering::{Acquire, Release};
 use std::time::Instant;
 
 use hdrhistogram::Histogram;
-use mmring::{AnyRing, Config, Kind};
+use mmring::{AnyRing, Kind};
 
 use super::histogram;
-use super::stream::{recv_with, send_with};
+use super::stream::{recv_with, ring_config, send_with};
 use crate::proc::{Gate, fork_child, now_ns, pin, shared_counter, shared_futex, unpin, wait_child};
 
 /// What a round-trip run measured.
@@ -55,12 +55,22 @@ fn ping_pong<S>(
 }
 
 /// Round trips of a `size`-byte message over two rings of `kind` (ping,
-/// pong); the echo process copies each message out and back in.
-pub fn ring(kind: Kind, size: usize, blocking: bool, n: u64) -> Result<Rtt, String> {
-    let cfg = match kind {
-        Kind::Mpmc => Config::slots(64, size as u64),
-        _ => Config::new(((size as u64 + 8) * 64).next_power_of_two().max(4096)),
-    };
+/// pong); the echo process copies each message out and back in. Each ring
+/// is `capacity` bytes (`--capacity`), by default 64 frames.
+pub fn ring(
+    kind: Kind,
+    size: usize,
+    blocking: bool,
+    n: u64,
+    capacity: Option<u64>,
+) -> Result<Rtt, String> {
+    let cfg = ring_config(
+        kind,
+        size,
+        capacity,
+        ((size as u64 + 8) * 64).next_power_of_two().max(4096),
+        64,
+    )?;
     let ping = AnyRing::anonymous(kind, cfg).map_err(|e| e.to_string())?;
     let pong = AnyRing::anonymous(kind, cfg).map_err(|e| e.to_string())?;
     let mut out = vec![0u8; size];

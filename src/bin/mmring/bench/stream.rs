@@ -27,6 +27,9 @@ pub struct Shape {
     /// as fast as they can, i.e. saturation). Paced frames each carry
     /// their scheduled send time, and every one is recorded.
     pub rate: f64,
+    /// The ring's data area in bytes (`--capacity`); `None`: the default
+    /// of each measurement.
+    pub capacity: Option<u64>,
 }
 
 /// When frame `seq` of a producer paced at `rate` frames/s (0: unpaced)
@@ -75,28 +78,89 @@ impl Shape {
         }
     }
 
-    /// A fresh anonymous ring for this shape.
+    /// A fresh anonymous ring for this shape: `--capacity` bytes, or room
+    /// for at least 256 frames and 4 MiB at the least (mpmc: 4096 slots).
     pub fn ring(&self) -> Result<AnyRing, String> {
-        let cfg = match self.kind {
-            Kind::Mpmc => Config::slots(4096, self.size as u64),
-            _ => {
-                // Room for at least 256 frames, 4 MiB at the least.
-                let want = ((self.size as u64 + 8) * 256)
-                    .max(4 << 20)
-                    .next_power_of_two();
-                Config::new(want)
-            }
-        };
+        let default = ((self.size as u64 + 8) * 256)
+            .max(4 << 20)
+            .next_power_of_two();
+        let cfg = ring_config(self.kind, self.size, self.capacity, default, 4096)?;
         let ring =
             AnyRing::anonymous(self.kind, cfg).map_err(|e| format!("anonymous ring: {e}"))?;
         if self.size > ring.max_frame() {
             return Err(format!(
-                "--size {} exceeds the ring's max frame {}",
+                "--size {} exceeds the max frame {} of a ring of {} bytes",
                 self.size,
-                ring.max_frame()
+                ring.max_frame(),
+                ring.capacity()
             ));
         }
         Ok(ring)
+    }
+}
+
+/// The configuration of a ring of `kind` carrying `size`-byte frames.
+/// `capacity` (`--capacity`): the data area in bytes, a power of two
+/// between 64 bytes and 64 GiB; an mpmc ring gets as many slots as fit in
+/// it (rounded down to a power of two, as the slot ring needs). Without it,
+/// a framed ring of `framed` bytes or an mpmc ring of `slots` slots.
+pub fn ring_config(
+    kind: Kind,
+    size: usize,
+    capacity: Option<u64>,
+    framed: u64,
+    slots: u64,
+) -> Result<Config, String> {
+    let Some(cap) = capacity else {
+        return Ok(match kind {
+            Kind::Mpmc => Config::slots(slots, size as u64),
+            _ => Config::new(framed),
+        });
+    };
+    if !cap.is_power_of_two() || !(64..=1 << 36).contains(&cap) {
+        return Err(format!(
+            "--capacity {cap} is not a power of two between 64 bytes and 64 GiB (examples: 256K, 4M)"
+        ));
+    }
+    if kind != Kind::Mpmc {
+        return Ok(Config::new(cap));
+    }
+    // The slot stride as the library lays it out (header and padding
+    // included): the data area of a two-slot ring, halved.
+    let probe = AnyRing::anonymous(Kind::Mpmc, Config::slots(2, size as u64))
+        .map_err(|e| format!("--size {size}: {e}"))?;
+    let stride = probe.capacity() / 2;
+    let fit = cap / stride;
+    if fit < 2 {
+        return Err(format!(
+            "--capacity {cap} holds fewer than 2 mpmc slots of {size} bytes (each takes {stride} bytes)"
+        ));
+    }
+    Ok(Config::slots(1 << fit.ilog2(), size as u64))
+}
+
+/// The ring's size for a reader: bytes, KiB or MiB, and the slots of an
+/// mpmc ring.
+pub fn describe(ring: &AnyRing) -> String {
+    let bytes = ring.capacity();
+    let human = match bytes {
+        b if b >= 1 << 20 && b % (1 << 20) == 0 => format!("{} MiB", b >> 20),
+        b if b >= 1 << 10 && b % (1 << 10) == 0 => format!("{} KiB", b >> 10),
+        b => format!("{b} B"),
+    };
+    if ring.kind() == Kind::Mpmc {
+        // The slot count is the data area over the stride (see
+        // `ring_config`); max_frame is the slot size.
+        let stride = AnyRing::anonymous(Kind::Mpmc, Config::slots(2, ring.max_frame() as u64))
+            .map(|r| r.capacity() / 2)
+            .unwrap_or(1);
+        format!(
+            "{bytes} bytes ({human}: {} slots of {} bytes)",
+            bytes / stride,
+            ring.max_frame()
+        )
+    } else {
+        format!("{bytes} bytes ({human})")
     }
 }
 
