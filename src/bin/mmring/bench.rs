@@ -67,6 +67,24 @@ pub enum Access {
     Copy,
 }
 
+/// How a `--blocking` wait waits ([`mmring::WaitStrategy`]).
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WaitArg {
+    /// Spin briefly, then sleep in the kernel (the default).
+    SpinThenSleep,
+    /// Sleep at once: every wait a kernel sleep and wake-up.
+    Sleep,
+}
+
+impl From<WaitArg> for mmring::WaitStrategy {
+    fn from(w: WaitArg) -> Self {
+        match w {
+            WaitArg::SpinThenSleep => mmring::WaitStrategy::SpinThenSleep,
+            WaitArg::Sleep => mmring::WaitStrategy::Sleep,
+        }
+    }
+}
+
 /// One measurement for `--case` (what `benches/workloads.rs` drives).
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Case {
@@ -125,6 +143,10 @@ pub struct Args {
     /// Wait by sleeping in the kernel instead of spinning.
     #[arg(long)]
     blocking: bool,
+    /// With --blocking: how producers and consumers wait (`sleep`: no spin
+    /// first, so a round trip is a true sleep and wake-up).
+    #[arg(long, value_enum, default_value = "spin-then-sleep")]
+    wait: WaitArg,
     /// How producers and consumers touch each frame.
     #[arg(long, value_enum, default_value = "header")]
     access: Access,
@@ -166,6 +188,7 @@ pub fn run(args: &Args) -> Result<ExitCode, String> {
         access: args.access,
         rate: 0.0,
         capacity: args.capacity,
+        wait: args.wait.into(),
     };
     if shape.kind == Kind::Broadcast && args.case.is_none() && !args.workloads {
         if args.capacity.is_some() {
@@ -230,13 +253,10 @@ pub fn run(args: &Args) -> Result<ExitCode, String> {
     let lat = (args.rate > 0.0)
         .then(|| stream::run_ring(&ring, &paced, false))
         .transpose()?;
-    let rtt = rtt::ring(
-        shape.kind,
-        size,
-        shape.blocking,
-        ROUND_TRIPS,
-        shape.capacity,
-    )?;
+    let rtt = rtt::ring(&Shape {
+        count: ROUND_TRIPS,
+        ..shape
+    })?;
     let floor = if shape.blocking {
         rtt::futex(ROUND_TRIPS)?
     } else {
@@ -586,7 +606,7 @@ fn run_case(case: Case, shape: &Shape) -> Result<ExitCode, String> {
         }
         Case::RingRtt | Case::PipeRtt | Case::CacheLineRtt | Case::FutexRtt => {
             let r = match case {
-                Case::RingRtt => rtt::ring(shape.kind, size, shape.blocking, n, shape.capacity)?,
+                Case::RingRtt => rtt::ring(shape)?,
                 Case::PipeRtt => rtt::pipe(size, n)?,
                 Case::CacheLineRtt => rtt::cache_line(n)?,
                 _ => rtt::futex(n)?,
@@ -651,6 +671,7 @@ fn workloads(count: u64, capacity: Option<u64>) -> Result<ExitCode, String> {
         access: Access::Header,
         rate: 0.0,
         capacity,
+        wait: mmring::WaitStrategy::SpinThenSleep,
     };
 
     let w1 = ring(spsc)?;
@@ -695,7 +716,11 @@ fn workloads(count: u64, capacity: Option<u64>) -> Result<ExitCode, String> {
     );
 
     for blocking in [false, true] {
-        let r = rtt::ring(Kind::Spsc, SMALL, blocking, ROUND_TRIPS, capacity)?;
+        let r = rtt::ring(&Shape {
+            blocking,
+            count: ROUND_TRIPS,
+            ..spsc
+        })?;
         let (floor, name, w) = if blocking {
             (rtt::futex(ROUND_TRIPS)?, "futex floor", "W4 blocking")
         } else {

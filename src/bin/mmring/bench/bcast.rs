@@ -146,6 +146,7 @@ pub fn run(size: usize, count: u64, subscribers: u32, compare: bool) -> Result<E
         access: Access::Header,
         rate: 0.0,
         capacity: None,
+        wait: mmring::WaitStrategy::SpinThenSleep,
     };
     let spsc = stream::run_ring(&shape.ring()?, &shape, false)?;
     println!(

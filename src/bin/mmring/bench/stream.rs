@@ -30,6 +30,8 @@ pub struct Shape {
     /// The ring's data area in bytes (`--capacity`); `None`: the default
     /// of each measurement.
     pub capacity: Option<u64>,
+    /// How a blocking producer or consumer waits (`--wait`).
+    pub wait: mmring::WaitStrategy,
 }
 
 /// When frame `seq` of a producer paced at `rate` frames/s (0: unpaced)
@@ -254,6 +256,7 @@ pub fn run_ring(ring: &AnyRing, shape: &Shape, progress: bool) -> Result<Outcome
         let pid = fork_child(|| {
             pin(cpu_for(c as usize, 1));
             let mut rx = ring.consumer().expect("attach consumer");
+            rx.set_wait_strategy(shape.wait);
             gate.child_wait();
             let out = Consume {
                 every: sampling(shape.rate),
@@ -283,6 +286,7 @@ pub fn run_ring(ring: &AnyRing, shape: &Shape, progress: bool) -> Result<Outcome
         let pid = fork_child(|| {
             pin(cpu_for(p as usize, 0));
             let mut tx = ring.producer().expect("attach producer");
+            tx.set_wait_strategy(shape.wait);
             gate.child_wait();
             match access {
                 Access::Copy => produce::<true>(&mut tx, p, n, size, blocking, rate),
