@@ -933,3 +933,38 @@ fn bench_capacity_sizes_the_ring_and_reports_it() {
     assert!(!o.status.success());
     assert!(stderr(&o).contains("not a size"), "{}", stderr(&o));
 }
+
+/// `bench --case` round trips print their median beside the total, with
+/// either wait strategy; an unknown strategy is refused by clap.
+#[test]
+fn bench_round_trip_cases_print_the_median() {
+    for wait in ["sleep", "spin-then-sleep"] {
+        let o = mmring(&[
+            "bench",
+            "--case",
+            "ring-rtt",
+            "--blocking",
+            "--wait",
+            wait,
+            "--count",
+            "2000",
+        ]);
+        assert!(o.status.success(), "{wait}: {}{}", stdout(&o), stderr(&o));
+        let out = stdout(&o);
+        let p50: u64 = out
+            .lines()
+            .find_map(|l| l.strip_prefix("p50_ns "))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("{wait}: no p50_ns in {out}"));
+        let total: u64 = out
+            .lines()
+            .find_map(|l| l.strip_prefix("elapsed_ns "))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("{wait}: no elapsed_ns in {out}"));
+        // The median of 2000 round trips cannot exceed their total.
+        assert!(p50 > 0 && p50 <= total, "{wait}: {out}");
+    }
+    let o = mmring(&["bench", "--case", "ring-rtt", "--wait", "nap"]);
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("nap"), "{}", stderr(&o));
+}
