@@ -344,6 +344,7 @@ mod peers {
         let (ready_r, ready_w) = rustix::pipe::pipe().expect("pipe");
         let (done_r, done_w) = rustix::pipe::pipe().expect("pipe");
         let allowed = sched_getaffinity(None).expect("sched_getaffinity");
+        let parent = std::process::id();
         // SAFETY: this benchmark runs one thread when it forks (criterion
         // measures on the main thread; the thread peers join theirs), and
         // the child leaves with `_exit`, never returning into the parent's
@@ -358,15 +359,13 @@ mod peers {
                     Receiver::<[u64; W]>::open(slots, memfd, empty, full).expect("open receiver");
                 let _ = rustix::io::write(&ready_w, b"r");
                 drop(ready_w);
-                let (mut seq, mut errors) = (0u64, 0u64);
+                let (mut seq, mut errors, mut idle) = (0u64, 0u64, 0u32);
                 while seq < n {
+                    // `recv` calls back only when a message is there.
+                    let before = seq;
                     rx.receiver_mut()
-                        .recv(|p, len| {
-                            if len == 0 {
-                                spin_loop();
-                                return 0;
-                            }
-                            // SAFETY: `recv` hands `len` (>= 1) readable
+                        .recv(|p, _len| {
+                            // SAFETY: `recv` hands `_len` (>= 1) readable
                             // messages at `p` in the mapped ring.
                             let m = black_box(unsafe { p.read() });
                             errors += u64::from(m[0] != seq);
@@ -374,6 +373,15 @@ mod peers {
                             1
                         })
                         .expect("shmem-ipc recv");
+                    if seq == before {
+                        spin_loop();
+                        idle = idle.wrapping_add(1);
+                        // Now and then, whether the sender is still there:
+                        // an orphan would spin for ever.
+                        if idle % (1 << 20) == 0 && std::os::unix::process::parent_id() != parent {
+                            return 1;
+                        }
+                    }
                 }
                 let end = now_ns();
                 let _ = rustix::io::write(&done_w, format!("{end} {errors}").as_bytes());
@@ -395,20 +403,32 @@ mod peers {
         for seq in 0..n {
             msg[0] = seq;
             let mut sent = false;
+            let mut spins = 0u32;
             while !sent {
+                // `send` calls back only when a slot is free.
                 tx.sender_mut()
-                    .send(|p, len| {
-                        if len == 0 {
-                            spin_loop();
-                            return 0;
-                        }
-                        // SAFETY: `send` hands `len` (>= 1) writable message
-                        // slots at `p` in the mapped ring.
+                    .send(|p, _len| {
+                        // SAFETY: `send` hands `_len` (>= 1) writable
+                        // message slots at `p` in the mapped ring.
                         unsafe { p.write(msg) };
                         sent = true;
                         1
                     })
                     .expect("shmem-ipc send");
+                if !sent {
+                    spin_loop();
+                    spins = spins.wrapping_add(1);
+                    // Now and then, whether the receiver is still there
+                    // (a full ring with nobody draining it would spin for
+                    // ever).
+                    if spins % (1 << 20) == 0 {
+                        let mut status = 0;
+                        // SAFETY: polling our own child without reaping
+                        // it twice: a reaped child ends the benchmark.
+                        let r = unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) };
+                        assert_eq!(r, 0, "shmem-ipc receiver ended early (status {status:#x})");
+                    }
+                }
             }
         }
         let done = read_all(&done_r);
@@ -432,6 +452,7 @@ mod peers {
     /// ring of `slots`, spinning, each checked.
     pub fn rtrb_threads(n: u64, slots: usize) -> Duration {
         let (mut tx, mut rx) = rtrb::RingBuffer::<[u64; 8]>::new(slots);
+        let mut errors = 0u64;
         let t = Instant::now();
         std::thread::scope(|s| {
             s.spawn(move || {
@@ -450,10 +471,14 @@ mod peers {
                         Err(_) => spin_loop(),
                     }
                 };
-                assert_eq!(black_box(m)[0], seq, "rtrb: messages out of order");
+                // Counted, not asserted here: a panic would leave the
+                // producer spinning on a full ring and the scope waiting.
+                errors += u64::from(black_box(m)[0] != seq);
             }
         });
-        t.elapsed()
+        let elapsed = t.elapsed();
+        assert_eq!(errors, 0, "rtrb: messages out of order");
+        elapsed
     }
 }
 
