@@ -144,6 +144,12 @@ fn w1_small(c: &mut Criterion) {
         "ring",
         &["--capacity", RING],
     );
+    bench(
+        &mut g,
+        "mmring_spsc_batch64/processes",
+        "ring",
+        &["--capacity", RING, "--batch", "64"],
+    );
     g.bench_function("shmem_ipc/processes", |b| {
         b.iter_custom(|n| peers::shmem_ipc::<8>(n, RING_SLOTS))
     });
@@ -570,14 +576,24 @@ fn summary(quick: bool) {
     let mut rows = Vec::new();
 
     let rtt = line_rtt();
+    let shmem_w1 = best_rate(k.attempts, k.msgs, m, || {
+        peers::shmem_ipc::<8>(k.msgs, RING_SLOTS)
+    });
     rows.push(Row {
         workload: "W1 64 B spin, M msgs/s",
         ours: mmring(&["--capacity", RING], k.msgs, m),
         peer: "shmem-ipc".into(),
-        theirs: best_rate(k.attempts, k.msgs, m, || {
-            peers::shmem_ipc::<8>(k.msgs, RING_SLOTS)
-        }),
+        theirs: shmem_w1,
         goal: Goal::AtLeast(2.0),
+        line_rtt: rtt,
+    });
+    let rtt = line_rtt();
+    rows.push(Row {
+        workload: "W1 64 B spin, send + recv batches of 64, M msgs/s",
+        ours: mmring(&["--capacity", RING, "--batch", "64"], k.msgs, m),
+        peer: "shmem-ipc (one message per send)".into(),
+        theirs: shmem_w1,
+        goal: Goal::AtLeast(3.0),
         line_rtt: rtt,
     });
     let rtt = line_rtt();
@@ -732,7 +748,7 @@ fn summary(quick: bool) {
     }
     println!("goals: {met} met, {missed} missed; rows without a goal are references");
     println!(
-        "not measured: W1 with send and recv batches (>= 3x shmem-ipc); crossbeam-channel spins, then parks its threads"
+        "crossbeam-channel spins, then parks its threads; the batched W1 row is judged against shmem-ipc's per-message figure, as the issue states its goal"
     );
 }
 

@@ -968,3 +968,74 @@ fn bench_round_trip_cases_print_the_median() {
     assert!(!o.status.success());
     assert!(stderr(&o).contains("nap"), "{}", stderr(&o));
 }
+
+/// `bench --batch K` streams through `try_send_batch` and `try_recv_batch`
+/// with every frame checked (a lost, duplicated or reordered frame fails
+/// the run), for one and for several producers; where it cannot apply it
+/// is one clear error.
+#[test]
+fn bench_batch_streams_check_every_frame() {
+    for args in [
+        vec![
+            "bench",
+            "--case",
+            "ring",
+            "--batch",
+            "64",
+            "--capacity",
+            "4K",
+            "--count",
+            "100000",
+        ],
+        vec![
+            "bench",
+            "--case",
+            "ring",
+            "--kind",
+            "mpsc",
+            "--producers",
+            "2",
+            "--batch",
+            "7",
+            "--count",
+            "100001",
+        ],
+        vec![
+            "bench",
+            "--case",
+            "ring",
+            "--kind",
+            "mpmc",
+            "--producers",
+            "2",
+            "--consumers",
+            "2",
+            "--batch",
+            "16",
+            "--capacity",
+            "4K",
+            "--count",
+            "50000",
+        ],
+    ] {
+        let o = mmring(&args);
+        assert!(o.status.success(), "{args:?}: {}{}", stdout(&o), stderr(&o));
+        assert!(
+            stdout(&o).contains("elapsed_ns "),
+            "{args:?}: {}",
+            stdout(&o)
+        );
+    }
+    let o = mmring(&["bench", "--batch", "16", "--count", "20000", "--rate", "0"]);
+    assert!(o.status.success(), "{}{}", stdout(&o), stderr(&o));
+    assert!(!stdout(&o).contains("CHECK ERRORS"), "{}", stdout(&o));
+
+    assert_one_line_error(
+        &mmring(&["bench", "--case", "ring", "--batch", "4", "--blocking"]),
+        "--batch applies to spinning streams",
+    );
+    assert_one_line_error(
+        &mmring(&["bench", "--case", "ring", "--batch", "0"]),
+        "--batch must be at least 1",
+    );
+}

@@ -143,6 +143,11 @@ pub struct Args {
     /// Wait by sleeping in the kernel instead of spinning.
     #[arg(long)]
     blocking: bool,
+    /// Frames per send batch (`try_send_batch`) and per `try_recv_batch`
+    /// in the saturation stream and `--case ring` (1: plain send and recv);
+    /// spinning, --access header.
+    #[arg(long, default_value_t = 1)]
+    batch: usize,
     /// With --blocking: how producers and consumers wait (`sleep`: no spin
     /// first, so a round trip is a true sleep and wake-up).
     #[arg(long, value_enum, default_value = "spin-then-sleep")]
@@ -189,6 +194,7 @@ pub fn run(args: &Args) -> Result<ExitCode, String> {
         rate: 0.0,
         capacity: args.capacity,
         wait: args.wait.into(),
+        batch: args.batch,
     };
     if shape.kind == Kind::Broadcast && args.case.is_none() && !args.workloads {
         if args.capacity.is_some() {
@@ -234,6 +240,8 @@ pub fn run(args: &Args) -> Result<ExitCode, String> {
     let paced = Shape {
         count: ((args.rate * PACED_SECS) as u64).clamp(1_000, shape.count.max(1_000)),
         rate: args.rate,
+        // Latency at an offered load is measured frame by frame.
+        batch: 1,
         ..shape
     };
     if !json {
@@ -672,6 +680,7 @@ fn workloads(count: u64, capacity: Option<u64>) -> Result<ExitCode, String> {
         rate: 0.0,
         capacity,
         wait: mmring::WaitStrategy::SpinThenSleep,
+        batch: 1,
     };
 
     let w1 = ring(spsc)?;

@@ -32,6 +32,9 @@ pub struct Shape {
     pub capacity: Option<u64>,
     /// How a blocking producer or consumer waits (`--wait`).
     pub wait: mmring::WaitStrategy,
+    /// Frames per `try_send_batch` and per `try_recv_batch` (`--batch`;
+    /// 1: plain `try_reserve` + `commit` and `try_recv`).
+    pub batch: usize,
 }
 
 /// When frame `seq` of a producer paced at `rate` frames/s (0: unpaced)
@@ -69,6 +72,12 @@ impl Shape {
     /// The errors a user sees for a shape the ring kind cannot take.
     pub fn check(&self) -> Result<(), String> {
         self.check_counts()?;
+        if self.batch == 0 {
+            return Err("--batch must be at least 1".into());
+        }
+        if self.batch > 1 && (self.blocking || self.access != Access::Header) {
+            return Err("--batch applies to spinning streams with --access header only".into());
+        }
         match self.kind {
             Kind::Spsc if self.producers != 1 || self.consumers != 1 => Err(
                 "an spsc ring has one producer and one consumer; use --kind mpsc or mpmc".into(),
@@ -267,6 +276,7 @@ pub fn run_ring(ring: &AnyRing, shape: &Shape, progress: bool) -> Result<Outcome
                 out: w,
             };
             match access {
+                Access::Header if shape.batch > 1 => consume_batch(&mut rx, out, shape.batch),
                 Access::Header => consume::<HEADER>(&mut rx, out),
                 Access::Read => consume::<READ>(&mut rx, out),
                 Access::Copy => consume::<COPY>(&mut rx, out),
@@ -289,6 +299,9 @@ pub fn run_ring(ring: &AnyRing, shape: &Shape, progress: bool) -> Result<Outcome
             tx.set_wait_strategy(shape.wait);
             gate.child_wait();
             match access {
+                Access::Header if shape.batch > 1 => {
+                    produce_batch(&mut tx, p, n, size, rate, shape.batch)
+                }
                 Access::Copy => produce::<true>(&mut tx, p, n, size, blocking, rate),
                 Access::Header | Access::Read => {
                     produce::<false>(&mut tx, p, n, size, blocking, rate)
@@ -448,6 +461,104 @@ fn produce<const COPY: bool>(
         }
     }
     0
+}
+
+/// As [`produce`] (header only, spinning), `k` frames per
+/// `try_send_batch`: the frames are written into a buffer first and copied
+/// into the ring by the batch, which publishes them with one cursor store.
+fn produce_batch(tx: &mut AnyProducer, id: u32, n: u64, size: usize, rate: f64, k: usize) -> i32 {
+    let every = sampling(rate);
+    let mut frames = vec![vec![0u8; size]; k];
+    let start = now_ns();
+    let mut seq = 0u64;
+    while seq < n {
+        let m = k.min((n - seq) as usize);
+        let stamp = if rate > 0.0 {
+            let t = due(start, seq, rate);
+            wait_until(t);
+            t
+        } else {
+            now_ns()
+        };
+        for (i, f) in frames[..m].iter_mut().enumerate() {
+            let s = seq + i as u64;
+            f[..8].copy_from_slice(&s.to_le_bytes());
+            f[8..12].copy_from_slice(&id.to_le_bytes());
+            if s % every == 0 {
+                f[16..24].copy_from_slice(&stamp.to_le_bytes());
+            }
+        }
+        let mut sent = 0;
+        let backoff = crossbeam_utils::Backoff::new();
+        while sent < m {
+            match tx.try_send_batch(&frames[sent..m]) {
+                Ok(j) => sent += j,
+                Err(SendError::Full) => backoff.spin(),
+                Err(e) => {
+                    eprintln!("mmring bench: producer {id}: {e}");
+                    return 1;
+                }
+            }
+        }
+        seq += m as u64;
+    }
+    0
+}
+
+/// As [`consume`] (header only, spinning), up to `k` frames per
+/// `try_recv_batch`.
+fn consume_batch(rx: &mut AnyConsumer, c: Consume, k: usize) -> i32 {
+    let mut latency = histogram();
+    let mut next = vec![0u64; c.producers];
+    let (mut count, mut errors) = (0u64, 0u64);
+    let mut check = |f: &[u8]| {
+        let seq = u64::from_le_bytes(f[..8].try_into().unwrap());
+        let id = u32::from_le_bytes(f[8..12].try_into().unwrap()) as usize;
+        if seq % c.every == 0 {
+            let sent = u64::from_le_bytes(f[16..24].try_into().unwrap());
+            let _ = latency.record(now_ns().saturating_sub(sent).max(1));
+        }
+        if id >= c.producers || (c.checks_order && seq != next[id]) {
+            errors += 1;
+        } else if c.checks_order {
+            next[id] += 1;
+        }
+        count += 1;
+        if count % 65536 == 0 {
+            c.consumed.fetch_add(65536, Relaxed);
+        }
+    };
+    let mut spins = 0u32;
+    let backoff = crossbeam_utils::Backoff::new();
+    loop {
+        match rx.try_recv_batch(k, &mut check) {
+            Ok(_) => backoff.reset(),
+            Err(RecvError::Empty) => {
+                spins = spins.wrapping_add(1);
+                // As `recv_with`: now and then, whether anyone is left to
+                // send, then one last look.
+                if spins % 4096 == 0 && rx.producer_state().is_gone() {
+                    match rx.try_recv_batch(usize::MAX, &mut check) {
+                        Ok(_) => continue,
+                        Err(RecvError::Empty | RecvError::Disconnected) => break,
+                        Err(e) => {
+                            eprintln!("mmring bench: consumer: {e}");
+                            return 1;
+                        }
+                    }
+                }
+                backoff.spin();
+            }
+            Err(RecvError::Disconnected) => break,
+            Err(e) => {
+                eprintln!("mmring bench: consumer: {e}");
+                return 1;
+            }
+        }
+    }
+    let text = results_text(count, errors, now_ns(), &latency);
+    let mut f = std::fs::File::from(c.out);
+    i32::from(f.write_all(text.as_bytes()).is_err())
 }
 
 /// How a consumer touches a frame besides its header (`Access` as a
