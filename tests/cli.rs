@@ -807,3 +807,235 @@ fn bench_json_with_pacing_and_a_fifo() {
         stderr(&o)
     );
 }
+
+/// `bench --capacity` sizes the ring and says so: in the text header, in
+/// `--json`'s `ring_bytes`, in `--case`'s `ring_bytes` line, in every
+/// `--workloads` line; an mpmc ring gets the slots that fit. A capacity
+/// no ring can have is one clear error line and a failing status.
+#[test]
+fn bench_capacity_sizes_the_ring_and_reports_it() {
+    let o = mmring(&[
+        "bench",
+        "--capacity",
+        "256K",
+        "--count",
+        "20000",
+        "--rate",
+        "0",
+    ]);
+    assert!(o.status.success(), "{}{}", stdout(&o), stderr(&o));
+    let out = stdout(&o);
+    assert!(
+        out.lines()
+            .next()
+            .unwrap()
+            .contains("ring of 262144 bytes (256 KiB)"),
+        "{out}"
+    );
+
+    let o = mmring(&[
+        "bench",
+        "--kind",
+        "mpmc",
+        "--producers",
+        "2",
+        "--consumers",
+        "2",
+        "--capacity",
+        "256K",
+        "--count",
+        "20000",
+        "--rate",
+        "0",
+        "--json",
+    ]);
+    assert!(o.status.success(), "{}{}", stdout(&o), stderr(&o));
+    assert_eq!(
+        json_u64(&stdout(&o), "ring_bytes"),
+        256 << 10,
+        "{}",
+        stdout(&o)
+    );
+
+    for (kind, cap, bytes) in [("spsc", "1M", 1u64 << 20), ("mpsc", "64K", 64 << 10)] {
+        let o = mmring(&[
+            "bench",
+            "--case",
+            "ring",
+            "--kind",
+            kind,
+            "--capacity",
+            cap,
+            "--count",
+            "10000",
+        ]);
+        assert!(o.status.success(), "{}{}", stdout(&o), stderr(&o));
+        let out = stdout(&o);
+        assert!(
+            out.contains(&format!("ring_bytes {bytes}\n")),
+            "{kind}: {out}"
+        );
+        assert!(out.contains("elapsed_ns "), "{out}");
+    }
+
+    let o = mmring(&[
+        "bench",
+        "--workloads",
+        "--capacity",
+        "64K",
+        "--count",
+        "20000",
+    ]);
+    assert!(o.status.success(), "{}{}", stdout(&o), stderr(&o));
+    let out = stdout(&o);
+    let sized: Vec<&str> = out
+        .lines()
+        .filter(|l| l.contains("over a ring of"))
+        .collect();
+    // W1, W2 twice, W5 twice.
+    assert_eq!(sized.len(), 5, "{out}");
+    for l in sized {
+        assert!(l.contains("over a ring of 65536 bytes (64 KiB"), "{l}");
+    }
+    assert!(!out.contains("CHECK ERRORS"), "{out}");
+
+    assert_one_line_error(
+        &mmring(&["bench", "--capacity", "300K", "--count", "1000"]),
+        "--capacity 307200 is not a power of two",
+    );
+    assert_one_line_error(
+        &mmring(&[
+            "bench",
+            "--case",
+            "ring",
+            "--capacity",
+            "64",
+            "--count",
+            "1000",
+        ]),
+        "exceeds the max frame 24 of a ring of 64 bytes",
+    );
+    assert_one_line_error(
+        &mmring(&[
+            "bench",
+            "--case",
+            "ring",
+            "--kind",
+            "mpmc",
+            "--capacity",
+            "128",
+            "--count",
+            "1000",
+        ]),
+        "fewer than 2 mpmc slots",
+    );
+    let o = mmring(&["bench", "--capacity", "lots"]);
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("not a size"), "{}", stderr(&o));
+}
+
+/// `bench --case` round trips print their median beside the total, with
+/// either wait strategy; an unknown strategy is refused by clap.
+#[test]
+fn bench_round_trip_cases_print_the_median() {
+    for wait in ["sleep", "spin-then-sleep"] {
+        let o = mmring(&[
+            "bench",
+            "--case",
+            "ring-rtt",
+            "--blocking",
+            "--wait",
+            wait,
+            "--count",
+            "2000",
+        ]);
+        assert!(o.status.success(), "{wait}: {}{}", stdout(&o), stderr(&o));
+        let out = stdout(&o);
+        let p50: u64 = out
+            .lines()
+            .find_map(|l| l.strip_prefix("p50_ns "))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("{wait}: no p50_ns in {out}"));
+        let total: u64 = out
+            .lines()
+            .find_map(|l| l.strip_prefix("elapsed_ns "))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("{wait}: no elapsed_ns in {out}"));
+        // The median of 2000 round trips cannot exceed their total.
+        assert!(p50 > 0 && p50 <= total, "{wait}: {out}");
+    }
+    let o = mmring(&["bench", "--case", "ring-rtt", "--wait", "nap"]);
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("nap"), "{}", stderr(&o));
+}
+
+/// `bench --batch K` streams through `try_send_batch` and `try_recv_batch`
+/// with every frame checked (a lost, duplicated or reordered frame fails
+/// the run), for one and for several producers; where it cannot apply it
+/// is one clear error.
+#[test]
+fn bench_batch_streams_check_every_frame() {
+    for args in [
+        vec![
+            "bench",
+            "--case",
+            "ring",
+            "--batch",
+            "64",
+            "--capacity",
+            "4K",
+            "--count",
+            "100000",
+        ],
+        vec![
+            "bench",
+            "--case",
+            "ring",
+            "--kind",
+            "mpsc",
+            "--producers",
+            "2",
+            "--batch",
+            "7",
+            "--count",
+            "100001",
+        ],
+        vec![
+            "bench",
+            "--case",
+            "ring",
+            "--kind",
+            "mpmc",
+            "--producers",
+            "2",
+            "--consumers",
+            "2",
+            "--batch",
+            "16",
+            "--capacity",
+            "4K",
+            "--count",
+            "50000",
+        ],
+    ] {
+        let o = mmring(&args);
+        assert!(o.status.success(), "{args:?}: {}{}", stdout(&o), stderr(&o));
+        assert!(
+            stdout(&o).contains("elapsed_ns "),
+            "{args:?}: {}",
+            stdout(&o)
+        );
+    }
+    let o = mmring(&["bench", "--batch", "16", "--count", "20000", "--rate", "0"]);
+    assert!(o.status.success(), "{}{}", stdout(&o), stderr(&o));
+    assert!(!stdout(&o).contains("CHECK ERRORS"), "{}", stdout(&o));
+
+    assert_one_line_error(
+        &mmring(&["bench", "--case", "ring", "--batch", "4", "--blocking"]),
+        "--batch applies to spinning streams",
+    );
+    assert_one_line_error(
+        &mmring(&["bench", "--case", "ring", "--batch", "0"]),
+        "--batch must be at least 1",
+    );
+}

@@ -67,6 +67,24 @@ pub enum Access {
     Copy,
 }
 
+/// How a `--blocking` wait waits ([`mmring::WaitStrategy`]).
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WaitArg {
+    /// Spin briefly, then sleep in the kernel (the default).
+    SpinThenSleep,
+    /// Sleep at once: every wait a kernel sleep and wake-up.
+    Sleep,
+}
+
+impl From<WaitArg> for mmring::WaitStrategy {
+    fn from(w: WaitArg) -> Self {
+        match w {
+            WaitArg::SpinThenSleep => mmring::WaitStrategy::SpinThenSleep,
+            WaitArg::Sleep => mmring::WaitStrategy::Sleep,
+        }
+    }
+}
+
 /// One measurement for `--case` (what `benches/workloads.rs` drives).
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Case {
@@ -107,6 +125,13 @@ pub struct Args {
     /// Bytes per frame (at least 24; K, M suffixes).
     #[arg(long, default_value = "64", value_parser = crate::parse_size)]
     size: u64,
+    /// The ring's data area in bytes, a power of two (K, M suffixes; mpmc:
+    /// as many slots as fit). Default: 4 MiB or 256 frames, whichever is
+    /// larger (mpmc: 4096 slots); the round trips' rings default to 64
+    /// frames. Applies to --case and --workloads too; the size used is
+    /// printed (`ring_bytes` in --json and --case output).
+    #[arg(long, value_parser = crate::parse_size)]
+    capacity: Option<u64>,
     /// Frames in all (split among producers); with --case, frames, round
     /// trips or copies; with --workloads, the W1 and W5 frame count.
     #[arg(long, default_value_t = 5_000_000)]
@@ -120,6 +145,15 @@ pub struct Args {
     /// Wait by sleeping in the kernel instead of spinning.
     #[arg(long)]
     blocking: bool,
+    /// Frames per send batch (`try_send_batch`) and per `try_recv_batch`
+    /// in the saturation stream and `--case ring` (1: plain send and recv);
+    /// spinning, --access header.
+    #[arg(long, default_value_t = 1)]
+    batch: usize,
+    /// With --blocking: how producers and consumers wait (`sleep`: no spin
+    /// first, so a round trip is a true sleep and wake-up).
+    #[arg(long, value_enum, default_value = "spin-then-sleep")]
+    wait: WaitArg,
     /// How producers and consumers touch each frame.
     #[arg(long, value_enum, default_value = "header")]
     access: Access,
@@ -143,7 +177,8 @@ pub struct Args {
     #[arg(long, conflicts_with_all = ["workloads", "case"])]
     json: bool,
     /// Run one measurement and print only `elapsed_ns N` (for
-    /// `cargo bench --bench workloads`).
+    /// `cargo bench --bench workloads`), with `ring_bytes N` for a ring
+    /// stream and `p50_ns N` for round trips.
     #[arg(long, value_enum, conflicts_with = "compare")]
     case: Option<Case>,
 }
@@ -159,13 +194,19 @@ pub fn run(args: &Args) -> Result<ExitCode, String> {
         blocking: args.blocking,
         access: args.access,
         rate: 0.0,
+        capacity: args.capacity,
+        wait: args.wait.into(),
+        batch: args.batch,
     };
     if shape.kind == Kind::Broadcast && args.case.is_none() && !args.workloads {
+        if args.capacity.is_some() {
+            return Err("--capacity does not apply to --kind broadcast (its bench sizes the ring from --size)".into());
+        }
         return bcast::run(size, args.count, args.consumers, args.compare);
     }
     if args.workloads {
         shape.check_counts()?;
-        return workloads(args.count);
+        return workloads(args.count, args.capacity);
     }
     if let Some(case) = args.case {
         return run_case(case, &shape);
@@ -183,14 +224,7 @@ pub fn run(args: &Args) -> Result<ExitCode, String> {
         Access::Read => ", read in place",
         Access::Copy => ", copied in and out",
     };
-    let geometry = if shape.kind == Kind::Mpmc {
-        format!(
-            "{} slots of {size} bytes",
-            ring.capacity() / size.next_multiple_of(8).max(1) as u64
-        )
-    } else {
-        format!("{} KiB", ring.capacity() >> 10)
-    };
+    let geometry = stream::describe(&ring);
     if !json {
         println!(
             "mmring bench: {}, {} producer(s) x {} consumer(s), {size}-byte frames, ring of {geometry}, {mode}{access}",
@@ -208,6 +242,8 @@ pub fn run(args: &Args) -> Result<ExitCode, String> {
     let paced = Shape {
         count: ((args.rate * PACED_SECS) as u64).clamp(1_000, shape.count.max(1_000)),
         rate: args.rate,
+        // Latency at an offered load is measured frame by frame.
+        batch: 1,
         ..shape
     };
     if !json {
@@ -227,7 +263,10 @@ pub fn run(args: &Args) -> Result<ExitCode, String> {
     let lat = (args.rate > 0.0)
         .then(|| stream::run_ring(&ring, &paced, false))
         .transpose()?;
-    let rtt = rtt::ring(shape.kind, size, shape.blocking, ROUND_TRIPS)?;
+    let rtt = rtt::ring(&Shape {
+        count: ROUND_TRIPS,
+        ..shape
+    })?;
     let floor = if shape.blocking {
         rtt::futex(ROUND_TRIPS)?
     } else {
@@ -550,7 +589,8 @@ pub(crate) fn histogram() -> Histogram<u64> {
     Histogram::new_with_bounds(1, 60_000_000_000, 3).expect("valid histogram bounds")
 }
 
-/// `--case`: one measurement, `elapsed_ns N` on stdout.
+/// `--case`: one measurement, `elapsed_ns N` on stdout (and `ring_bytes N`
+/// for a ring stream, `p50_ns N` for round trips).
 fn run_case(case: Case, shape: &Shape) -> Result<ExitCode, String> {
     let (n, size) = (shape.count, shape.size);
     // The ring's shape rules apply where a ring carries the stream.
@@ -564,7 +604,9 @@ fn run_case(case: Case, shape: &Shape) -> Result<ExitCode, String> {
         // processes.
         Case::Ring if shape.kind == Kind::Broadcast => bcast::case(size, n, shape.consumers)?,
         Case::Ring => {
-            let o = stream::run_ring(&shape.ring()?, shape, false)?;
+            let ring = shape.ring()?;
+            println!("ring_bytes {}", ring.capacity());
+            let o = stream::run_ring(&ring, shape, false)?;
             (o.ns, o.errors)
         }
         Case::Pipe | Case::Socket => {
@@ -575,12 +617,23 @@ fn run_case(case: Case, shape: &Shape) -> Result<ExitCode, String> {
             };
             (o.ns, o.errors)
         }
-        Case::RingRtt => (rtt::ring(shape.kind, size, shape.blocking, n)?.ns, 0),
-        Case::PipeRtt => (rtt::pipe(size, n)?.ns, 0),
-        Case::CacheLineRtt => (rtt::cache_line(n)?.ns, 0),
-        Case::FutexRtt => (rtt::futex(n)?.ns, 0),
+        Case::RingRtt | Case::PipeRtt | Case::CacheLineRtt | Case::FutexRtt => {
+            let r = match case {
+                Case::RingRtt => rtt::ring(shape)?,
+                Case::PipeRtt => rtt::pipe(size, n)?,
+                Case::CacheLineRtt => rtt::cache_line(n)?,
+                _ => rtt::futex(n)?,
+            };
+            // The median beside the total: one stall moves the mean, not
+            // the median the goals are stated in.
+            println!("p50_ns {}", p50(&r.hist));
+            (r.ns, 0)
+        }
         Case::Memcpy => (refs::memcpy(n, size), 0),
-        Case::RingThreads => (refs::ring_threads(shape.kind, size, n, shape.blocking)?, 0),
+        Case::RingThreads => (
+            refs::ring_threads(shape.kind, size, n, shape.blocking, shape.capacity)?,
+            0,
+        ),
         Case::CrossbeamThreads => (
             refs::crossbeam_threads(n, shape.producers, shape.consumers, size)?,
             0,
@@ -600,7 +653,7 @@ fn rate(n: u64, ns: u64) -> f64 {
 
 /// `--workloads`: W1–W5 once each, floors and references beside them,
 /// ratios from this one run.
-fn workloads(count: u64) -> Result<ExitCode, String> {
+fn workloads(count: u64, capacity: Option<u64>) -> Result<ExitCode, String> {
     const SMALL: usize = 64;
     const LARGE: usize = 4096;
     let n = count;
@@ -610,7 +663,14 @@ fn workloads(count: u64) -> Result<ExitCode, String> {
     );
     let mut errors = 0;
     let mut ring = |shape: Shape| -> Result<f64, String> {
-        let o = stream::run_ring(&shape.ring()?, &shape, false)?;
+        let ring = shape.ring()?;
+        println!(
+            "   ({} {}-byte frames over a ring of {})",
+            shape.kind,
+            shape.size,
+            stream::describe(&ring)
+        );
+        let o = stream::run_ring(&ring, &shape, false)?;
         errors += o.errors;
         Ok(o.frames_per_s())
     };
@@ -623,6 +683,9 @@ fn workloads(count: u64) -> Result<ExitCode, String> {
         blocking: false,
         access: Access::Header,
         rate: 0.0,
+        capacity,
+        wait: mmring::WaitStrategy::SpinThenSleep,
+        batch: 1,
     };
 
     let w1 = ring(spsc)?;
@@ -667,7 +730,11 @@ fn workloads(count: u64) -> Result<ExitCode, String> {
     );
 
     for blocking in [false, true] {
-        let r = rtt::ring(Kind::Spsc, SMALL, blocking, ROUND_TRIPS)?;
+        let r = rtt::ring(&Shape {
+            blocking,
+            count: ROUND_TRIPS,
+            ..spsc
+        })?;
         let (floor, name, w) = if blocking {
             (rtt::futex(ROUND_TRIPS)?, "futex floor", "W4 blocking")
         } else {

@@ -61,6 +61,9 @@ pub fn run(size: usize, count: u64, subscribers: u32, compare: bool) -> Result<E
         blocking: false,
         access: Access::Header,
         rate: 0.0,
+        capacity: None,
+        wait: mmring::WaitStrategy::SpinThenSleep,
+        batch: 1,
     };
     let spsc = stream::run_ring(&shape.ring()?, &shape, false)?;
     println!(

@@ -7,9 +7,9 @@
 use std::hint::black_box;
 use std::time::Instant;
 
-use mmring::{AnyRing, Config, Kind};
+use mmring::{AnyRing, Kind};
 
-use super::stream::{recv_with, send_with};
+use super::stream::{recv_with, ring_config, send_with};
 
 /// The size of a message the thread references move (a `[u8; MSG]`).
 pub const MSG: usize = 64;
@@ -40,12 +40,24 @@ pub fn memcpy(n: u64, size: usize) -> u64 {
 }
 
 /// `n` frames of `size` bytes from one thread to another over an anonymous
-/// ring of `kind`, each checked; ns.
-pub fn ring_threads(kind: Kind, size: usize, n: u64, blocking: bool) -> Result<u64, String> {
-    let cfg = match kind {
-        Kind::Mpmc => Config::slots(4096, size as u64),
-        _ => Config::new(((size as u64 + 8) * 256).max(4 << 20).next_power_of_two()),
-    };
+/// ring of `kind` (`capacity` bytes, by default as [`Shape::ring`]), each
+/// checked; ns.
+///
+/// [`Shape::ring`]: super::stream::Shape::ring
+pub fn ring_threads(
+    kind: Kind,
+    size: usize,
+    n: u64,
+    blocking: bool,
+    capacity: Option<u64>,
+) -> Result<u64, String> {
+    let cfg = ring_config(
+        kind,
+        size,
+        capacity,
+        ((size as u64 + 8) * 256).max(4 << 20).next_power_of_two(),
+        4096,
+    )?;
     let ring = AnyRing::anonymous(kind, cfg).map_err(|e| e.to_string())?;
     let (mut tx, mut rx) = (
         ring.producer().map_err(|e| e.to_string())?,

@@ -10,10 +10,10 @@ use std::sync::atomic::Ordering::{Acquire, Release};
 use std::time::Instant;
 
 use hdrhistogram::Histogram;
-use mmring::{AnyRing, Config, Kind};
+use mmring::AnyRing;
 
 use super::histogram;
-use super::stream::{recv_with, send_with};
+use super::stream::{Shape, recv_with, ring_config, send_with};
 use crate::proc::{Gate, fork_child, now_ns, pin, shared_counter, shared_futex, unpin, wait_child};
 
 /// What a round-trip run measured.
@@ -55,12 +55,27 @@ fn ping_pong<S>(
 }
 
 /// Round trips of a `size`-byte message over two rings of `kind` (ping,
-/// pong); the echo process copies each message out and back in.
-pub fn ring(kind: Kind, size: usize, blocking: bool, n: u64) -> Result<Rtt, String> {
-    let cfg = match kind {
-        Kind::Mpmc => Config::slots(64, size as u64),
-        _ => Config::new(((size as u64 + 8) * 64).next_power_of_two().max(4096)),
-    };
+/// pong); the echo process copies each message out and back in. From
+/// `shape`: `count` round trips, the kind, frame size, `--blocking` and
+/// `--wait`; each ring is `capacity` bytes (`--capacity`), by default 64
+/// frames.
+pub fn ring(shape: &Shape) -> Result<Rtt, String> {
+    let Shape {
+        kind,
+        size,
+        blocking,
+        count: n,
+        capacity,
+        wait,
+        ..
+    } = *shape;
+    let cfg = ring_config(
+        kind,
+        size,
+        capacity,
+        ((size as u64 + 8) * 64).next_power_of_two().max(4096),
+        64,
+    )?;
     let ping = AnyRing::anonymous(kind, cfg).map_err(|e| e.to_string())?;
     let pong = AnyRing::anonymous(kind, cfg).map_err(|e| e.to_string())?;
     let mut out = vec![0u8; size];
@@ -68,6 +83,8 @@ pub fn ring(kind: Kind, size: usize, blocking: bool, n: u64) -> Result<Rtt, Stri
         n,
         |ready| {
             let (mut rx, mut tx) = (ping.consumer().unwrap(), pong.producer().unwrap());
+            rx.set_wait_strategy(wait);
+            tx.set_wait_strategy(wait);
             ready();
             let mut buf = vec![0u8; size];
             for _ in 0..n {
@@ -80,8 +97,10 @@ pub fn ring(kind: Kind, size: usize, blocking: bool, n: u64) -> Result<Rtt, Stri
             0
         },
         || {
-            let tx = ping.producer().map_err(|e| e.to_string())?;
-            let rx = pong.consumer().map_err(|e| e.to_string())?;
+            let mut tx = ping.producer().map_err(|e| e.to_string())?;
+            let mut rx = pong.consumer().map_err(|e| e.to_string())?;
+            tx.set_wait_strategy(wait);
+            rx.set_wait_strategy(wait);
             Ok((tx, rx))
         },
         |(tx, rx), seq| {

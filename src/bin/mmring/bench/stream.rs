@@ -27,6 +27,14 @@ pub struct Shape {
     /// as fast as they can, i.e. saturation). Paced frames each carry
     /// their scheduled send time, and every one is recorded.
     pub rate: f64,
+    /// The ring's data area in bytes (`--capacity`); `None`: the default
+    /// of each measurement.
+    pub capacity: Option<u64>,
+    /// How a blocking producer or consumer waits (`--wait`).
+    pub wait: mmring::WaitStrategy,
+    /// Frames per `try_send_batch` and per `try_recv_batch` (`--batch`;
+    /// 1: plain `try_reserve` + `commit` and `try_recv`).
+    pub batch: usize,
 }
 
 /// When frame `seq` of a producer paced at `rate` frames/s (0: unpaced)
@@ -64,6 +72,12 @@ impl Shape {
     /// The errors a user sees for a shape the ring kind cannot take.
     pub fn check(&self) -> Result<(), String> {
         self.check_counts()?;
+        if self.batch == 0 {
+            return Err("--batch must be at least 1".into());
+        }
+        if self.batch > 1 && (self.blocking || self.access != Access::Header) {
+            return Err("--batch applies to spinning streams with --access header only".into());
+        }
         match self.kind {
             Kind::Spsc if self.producers != 1 || self.consumers != 1 => Err(
                 "an spsc ring has one producer and one consumer; use --kind mpsc or mpmc".into(),
@@ -78,28 +92,89 @@ impl Shape {
         }
     }
 
-    /// A fresh anonymous ring for this shape.
+    /// A fresh anonymous ring for this shape: `--capacity` bytes, or room
+    /// for at least 256 frames and 4 MiB at the least (mpmc: 4096 slots).
     pub fn ring(&self) -> Result<AnyRing, String> {
-        let cfg = match self.kind {
-            Kind::Mpmc => Config::slots(4096, self.size as u64),
-            _ => {
-                // Room for at least 256 frames, 4 MiB at the least.
-                let want = ((self.size as u64 + 8) * 256)
-                    .max(4 << 20)
-                    .next_power_of_two();
-                Config::new(want)
-            }
-        };
+        let default = ((self.size as u64 + 8) * 256)
+            .max(4 << 20)
+            .next_power_of_two();
+        let cfg = ring_config(self.kind, self.size, self.capacity, default, 4096)?;
         let ring =
             AnyRing::anonymous(self.kind, cfg).map_err(|e| format!("anonymous ring: {e}"))?;
         if self.size > ring.max_frame() {
             return Err(format!(
-                "--size {} exceeds the ring's max frame {}",
+                "--size {} exceeds the max frame {} of a ring of {} bytes",
                 self.size,
-                ring.max_frame()
+                ring.max_frame(),
+                ring.capacity()
             ));
         }
         Ok(ring)
+    }
+}
+
+/// The configuration of a ring of `kind` carrying `size`-byte frames.
+/// `capacity` (`--capacity`): the data area in bytes, a power of two
+/// between 64 bytes and 64 GiB; an mpmc ring gets as many slots as fit in
+/// it (rounded down to a power of two, as the slot ring needs). Without it,
+/// a framed ring of `framed` bytes or an mpmc ring of `slots` slots.
+pub fn ring_config(
+    kind: Kind,
+    size: usize,
+    capacity: Option<u64>,
+    framed: u64,
+    slots: u64,
+) -> Result<Config, String> {
+    let Some(cap) = capacity else {
+        return Ok(match kind {
+            Kind::Mpmc => Config::slots(slots, size as u64),
+            _ => Config::new(framed),
+        });
+    };
+    if !cap.is_power_of_two() || !(64..=1 << 36).contains(&cap) {
+        return Err(format!(
+            "--capacity {cap} is not a power of two between 64 bytes and 64 GiB (examples: 256K, 4M)"
+        ));
+    }
+    if kind != Kind::Mpmc {
+        return Ok(Config::new(cap));
+    }
+    // The slot stride as the library lays it out (header and padding
+    // included): the data area of a two-slot ring, halved.
+    let probe = AnyRing::anonymous(Kind::Mpmc, Config::slots(2, size as u64))
+        .map_err(|e| format!("--size {size}: {e}"))?;
+    let stride = probe.capacity() / 2;
+    let fit = cap / stride;
+    if fit < 2 {
+        return Err(format!(
+            "--capacity {cap} holds fewer than 2 mpmc slots of {size} bytes (each takes {stride} bytes)"
+        ));
+    }
+    Ok(Config::slots(1 << fit.ilog2(), size as u64))
+}
+
+/// The ring's size for a reader: bytes, KiB or MiB, and the slots of an
+/// mpmc ring.
+pub fn describe(ring: &AnyRing) -> String {
+    let bytes = ring.capacity();
+    let human = match bytes {
+        b if b >= 1 << 20 && b % (1 << 20) == 0 => format!("{} MiB", b >> 20),
+        b if b >= 1 << 10 && b % (1 << 10) == 0 => format!("{} KiB", b >> 10),
+        b => format!("{b} B"),
+    };
+    if ring.kind() == Kind::Mpmc {
+        // The slot count is the data area over the stride (see
+        // `ring_config`); max_frame is the slot size.
+        let stride = AnyRing::anonymous(Kind::Mpmc, Config::slots(2, ring.max_frame() as u64))
+            .map(|r| r.capacity() / 2)
+            .unwrap_or(1);
+        format!(
+            "{bytes} bytes ({human}: {} slots of {} bytes)",
+            bytes / stride,
+            ring.max_frame()
+        )
+    } else {
+        format!("{bytes} bytes ({human})")
     }
 }
 
@@ -193,6 +268,7 @@ pub fn run_ring(ring: &AnyRing, shape: &Shape, progress: bool) -> Result<Outcome
         let pid = fork_child(|| {
             pin(cpu_for(c as usize, 1));
             let mut rx = ring.consumer().expect("attach consumer");
+            rx.set_wait_strategy(shape.wait);
             gate.child_wait();
             let out = Consume {
                 every: sampling(shape.rate),
@@ -203,6 +279,7 @@ pub fn run_ring(ring: &AnyRing, shape: &Shape, progress: bool) -> Result<Outcome
                 out: w,
             };
             match access {
+                Access::Header if shape.batch > 1 => consume_batch(&mut rx, out, shape.batch),
                 Access::Header => consume::<HEADER>(&mut rx, out),
                 Access::Read => consume::<READ>(&mut rx, out),
                 Access::Copy => consume::<COPY>(&mut rx, out),
@@ -222,8 +299,12 @@ pub fn run_ring(ring: &AnyRing, shape: &Shape, progress: bool) -> Result<Outcome
         let pid = fork_child(|| {
             pin(cpu_for(p as usize, 0));
             let mut tx = ring.producer().expect("attach producer");
+            tx.set_wait_strategy(shape.wait);
             gate.child_wait();
             match access {
+                Access::Header if shape.batch > 1 => {
+                    produce_batch(&mut tx, p, n, size, rate, shape.batch)
+                }
                 Access::Copy => produce::<true>(&mut tx, p, n, size, blocking, rate),
                 Access::Header | Access::Read => {
                     produce::<false>(&mut tx, p, n, size, blocking, rate)
@@ -383,6 +464,104 @@ fn produce<const COPY: bool>(
         }
     }
     0
+}
+
+/// As [`produce`] (header only, spinning), `k` frames per
+/// `try_send_batch`: the frames are written into a buffer first and copied
+/// into the ring by the batch, which publishes them with one cursor store.
+fn produce_batch(tx: &mut AnyProducer, id: u32, n: u64, size: usize, rate: f64, k: usize) -> i32 {
+    let every = sampling(rate);
+    let mut frames = vec![vec![0u8; size]; k];
+    let start = now_ns();
+    let mut seq = 0u64;
+    while seq < n {
+        let m = k.min((n - seq) as usize);
+        let stamp = if rate > 0.0 {
+            let t = due(start, seq, rate);
+            wait_until(t);
+            t
+        } else {
+            now_ns()
+        };
+        for (i, f) in frames[..m].iter_mut().enumerate() {
+            let s = seq + i as u64;
+            f[..8].copy_from_slice(&s.to_le_bytes());
+            f[8..12].copy_from_slice(&id.to_le_bytes());
+            if s % every == 0 {
+                f[16..24].copy_from_slice(&stamp.to_le_bytes());
+            }
+        }
+        let mut sent = 0;
+        let backoff = crossbeam_utils::Backoff::new();
+        while sent < m {
+            match tx.try_send_batch(&frames[sent..m]) {
+                Ok(j) => sent += j,
+                Err(SendError::Full) => backoff.spin(),
+                Err(e) => {
+                    eprintln!("mmring bench: producer {id}: {e}");
+                    return 1;
+                }
+            }
+        }
+        seq += m as u64;
+    }
+    0
+}
+
+/// As [`consume`] (header only, spinning), up to `k` frames per
+/// `try_recv_batch`.
+fn consume_batch(rx: &mut AnyConsumer, c: Consume, k: usize) -> i32 {
+    let mut latency = histogram();
+    let mut next = vec![0u64; c.producers];
+    let (mut count, mut errors) = (0u64, 0u64);
+    let mut check = |f: &[u8]| {
+        let seq = u64::from_le_bytes(f[..8].try_into().unwrap());
+        let id = u32::from_le_bytes(f[8..12].try_into().unwrap()) as usize;
+        if seq % c.every == 0 {
+            let sent = u64::from_le_bytes(f[16..24].try_into().unwrap());
+            let _ = latency.record(now_ns().saturating_sub(sent).max(1));
+        }
+        if id >= c.producers || (c.checks_order && seq != next[id]) {
+            errors += 1;
+        } else if c.checks_order {
+            next[id] += 1;
+        }
+        count += 1;
+        if count % 65536 == 0 {
+            c.consumed.fetch_add(65536, Relaxed);
+        }
+    };
+    let mut spins = 0u32;
+    let backoff = crossbeam_utils::Backoff::new();
+    loop {
+        match rx.try_recv_batch(k, &mut check) {
+            Ok(_) => backoff.reset(),
+            Err(RecvError::Empty) => {
+                spins = spins.wrapping_add(1);
+                // As `recv_with`: now and then, whether anyone is left to
+                // send, then one last look.
+                if spins % 4096 == 0 && rx.producer_state().is_gone() {
+                    match rx.try_recv_batch(usize::MAX, &mut check) {
+                        Ok(_) => continue,
+                        Err(RecvError::Empty | RecvError::Disconnected) => break,
+                        Err(e) => {
+                            eprintln!("mmring bench: consumer: {e}");
+                            return 1;
+                        }
+                    }
+                }
+                backoff.spin();
+            }
+            Err(RecvError::Disconnected) => break,
+            Err(e) => {
+                eprintln!("mmring bench: consumer: {e}");
+                return 1;
+            }
+        }
+    }
+    let text = results_text(count, errors, now_ns(), &latency);
+    let mut f = std::fs::File::from(c.out);
+    i32::from(f.write_all(text.as_bytes()).is_err())
 }
 
 /// How a consumer touches a frame besides its header (`Access` as a
