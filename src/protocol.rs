@@ -229,6 +229,20 @@ pub(crate) mod sealed {
         /// call (then producers are woken).
         fn release(mem: &Self::Mem, rx: &mut Self::Rx) -> bool;
 
+        /// As [`release`](Protocol::release), also under lazy release
+        /// ([`set_lazy`](Protocol::set_lazy)): called before the consumer
+        /// reports the ring empty, sleeps, or detaches.
+        fn release_all(mem: &Self::Mem, rx: &mut Self::Rx) -> bool {
+            Self::release(mem, rx)
+        }
+
+        /// Lazy release: `release` hands space back only every `frames`
+        /// messages (or a quarter of the ring); `false` where the flavour
+        /// releases each message as it goes (mpmc: each slot is its own).
+        fn set_lazy(_mem: &Self::Mem, _rx: &mut Self::Rx, _frames: u32) -> bool {
+            false
+        }
+
         /// Completes, without the grace period, a dead party's claim that
         /// holds this consumer: for when every producer is known gone, so
         /// that `Disconnected` is never returned while committed messages

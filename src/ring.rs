@@ -488,6 +488,15 @@ pub struct ReadCursor {
     /// Read-ahead: while `Some(p)`, frames are released only up to `p`
     /// (a frame end the user has let go of), however far `read` is.
     pub hold: Option<u64>,
+    /// Lazy release: [`release`](ReadCursor::release) stores `head` only
+    /// once this many messages were consumed since the last store, or
+    /// [`lazy_bytes`](ReadCursor::lazy_bytes) bytes; [`flush`]
+    /// (ReadCursor::flush) always stores it. 0 or 1: every release stores.
+    pub lazy: u64,
+    /// Lazy release: the bytes consumed that make a release store `head`
+    /// whatever the count (a quarter of the ring when set through
+    /// [`set_lazy`](ReadCursor::set_lazy)).
+    pub lazy_bytes: u64,
 }
 
 impl ReadCursor {
@@ -538,7 +547,17 @@ impl ReadCursor {
             held: Held::default(),
             consumed: 0,
             hold: None,
+            lazy: 0,
+            lazy_bytes: 0,
         })
+    }
+
+    /// Lazy release: hand space back every `frames` messages, or every
+    /// quarter of the ring, whichever comes first, instead of after each;
+    /// 0 or 1 hands it back after each message.
+    pub fn set_lazy<M: FramedMem>(&mut self, m: &M, frames: u32) {
+        self.lazy = u64::from(frames);
+        self.lazy_bytes = (m.capacity() / 4).max(layout::FRAME_ALIGN);
     }
 
     /// Locates the frame at `read`, skipping padding and skip records.
@@ -594,9 +613,23 @@ impl ReadCursor {
     }
 
     /// Hands everything read so far back to the producers; `false` if there
-    /// was nothing to hand back.
+    /// was nothing to hand back. Under lazy release
+    /// ([`set_lazy`](ReadCursor::set_lazy)) it does so only once enough was
+    /// consumed; the caller [`flush`](ReadCursor::flush)es before it
+    /// reports the ring empty, sleeps or detaches.
     #[inline(always)]
     pub fn release<M: FramedMem>(&mut self, m: &M) -> bool {
+        if self.lazy > 1 && self.consumed < self.lazy && self.read - self.released < self.lazy_bytes
+        {
+            return false;
+        }
+        self.flush(m)
+    }
+
+    /// Hands everything read so far back to the producers, lazy or not;
+    /// `false` if there was nothing to hand back.
+    #[inline(always)]
+    pub fn flush<M: FramedMem>(&mut self, m: &M) -> bool {
         let to = match self.hold {
             None => self.read,
             Some(p) => p.min(self.read),
@@ -633,7 +666,7 @@ impl ReadCursor {
     pub fn release_to<M: FramedMem>(&mut self, m: &M, end: u64) -> bool {
         let p = self.hold.map_or(end, |h| h.max(end)).min(self.read);
         self.hold = (p < self.read).then_some(p);
-        self.release(m)
+        self.flush(m)
     }
 
     /// Bytes committed (or, for mpsc, claimed) and not yet read.
@@ -983,6 +1016,8 @@ pub(crate) mod loom_heap {
                 held: Held::default(),
                 consumed: 0,
                 hold: None,
+                lazy: 0,
+                lazy_bytes: 0,
             })
         }
 

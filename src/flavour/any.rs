@@ -396,6 +396,25 @@ impl Protocol for AnyKind {
         }
     }
 
+    fn release_all(m: &Mem, rx: &mut Rx) -> bool {
+        match (m, rx) {
+            (Mem::Spsc(r) | Mem::Mpsc(r), Rx::Framed(c)) => c.flush(r),
+            (Mem::Mpmc(r), Rx::Mpmc(c)) => Mpmc::release_all(r, c),
+            _ => mismatch(),
+        }
+    }
+
+    fn set_lazy(m: &Mem, rx: &mut Rx, frames: u32) -> bool {
+        match (m, rx) {
+            (Mem::Spsc(r) | Mem::Mpsc(r), Rx::Framed(c)) => {
+                c.set_lazy(r, frames);
+                true
+            }
+            (Mem::Mpmc(r), Rx::Mpmc(c)) => Mpmc::set_lazy(r, c, frames),
+            _ => mismatch(),
+        }
+    }
+
     fn position(t: &Taken) -> u64 {
         match t {
             Taken::Framed(f) => f.at,

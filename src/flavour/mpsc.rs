@@ -242,6 +242,15 @@ impl Protocol for Mpsc {
         rx.release(m)
     }
 
+    fn release_all(m: &RawRing, rx: &mut ReadCursor) -> bool {
+        rx.flush(m)
+    }
+
+    fn set_lazy(m: &RawRing, rx: &mut ReadCursor, frames: u32) -> bool {
+        rx.set_lazy(m, frames);
+        true
+    }
+
     fn can_put_back(_: &RawRing) -> bool {
         true
     }

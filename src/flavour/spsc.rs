@@ -221,6 +221,15 @@ impl Protocol for Spsc {
         rx.release(m)
     }
 
+    fn release_all(m: &RawRing, rx: &mut ReadCursor) -> bool {
+        rx.flush(m)
+    }
+
+    fn set_lazy(m: &RawRing, rx: &mut ReadCursor, frames: u32) -> bool {
+        rx.set_lazy(m, frames);
+        true
+    }
+
     fn can_put_back(_: &RawRing) -> bool {
         true
     }
@@ -564,6 +573,72 @@ mod loom_models {
     #[should_panic]
     fn loom_spsc_catches_a_release_past_a_held_frame() {
         read_ahead_model(true);
+    }
+
+    /// Lazy release (`ReadCursor::set_lazy`): the consumer hands space back
+    /// only every 8 frames (never, in this model, by count or bytes), and
+    /// always when it finds the ring empty (`flush`, as `take` does before
+    /// it reports empty or sleeps). A producer sends 6 frames of 16 bytes
+    /// through the 64-byte ring, waiting for space when it is full: it
+    /// gets it, every frame arrives in order, and the consumer's `head`
+    /// stores go back only to positions it has read. With `sabotage`, the
+    /// empty ring is reported without a flush: the producer waits for
+    /// space the consumer holds while the consumer waits for frames, and
+    /// the model never ends (loom gives up on the execution and fails).
+    fn lazy_release_model(sabotage: bool) {
+        model(move || {
+            let m = Arc::new(Heap::new());
+            let (mut w, mut r) = at_40(&m);
+            r.0.set_lazy(&*m, 8);
+            r.0.lazy_bytes = u64::MAX;
+            let p = m.clone();
+            let producer = loom::thread::spawn(move || {
+                for v in 10..16 {
+                    loop {
+                        match space(&*p, w.tail, &mut w.cached_head, 8).unwrap() {
+                            Some((pad, start)) => {
+                                p.write_payload(start, v);
+                                w.tail = write_frame(&*p, w.tail, pad, start, 8);
+                                publish_tail(&*p, w.tail);
+                                break;
+                            }
+                            None => loom::thread::yield_now(),
+                        }
+                    }
+                }
+            });
+            let mut got = Vec::new();
+            while got.len() < 6 {
+                match r.0.next(&*m).unwrap() {
+                    Some(f) => {
+                        got.push(m.read_payload(f));
+                        r.0.consume(&f);
+                        // Lazy: hands nothing back before 8 frames.
+                        assert!(!r.0.release(&*m));
+                    }
+                    None => {
+                        if !sabotage {
+                            r.0.flush(&*m);
+                        }
+                        loom::thread::yield_now();
+                    }
+                }
+            }
+            assert_eq!(got, [10, 11, 12, 13, 14, 15]);
+            producer.join().unwrap();
+        });
+    }
+
+    #[test]
+    fn loom_spsc_lazy_release_hands_space_back_when_empty() {
+        lazy_release_model(false);
+    }
+
+    /// The lazy-release model has teeth (see `lazy_release_model`).
+    #[test]
+    #[should_panic]
+    fn loom_spsc_catches_a_lazy_consumer_that_keeps_space_when_empty() {
+        lazy_release_model(true);
     }
 
     /// A producer that stops for ever after writing a frame but before its

@@ -150,6 +150,11 @@ pub struct Args {
     /// spinning, --access header.
     #[arg(long, default_value_t = 1)]
     batch: usize,
+    /// Lazy release: consumers hand space back every K frames (or a
+    /// quarter of the ring), and when they find it empty, instead of after
+    /// each frame (spsc, mpsc; 0: after each).
+    #[arg(long, default_value_t = 0, value_name = "K")]
+    release_every: u32,
     /// With --blocking: how producers and consumers wait (`sleep`: no spin
     /// first, so a round trip is a true sleep and wake-up).
     #[arg(long, value_enum, default_value = "spin-then-sleep")]
@@ -197,6 +202,7 @@ pub fn run(args: &Args) -> Result<ExitCode, String> {
         capacity: args.capacity,
         wait: args.wait.into(),
         batch: args.batch,
+        release_every: args.release_every,
     };
     if shape.kind == Kind::Broadcast && args.case.is_none() && !args.workloads {
         if args.capacity.is_some() {
@@ -686,6 +692,7 @@ fn workloads(count: u64, capacity: Option<u64>) -> Result<ExitCode, String> {
         capacity,
         wait: mmring::WaitStrategy::SpinThenSleep,
         batch: 1,
+        release_every: 0,
     };
 
     let w1 = ring(spsc)?;

@@ -64,6 +64,7 @@ pub fn run(size: usize, count: u64, subscribers: u32, compare: bool) -> Result<E
         capacity: None,
         wait: mmring::WaitStrategy::SpinThenSleep,
         batch: 1,
+        release_every: 0,
     };
     let spsc = stream::run_ring(&shape.ring()?, &shape, false)?;
     println!(

@@ -35,6 +35,9 @@ pub struct Shape {
     /// Frames per `try_send_batch` and per `try_recv_batch` (`--batch`;
     /// 1: plain `try_reserve` + `commit` and `try_recv`).
     pub batch: usize,
+    /// Lazy release (`--release-every`): the consumer hands space back
+    /// every this many frames (0: after each, the default).
+    pub release_every: u32,
 }
 
 /// When frame `seq` of a producer paced at `rate` frames/s (0: unpaced)
@@ -269,6 +272,7 @@ pub fn run_ring(ring: &AnyRing, shape: &Shape, progress: bool) -> Result<Outcome
             pin(cpu_for(c as usize, 1));
             let mut rx = ring.consumer().expect("attach consumer");
             rx.set_wait_strategy(shape.wait);
+            rx.set_release_every(shape.release_every);
             gate.child_wait();
             let out = Consume {
                 every: sampling(shape.rate),
