@@ -578,3 +578,122 @@ fn a_stale_record_is_refused() {
     assert_eq!(receive(&mut rx, 100, 0, Duration::from_secs(60), |_| {}), 0);
     assert!(sigterm(&mut inb).success());
 }
+
+/// Sends self-checking frames `from..to` from a broadcast publisher.
+fn publish(tx: &mut mmring::broadcast::Publisher, from: u64, to: u64) {
+    let mut buf = [0u8; MAX];
+    for seq in from..to {
+        let len = frame_len(seq, MAX);
+        fill_frame(seq, &mut buf[..len]);
+        tx.send(&buf[..len]).unwrap();
+    }
+}
+
+/// Receives frames `from..to` from ring B, in order, checked.
+fn expect_frames(rx: &mut mmring::spsc::Consumer, from: u64, to: u64) {
+    for want in from..to {
+        let f = rx
+            .recv_timeout(Duration::from_secs(60))
+            .unwrap_or_else(|e| panic!("frame {want}: {e}"));
+        let got = u64::from_le_bytes(f[..8].try_into().unwrap());
+        assert_eq!(got, want, "lost, repeated or reordered");
+        check_frame(got, &f, MAX).unwrap();
+    }
+}
+
+fn signal(c: &Child, sig: &str) {
+    assert!(
+        Command::new("kill")
+            .args([sig, &c.id().to_string()])
+            .status()
+            .unwrap()
+            .success()
+    );
+}
+
+/// A broadcast ring bridged out by a subscriber: frames arrive in order;
+/// a bridge killed with kill -9 and started again continues after the
+/// stream's last frame from the ring (the frames published meanwhile are
+/// still in the ring), so none is lost or repeated; a bridge overrun by the
+/// publisher (stopped with SIGSTOP while more than the ring holds is
+/// published) reports the exact number of frames lost, loudly, and goes on.
+#[test]
+fn broadcast_ring_out() {
+    let bin = need_server!();
+    let server = Server::start(bin, None);
+    let pa = temp_path("bcast-a");
+    let fa = TempFile(pa.clone());
+    let a = mmring::broadcast::Ring::create(&pa, Config::new(1 << 16)).unwrap();
+    let (b, fb) = ring("bcast-b");
+    let _sb = sidecar(&fb);
+    let url = server.url("mmring.bcast");
+    let mut tx = a.publisher().unwrap();
+    let mut rx = b.consumer().unwrap();
+    let _inb = bridge(&url, &path_str(&fb), &[]);
+    // Frames published before the bridge starts are in the ring: bridged.
+    publish(&mut tx, 0, 100);
+    let mut out = bridge(&path_str(&fa), &url, &[]);
+    // In chunks smaller than the ring (64 KiB holds about 500 of these
+    // frames), so the bridge is never overrun here.
+    let mut next = 100;
+    for round in 0..20 {
+        publish(&mut tx, next, next + 200);
+        expect_frames(&mut rx, if round == 0 { 0 } else { next }, next + 200);
+        next += 200;
+        if round == 9 {
+            kill9(&mut out);
+            publish(&mut tx, next, next + 200); // while no bridge runs
+            out = bridge(&path_str(&fa), &url, &[]);
+            expect_frames(&mut rx, next, next + 200);
+            next += 200;
+        }
+    }
+    assert_eq!(server.stream_messages("mmring.bcast"), next);
+
+    // Overrun: the bridge stopped while 3000 frames (several rings' worth)
+    // are published, then continued.
+    assert!(sigterm(&mut out).success());
+    let mut out = Kid(mmring()
+        .args(["bridge", &path_str(&fa), &url])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap());
+    publish(&mut tx, next, next + 1);
+    expect_frames(&mut rx, next, next + 1);
+    next += 1;
+    signal(&out, "-STOP");
+    publish(&mut tx, next, next + 3000);
+    let end = next + 3000;
+    signal(&out, "-CONT");
+    // What arrives is a gap (the overwritten frames), then the rest in order.
+    let first = {
+        let f = rx.recv_timeout(Duration::from_secs(60)).unwrap();
+        let got = u64::from_le_bytes(f[..8].try_into().unwrap());
+        check_frame(got, &f, MAX).unwrap();
+        got
+    };
+    assert!(
+        first > next && first < end,
+        "{first} after {next}: nothing lost?"
+    );
+    expect_frames(&mut rx, first + 1, end);
+    assert!(sigterm(&mut out).success());
+    let mut err = String::new();
+    out.0
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    let lost = first - next;
+    assert!(
+        err.contains(&format!("LOST {lost} frames")),
+        "the loss of {lost} frames is not reported: {err}"
+    );
+    assert!(
+        err.contains(&format!("{lost} FRAMES LOST")),
+        "the final report does not count the loss: {err}"
+    );
+    drop(fa);
+}

@@ -111,6 +111,9 @@ def kill_self_midway(q, n):
 def block_until_interrupted(kind, obj, ready, report):
     """Blocks in `kind` on `obj` until SIGINT; reports the KeyboardInterrupt
     and its time, then shows that nothing was lost or added."""
+    # Python's own handler, whatever this process inherited (a shell that
+    # runs the tests in the background starts them with SIGINT ignored).
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     ready.set()
     try:
         if kind == "get":

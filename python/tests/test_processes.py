@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 
 import pytest
@@ -113,7 +114,10 @@ def test_consumer_killed_while_blocked_does_not_wedge():
 
 CTRL_C_CHILD = textwrap.dedent(
     """
-    import sys, time, mmring
+    import signal, sys, time, mmring
+    # Python's own handler, whatever this process inherited (a shell that
+    # runs the tests in the background starts them with SIGINT ignored).
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     q = mmring.Queue(path=sys.argv[1])
     print("waiting", flush=True)
     try:
@@ -132,6 +136,9 @@ def test_ctrl_c_interrupts_a_blocking_get_and_loses_nothing(shm_path):
         [sys.executable, "-c", CTRL_C_CHILD, str(shm_path)],
         stdout=subprocess.PIPE, text=True,
     )
+    # A child that never answers fails the test instead of hanging it.
+    watchdog = threading.Timer(60, child.kill)
+    watchdog.start()
     assert child.stdout.readline().strip() == "waiting"
     time.sleep(0.3)  # asleep in get()
     sent = time.monotonic()
@@ -142,6 +149,7 @@ def test_ctrl_c_interrupts_a_blocking_get_and_loses_nothing(shm_path):
     q.put("after the interrupt")
     assert child.stdout.readline().strip() == "got after the interrupt"
     assert child.wait(30) == 0
+    watchdog.cancel()
     print(f"\nCtrl-C to KeyboardInterrupt: {latency * 1000:.1f} ms")
     assert latency < 5.0, "the blocking get did not see the signal"
 

@@ -1271,6 +1271,14 @@ impl Ring {
     pub fn stat(&self) -> Stat {
         self.shared.stat()
     }
+
+    /// The ring's identity: 128 random bits written when it was created,
+    /// the same in every process that opens it, different for a ring
+    /// created anew at the same path (as [`crate::Ring::id`]).
+    pub fn id(&self) -> u128 {
+        let [hi, lo] = self.shared.region.geometry().ring_id;
+        (u128::from(hi) << 64) | u128::from(lo)
+    }
 }
 
 /// The single writer of a broadcast [`Ring`]. `Send` and `'static`.

@@ -21,7 +21,7 @@ use std::path::Path;
 use std::pin::Pin;
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc as std_mpsc;
 use std::time::{Duration, Instant};
 
@@ -35,11 +35,25 @@ use super::{Args, Target, message_id};
 type AckFuture =
     Pin<Box<dyn Future<Output = Result<jetstream::publish::PublishAck, PublishError>> + Send>>;
 
-/// A frame copied out of the ring, still held there.
+/// A frame copied out of the ring, still held there (a framed ring's;
+/// a broadcast subscriber holds nothing: `end` is `None`).
 struct Out {
     position: u64,
-    end: ReleaseMark,
+    end: Option<ReleaseMark>,
     bytes: Bytes,
+}
+
+/// Where the reader thread takes frames from.
+enum Source {
+    /// An spsc or mpsc ring's consumer, reading ahead.
+    Ring(AnyConsumer),
+    /// A broadcast ring's subscriber, from the oldest frame still in the
+    /// ring; frames numbered below `from` are in the stream already.
+    Broadcast {
+        sub: mmring::broadcast::Subscriber,
+        from: u64,
+        lost: Arc<AtomicU64>,
+    },
 }
 
 struct InFlight {
@@ -52,6 +66,9 @@ struct InFlight {
 
 #[derive(Default, Debug)]
 struct Stats {
+    /// Broadcast: frames the publisher overwrote before the bridge read
+    /// them (they cannot be bridged).
+    lost: u64,
     published: u64,
     acked: u64,
     duplicates: u64,
@@ -64,8 +81,24 @@ pub async fn run(path: &Path, target: &Target, args: &Args) -> Result<ExitCode, 
     if args.shared {
         trust = trust.allow_shared_mode();
     }
-    let ring = AnyRing::open_with(path, trust).map_err(|e| format!("{}: {e}", path.display()))?;
-    if ring.kind() == Kind::Mpmc {
+    let broadcast = mmring::kind_of(path).is_ok_and(|k| k == Kind::Broadcast);
+    let ring = if broadcast {
+        None
+    } else {
+        Some(
+            AnyRing::open_with(path, trust.clone())
+                .map_err(|e| format!("{}: {e}", path.display()))?,
+        )
+    };
+    let bring = if broadcast {
+        Some(
+            mmring::broadcast::Ring::open_with(path, trust)
+                .map_err(|e| format!("{}: {e}", path.display()))?,
+        )
+    } else {
+        None
+    };
+    if ring.as_ref().is_some_and(|r| r.kind() == Kind::Mpmc) {
         return Err(format!(
             "{}: an mpmc ring cannot be bridged out: its consumer holds one slot at a time, \
              so frames could not stay in the ring until JetStream acknowledged them \
@@ -94,15 +127,59 @@ pub async fn run(path: &Path, target: &Target, args: &Args) -> Result<ExitCode, 
     let stream = super::stream_for(&js, target, true).await?;
     let stream_name = stream.cached_info().config.name.clone();
     let stop = super::stop_flag()?;
-    let rx = ring
-        .consumer()
-        .map_err(|e| format!("{}: {e}", path.display()))?;
-    let ring_id = ring.id();
+    let lost = Arc::new(AtomicU64::new(0));
+    let (source, ring_id) = match (&ring, &bring) {
+        (Some(ring), _) => (
+            Source::Ring(
+                ring.consumer()
+                    .map_err(|e| format!("{}: {e}", path.display()))?,
+            ),
+            ring.id(),
+        ),
+        (None, Some(b)) => {
+            // A subscriber holds nothing in the ring, so a restarted
+            // bridge finds where it got to in the stream: the frame
+            // number in the id of the stream's last message from this
+            // ring. It starts at the oldest frame still in the ring and
+            // skips what the stream holds.
+            let from = match stream
+                .get_last_raw_message_by_subject(&target.subject)
+                .await
+            {
+                Ok(m) => m
+                    .headers
+                    .get("Nats-Msg-Id")
+                    .and_then(|v| super::parse_message_id(v.as_str()))
+                    .filter(|&(r, _)| r == b.id())
+                    .map_or(0, |(_, seq)| seq + 1),
+                Err(_) => 0,
+            };
+            let sub = b
+                .subscriber_from_oldest()
+                .map_err(|e| format!("{}: {e}", path.display()))?;
+            if !args.quiet && from > 0 {
+                eprintln!(
+                    "mmring bridge: the stream holds this broadcast ring's frames up to number {}; continuing after it",
+                    from - 1
+                );
+            }
+            (
+                Source::Broadcast {
+                    sub,
+                    from,
+                    lost: lost.clone(),
+                },
+                b.id(),
+            )
+        }
+        (None, None) => unreachable!("one of the two is open"),
+    };
+    let rx = source;
 
     // Frames go to the task, and release marks come back, in batches:
     // one wake-up of the other side per batch, not per frame.
     let (frame_tx, mut frame_rx) = tokio::sync::mpsc::channel::<Vec<Out>>(args.window);
-    let (rel_tx, rel_rx) = std_mpsc::channel::<(ReleaseMark, usize)>();
+    let (rel_tx, rel_rx) = std_mpsc::channel::<(Option<ReleaseMark>, usize)>();
     let reader_stop = Arc::new(AtomicBool::new(false));
     let rs = reader_stop.clone();
     let window = args.window;
@@ -244,6 +321,7 @@ pub async fn run(path: &Path, target: &Target, args: &Args) -> Result<ExitCode, 
                 }
             }
             _ = tick.tick() => {
+                st.lost = lost.load(Ordering::Relaxed);
                 let now = Instant::now();
                 let rate = (st.acked - last_report.1) as f64 / now.duration_since(last_report.0).as_secs_f64();
                 last_report = (now, st.acked);
@@ -257,6 +335,7 @@ pub async fn run(path: &Path, target: &Target, args: &Args) -> Result<ExitCode, 
     let read = reader
         .join()
         .map_err(|_| "the ring reader thread panicked".to_string())?;
+    st.lost = lost.load(Ordering::Relaxed);
     report(args, &st, inflight.len(), 0.0, started, true);
     if let Some(e) = fatal {
         return Err(e);
@@ -308,6 +387,7 @@ fn report(args: &Args, st: &Stats, inflight: usize, rate: f64, started: Instant,
                 "acked": st.acked,
                 "duplicates": st.duplicates,
                 "resent": st.resent,
+                "lost": st.lost,
                 "in_flight": inflight,
                 "bytes": st.bytes,
                 "acked_per_s": rate,
@@ -317,13 +397,18 @@ fn report(args: &Args, st: &Stats, inflight: usize, rate: f64, started: Instant,
     }
     if !args.quiet {
         eprintln!(
-            "mmring bridge: {} published, {} acknowledged ({} duplicates dropped by the stream), {} in flight, {} resent, {:.0} msg/s{}",
+            "mmring bridge: {} published, {} acknowledged ({} duplicates dropped by the stream), {} in flight, {} resent, {:.0} msg/s{}{}",
             st.published,
             st.acked,
             st.duplicates,
             inflight,
             st.resent,
             rate,
+            if st.lost > 0 {
+                format!(", {} FRAMES LOST (overwritten before read)", st.lost)
+            } else {
+                String::new()
+            },
             if last { " (stopped)" } else { "" }
         );
     }
@@ -334,34 +419,35 @@ fn report(args: &Args, st: &Stats, inflight: usize, rate: f64, started: Instant,
 /// or the task is gone, and returns once the task has dropped its release
 /// sender (every acknowledged frame released).
 fn reader(
-    mut rx: AnyConsumer,
+    mut rx: Source,
     out: tokio::sync::mpsc::Sender<Vec<Out>>,
-    rel: std_mpsc::Receiver<(ReleaseMark, usize)>,
+    rel: std_mpsc::Receiver<(Option<ReleaseMark>, usize)>,
     window: usize,
     stop: &AtomicBool,
 ) -> Result<(), String> {
     let mut outstanding = 0usize;
     let mut out = Some(out);
+    let release = |rx: &mut Source, m: Option<ReleaseMark>| {
+        if let (Source::Ring(c), Some(m)) = (rx, m) {
+            c.release_to(m);
+        }
+    };
     loop {
         let mut last = None;
         loop {
             match rel.try_recv() {
                 Ok((m, n)) => {
-                    last = Some(m);
+                    last = m.or(last);
                     outstanding -= n;
                 }
                 Err(std_mpsc::TryRecvError::Empty) => break,
                 Err(std_mpsc::TryRecvError::Disconnected) => {
-                    if let Some(m) = last {
-                        rx.release_to(m);
-                    }
+                    release(&mut rx, last);
                     return Ok(());
                 }
             }
         }
-        if let Some(m) = last {
-            rx.release_to(m);
-        }
+        release(&mut rx, last);
         if stop.load(Ordering::SeqCst) {
             out = None;
         }
@@ -369,40 +455,103 @@ fn reader(
             match rel.recv_timeout(Duration::from_millis(20)) {
                 Ok((m, n)) => {
                     outstanding -= n;
-                    rx.release_to(m);
+                    release(&mut rx, m);
                 }
                 Err(std_mpsc::RecvTimeoutError::Timeout) => {}
                 Err(std_mpsc::RecvTimeoutError::Disconnected) => return Ok(()),
             }
             continue;
         };
-        let copy = |position, end, bytes: &[u8]| Out {
-            position,
-            end,
-            bytes: Bytes::copy_from_slice(bytes),
+        let room = window - outstanding;
+        let batch = match &mut rx {
+            Source::Ring(c) => take_ring(c, room)?,
+            Source::Broadcast { sub, from, lost } => take_broadcast(sub, *from, lost, room)?,
         };
-        let first = match rx.recv_ahead_timeout(Duration::from_millis(20)) {
-            Ok(g) => copy(g.position(), g.end(), &g),
-            Err(RecvError::Empty | RecvError::Timeout) => continue,
-            // No producer now: wait for the next one.
-            Err(RecvError::Disconnected | RecvError::Unlinked) => {
-                std::thread::sleep(Duration::from_millis(20));
-                continue;
-            }
-            Err(e) => return Err(format!("reading the ring: {e}")),
-        };
-        // What else is already in the ring, up to the window and a batch's
-        // worth, goes in the same hand-over.
-        let mut batch = vec![first];
-        while outstanding + batch.len() < window && batch.len() < BATCH {
-            match rx.try_recv_ahead() {
-                Ok(g) => batch.push(copy(g.position(), g.end(), &g)),
-                Err(_) => break,
-            }
+        if batch.is_empty() {
+            continue;
         }
         outstanding += batch.len();
         if tx.blocking_send(batch).is_err() {
             out = None;
         }
     }
+}
+
+fn copy(position: u64, end: Option<ReleaseMark>, bytes: &[u8]) -> Out {
+    Out {
+        position,
+        end,
+        bytes: Bytes::copy_from_slice(bytes),
+    }
+}
+
+/// Up to `room` (and a batch's worth of) frames read ahead from a framed
+/// ring, waiting a moment for the first; empty when none came.
+fn take_ring(rx: &mut AnyConsumer, room: usize) -> Result<Vec<Out>, String> {
+    let first = match rx.recv_ahead_timeout(Duration::from_millis(20)) {
+        Ok(g) => copy(g.position(), Some(g.end()), &g),
+        Err(RecvError::Empty | RecvError::Timeout) => return Ok(Vec::new()),
+        // No producer now: wait for the next one.
+        Err(RecvError::Disconnected | RecvError::Unlinked) => {
+            std::thread::sleep(Duration::from_millis(20));
+            return Ok(Vec::new());
+        }
+        Err(e) => return Err(format!("reading the ring: {e}")),
+    };
+    // What else is already in the ring, up to the window and a batch's
+    // worth, goes in the same hand-over.
+    let mut batch = vec![first];
+    while batch.len() < room.min(BATCH) {
+        match rx.try_recv_ahead() {
+            Ok(g) => batch.push(copy(g.position(), Some(g.end()), &g)),
+            Err(_) => break,
+        }
+    }
+    Ok(batch)
+}
+
+/// Up to `room` (and a batch's worth of) frames from a broadcast
+/// subscriber, numbered from `from` on (older ones are in the stream);
+/// a lag is counted in `lost` and reported on stderr at once: those
+/// frames were overwritten before the bridge read them and cannot be
+/// bridged.
+fn take_broadcast(
+    sub: &mut mmring::broadcast::Subscriber,
+    from: u64,
+    lost: &AtomicU64,
+    room: usize,
+) -> Result<Vec<Out>, String> {
+    let mut batch = Vec::new();
+    let mut wait = true;
+    while batch.len() < room.min(BATCH) {
+        let r = if wait {
+            sub.recv_timeout(Duration::from_millis(20))
+        } else {
+            sub.try_recv()
+        };
+        match r {
+            Ok(f) if f.seq() < from => {}
+            Ok(f) => {
+                wait = false;
+                batch.push(copy(f.seq(), None, &f));
+            }
+            Err(RecvError::Lagged(n)) => {
+                lost.fetch_add(n, Ordering::Relaxed);
+                eprintln!(
+                    "mmring bridge: LOST {n} frames: the publisher overwrote them before the bridge read them \
+                     (a larger ring, or a faster server, keeps up)"
+                );
+            }
+            Err(RecvError::Empty | RecvError::Timeout) => break,
+            // No publisher now: wait for the next one.
+            Err(RecvError::Disconnected) => {
+                if wait {
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                break;
+            }
+            Err(e) => return Err(format!("reading the ring: {e}")),
+        }
+    }
+    Ok(batch)
 }
