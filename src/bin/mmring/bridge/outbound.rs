@@ -85,10 +85,7 @@ pub async fn run(path: &Path, target: &Target, args: &Args) -> Result<ExitCode, 
     let ring = if broadcast {
         None
     } else {
-        Some(
-            AnyRing::open_with(path, trust.clone())
-                .map_err(|e| format!("{}: {e}", path.display()))?,
-        )
+        Some(AnyRing::open_with(path, trust).map_err(|e| format!("{}: {e}", path.display()))?)
     };
     let bring = if broadcast {
         Some(
