@@ -697,3 +697,34 @@ fn broadcast_ring_out() {
     );
     drop(fa);
 }
+
+/// `--shared` opens a ring writable by its group, broadcast rings too
+/// (the broadcast ring was once probed without it, and refused as the
+/// wrong kind); without `--shared` the bridge refuses it and says why.
+#[test]
+fn shared_mode_rings_need_shared() {
+    use std::os::unix::fs::PermissionsExt;
+    let bin = need_server!();
+    let server = Server::start(bin, None);
+    let pa = temp_path("shared-bcast");
+    let _fa = TempFile(pa.clone());
+    let a = mmring::broadcast::Ring::create(&pa, Config::new(1 << 16)).unwrap();
+    std::fs::set_permissions(&pa, std::fs::Permissions::from_mode(0o660)).unwrap();
+    let url = server.url("mmring.shared");
+    let pa = pa.display().to_string();
+    let (ok, err) = run_bridge(&pa, &url, &["--quiet"]);
+    assert!(!ok, "a group-writable ring opened without --shared");
+    assert!(
+        err.contains("mode 0660") && err.contains("allow_shared_mode"),
+        "{err}"
+    );
+    let (b, fb) = ring("shared-b");
+    let _sb = sidecar(&fb);
+    let mut rx = b.consumer().unwrap();
+    let _inb = bridge(&url, &path_str(&fb), &[]);
+    let mut tx = a.publisher().unwrap();
+    publish(&mut tx, 0, 10);
+    let mut out = bridge(&pa, &url, &["--shared"]);
+    expect_frames(&mut rx, 0, 10);
+    assert!(sigterm(&mut out).success());
+}

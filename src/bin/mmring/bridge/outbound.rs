@@ -81,19 +81,14 @@ pub async fn run(path: &Path, target: &Target, args: &Args) -> Result<ExitCode, 
     if args.shared {
         trust = trust.allow_shared_mode();
     }
-    let broadcast = mmring::kind_of(path).is_ok_and(|k| k == Kind::Broadcast);
-    let ring = if broadcast {
-        None
-    } else {
-        Some(AnyRing::open_with(path, trust).map_err(|e| format!("{}: {e}", path.display()))?)
-    };
-    let bring = if broadcast {
-        Some(
-            mmring::broadcast::Ring::open_with(path, trust)
-                .map_err(|e| format!("{}: {e}", path.display()))?,
-        )
-    } else {
-        None
+    // Any framed ring, or else a broadcast ring, both opened with the
+    // trust asked for (`--shared`); anything else keeps the first error.
+    let (ring, bring) = match AnyRing::open_with(path, trust) {
+        Ok(r) => (Some(r), None),
+        Err(e) => match mmring::broadcast::Ring::open_with(path, trust) {
+            Ok(b) => (None, Some(b)),
+            Err(_) => return Err(format!("{}: {e}", path.display())),
+        },
     };
     if ring.as_ref().is_some_and(|r| r.kind() == Kind::Mpmc) {
         return Err(format!(
