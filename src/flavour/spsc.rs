@@ -221,42 +221,7 @@ impl Protocol for Spsc {
         rx.release(m)
     }
 
-    fn release_all(m: &RawRing, rx: &mut ReadCursor) -> bool {
-        rx.flush(m)
-    }
-
-    fn set_lazy(m: &RawRing, rx: &mut ReadCursor, frames: u32) -> bool {
-        rx.set_lazy(m, frames);
-        true
-    }
-
-    fn can_put_back(_: &RawRing) -> bool {
-        true
-    }
-
-    fn put_back(_: &RawRing, rx: &mut ReadCursor, f: Located, count: u64) {
-        rx.put_back(&f, count);
-    }
-
-    fn position(f: &Located) -> u64 {
-        f.at
-    }
-
-    fn can_read_ahead(_: &RawRing) -> bool {
-        true
-    }
-
-    fn hold(rx: &mut ReadCursor) {
-        rx.hold();
-    }
-
-    fn end(f: &Located) -> u64 {
-        f.next
-    }
-
-    fn release_to(m: &RawRing, rx: &mut ReadCursor, end: u64) -> bool {
-        rx.release_to(m, end)
-    }
+    framed_consumer!();
 
     /// An spsc consumer is never held by a claim: nothing to recover.
     fn recover_now(_: &RawRing, _: &mut ReadCursor) -> Result<bool, Corruption> {
