@@ -284,8 +284,20 @@ fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
     }
 }
 
+/// `stat --json`'s report, checked to be well-formed JSON.
 fn stat_json(path: &str) -> String {
-    stdout(&mmring(&["stat", path, "--json"]))
+    let json = stdout(&mmring(&["stat", path, "--json"]));
+    well_formed(&json);
+    json
+}
+
+/// Fails unless `json` is one well-formed JSON document without padding
+/// between its tokens.
+fn well_formed(json: &str) {
+    if let Err(e) = serde_json::from_str::<serde_json::Value>(json) {
+        panic!("not JSON ({e}): {json}");
+    }
+    assert!(!json.contains("  "), "stray spaces: {json}");
 }
 
 /// The number in `"key":N` of a JSON object.
@@ -745,6 +757,29 @@ fn ls_and_rm() {
     );
     assert!(!text.contains("notes.txt"), "{text}");
 
+    // `--json`: one well-formed object per ring, a name that needs
+    // escaping included.
+    let c = dir.join("q\"uo\\te");
+    create(c.to_str().unwrap(), &[]);
+    let o = mmring(&["ls", dir.to_str().unwrap(), "--json"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let text = stdout(&o);
+    let mut paths: Vec<String> = text
+        .lines()
+        .map(|l| {
+            well_formed(l);
+            let v: serde_json::Value = serde_json::from_str(l).unwrap();
+            v["path"].as_str().expect("path").to_owned()
+        })
+        .collect();
+    paths.sort();
+    let mut want: Vec<String> = [&a, &b, &c]
+        .iter()
+        .map(|p| p.to_str().unwrap().to_owned())
+        .collect();
+    want.sort();
+    assert_eq!(paths, want, "{text}");
+
     // A live ring is refused, a non-ring file too, an idle ring removed.
     let o = mmring(&["rm", pa, pb, other.to_str().unwrap()]);
     assert!(!o.status.success());
@@ -784,6 +819,7 @@ fn bench_json_with_pacing_and_a_fifo() {
         json.starts_with('{') && json.trim_end().ends_with('}'),
         "{json}"
     );
+    well_formed(&json);
     assert_eq!(json_u64(&json, "ring_bytes"), 4 << 20, "{json}");
     assert_eq!(json_u64(&json, "warmup_frames"), 10_000, "{json}");
     assert_eq!(json_u64(&json, "paced_rate"), 100_000, "{json}");
@@ -1038,4 +1074,37 @@ fn bench_batch_streams_check_every_frame() {
         &mmring(&["bench", "--case", "ring", "--batch", "0"]),
         "--batch must be at least 1",
     );
+}
+
+/// A report whose reader goes away (`mmring stat --watch | head -1`,
+/// `mmring bench | head -1`) ends quietly, killed by SIGPIPE as other Unix
+/// tools are: no panic message on stderr, no status 101.
+#[test]
+fn reports_end_quietly_when_the_reader_goes_away() {
+    use std::io::{BufRead, BufReader};
+    use std::os::unix::process::ExitStatusExt;
+    let t = TempFile(temp_path("cli-sigpipe"));
+    let path = t.0.to_str().unwrap();
+    create(path, &["--capacity", "64K"]);
+    for args in [
+        vec!["stat", path, "--watch"],
+        vec!["bench", "--count", "20000", "--compare"],
+    ] {
+        let mut child = spawn(&args);
+        let mut out = BufReader::new(child.stdout.take().unwrap());
+        let mut first = String::new();
+        out.read_line(&mut first).unwrap();
+        assert!(!first.is_empty(), "{args:?}: no output");
+        // `head -1` exits: the read end of the pipe is closed.
+        drop(out);
+        let o = child.wait_with_output().unwrap();
+        assert_eq!(
+            o.status.signal(),
+            Some(libc::SIGPIPE),
+            "{args:?}: {:?}, stderr: {}",
+            o.status,
+            stderr(&o)
+        );
+        assert!(!stderr(&o).contains("panicked"), "{}", stderr(&o));
+    }
 }

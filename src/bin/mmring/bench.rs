@@ -531,7 +531,7 @@ fn to_json(
         })
         .collect();
     format!(
-        "{{\"kind\":\"{}\",\"producers\":{},\"consumers\":{},\"frame_size\":{},\"ring_bytes\":{ring_bytes},         \"blocking\":{},\"access\":\"{:?}\",\"warmup_frames\":{},\"count\":{},\"paced_rate\":{},\"paced_frames\":{},         \"saturation_latency_sampling\":{SAMPLE},\"results\":[{}],\"floor\":{{\"what\":\"{}\",\"ns\":{}}}}}",
+        "{{\"kind\":\"{}\",\"producers\":{},\"consumers\":{},\"frame_size\":{},\"ring_bytes\":{ring_bytes},\"blocking\":{},\"access\":\"{:?}\",\"warmup_frames\":{},\"count\":{},\"paced_rate\":{},\"paced_frames\":{},\"saturation_latency_sampling\":{SAMPLE},\"results\":[{}],\"floor\":{{\"what\":\"{}\",\"ns\":{}}}}}",
         shape.kind,
         shape.producers,
         shape.consumers,

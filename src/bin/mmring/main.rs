@@ -205,8 +205,24 @@ fn parse_mode(s: &str) -> Result<u32, String> {
         .ok_or_else(|| format!("'{s}' is not an octal file mode (example: 640)"))
 }
 
+/// The reports (`bench`, `stat`, `ls`) end quietly when their reader goes
+/// away (`mmring bench | head`), as other Unix tools do: SIGPIPE back to its
+/// default action, which the Rust runtime had set to "ignore" (so a print
+/// would panic on EPIPE). `send`, `recv` and `bridge` keep it ignored: they
+/// handle EPIPE themselves and say what was not delivered.
+fn die_on_broken_pipe() {
+    // SAFETY: restoring a signal's default action; no handler runs, and
+    // this happens before any thread or child process is started.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if matches!(cli.cmd, Cmd::Bench(_) | Cmd::Stat { .. } | Cmd::Ls { .. }) {
+        die_on_broken_pipe();
+    }
     let result = match cli.cmd {
         Cmd::Bench(args) => bench::run(&args),
         #[cfg(feature = "nats")]
