@@ -19,15 +19,18 @@
 //! /usr/local/bin); without one it prints a loud SKIPPED line.
 
 use std::collections::VecDeque;
-use std::net::TcpListener;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
+#[path = "../tests/common/nats_server.rs"]
+mod nats_server;
+
 use async_nats::jetstream::{self, consumer::pull, stream};
 use futures_util::StreamExt;
 use mmring::{Config, RecvError};
+use nats_server::{Server, nats_server_bin};
 
 /// The `mmring` binary cargo built beside this benchmark.
 const MMRING: &str = env!("CARGO_BIN_EXE_mmring");
@@ -83,69 +86,6 @@ impl Run {
         v.sort_unstable();
         let i = ((v.len() as f64 * p) as usize).min(v.len().saturating_sub(1));
         v.get(i).copied().unwrap_or(0) as f64 / 1e3
-    }
-}
-
-fn nats_server_bin() -> Option<PathBuf> {
-    std::env::var("PATH")
-        .unwrap_or_default()
-        .split(':')
-        .chain(["/usr/sbin", "/usr/bin", "/usr/local/bin"])
-        .map(|d| Path::new(d).join("nats-server"))
-        .find(|p| p.is_file())
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// A `nats-server -js` on a loopback port with a temporary store; killed
-/// and its store removed when dropped.
-struct Server {
-    port: u16,
-    dir: PathBuf,
-    child: Child,
-}
-
-impl Server {
-    fn start(bin: &Path) -> Server {
-        let port = free_port();
-        let dir = std::env::temp_dir().join(format!("mmring-bridge-bench-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let conf = dir.join("server.conf");
-        std::fs::write(
-            &conf,
-            format!(
-                "listen: 127.0.0.1:{port}\njetstream {{\n  store_dir: \"{}\"\n}}\n",
-                dir.join("store").display()
-            ),
-        )
-        .unwrap();
-        let child = Command::new(bin)
-            .arg("-c")
-            .arg(&conf)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start nats-server");
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "nats-server did not listen");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        Server { port, dir, child }
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
 
@@ -340,7 +280,7 @@ fn main() {
         .output()
         .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
         .unwrap_or_default();
-    let server = Server::start(&bin);
+    let server = Server::start(bin, None);
     base();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)

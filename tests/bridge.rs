@@ -10,32 +10,20 @@
 //! `MMRING_BRIDGE_FRAMES` scales the round trip (default 1,000,000).
 
 mod common;
+#[path = "common/nats_server.rs"]
+mod nats_server;
 
 use std::io::Read;
-use std::net::TcpListener;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::{TempFile, check_frame, fill_frame, frame_len, mix, temp_path};
 use mmring::{Config, RecvError};
+use nats_server::{Server, free_port, nats_server_bin};
 
 /// Largest self-checking frame the tests send.
 const MAX: usize = 200;
-
-fn nats_server_bin() -> Option<PathBuf> {
-    for dir in std::env::var("PATH").unwrap_or_default().split(':').chain([
-        "/usr/sbin",
-        "/usr/bin",
-        "/usr/local/bin",
-    ]) {
-        let p = Path::new(dir).join("nats-server");
-        if p.is_file() {
-            return Some(p);
-        }
-    }
-    None
-}
 
 macro_rules! need_server {
     () => {
@@ -50,118 +38,6 @@ macro_rules! need_server {
             }
         }
     };
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// A `nats-server -js` on a loopback port, killed when dropped.
-struct Server {
-    bin: PathBuf,
-    port: u16,
-    dir: PathBuf,
-    max_payload: Option<usize>,
-    child: Option<Child>,
-}
-
-impl Server {
-    fn start(bin: PathBuf, max_payload: Option<usize>) -> Server {
-        let dir = std::env::temp_dir().join(format!(
-            "mmring-nats-{}-{}",
-            std::process::id(),
-            mix(Instant::now().elapsed().as_nanos() as u64 ^ free_port() as u64)
-        ));
-        std::fs::create_dir_all(&dir).unwrap();
-        let mut s = Server {
-            bin,
-            port: free_port(),
-            dir,
-            max_payload,
-            child: None,
-        };
-        s.spawn();
-        s
-    }
-
-    fn spawn(&mut self) {
-        let conf = self.dir.join("server.conf");
-        let mut text = format!(
-            "listen: 127.0.0.1:{}\njetstream {{\n  store_dir: \"{}\"\n}}\n",
-            self.port,
-            self.dir.join("store").display()
-        );
-        if let Some(m) = self.max_payload {
-            text.push_str(&format!("max_payload: {m}\n"));
-        }
-        std::fs::write(&conf, text).unwrap();
-        let child = Command::new(&self.bin)
-            .arg("-c")
-            .arg(&conf)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start nats-server");
-        self.child = Some(child);
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
-            assert!(
-                Instant::now() < deadline,
-                "nats-server did not listen on {}",
-                self.port
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    fn url(&self, subject: &str) -> String {
-        format!("nats://127.0.0.1:{}/{subject}", self.port)
-    }
-
-    /// Stops the server (SIGTERM: a clean shutdown) and starts it again on
-    /// the same port and store.
-    fn restart(&mut self) {
-        let mut c = self.child.take().unwrap();
-        // SAFETY-free: a signal to our own child.
-        let _ = Command::new("kill")
-            .arg("-TERM")
-            .arg(c.id().to_string())
-            .status();
-        let _ = c.wait();
-        std::thread::sleep(Duration::from_millis(300));
-        self.spawn();
-    }
-
-    /// The number of messages in the stream of `subject`.
-    fn stream_messages(&self, subject: &str) -> u64 {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        rt.block_on(async {
-            let c = async_nats::connect(format!("127.0.0.1:{}", self.port))
-                .await
-                .unwrap();
-            let js = async_nats::jetstream::new(c);
-            let name = js.stream_by_subject(subject.to_string()).await.unwrap();
-            let mut s = js.get_stream(&name).await.unwrap();
-            s.info().await.unwrap().state.messages
-        })
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
 }
 
 fn mmring() -> Command {
