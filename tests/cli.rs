@@ -231,6 +231,23 @@ fn error_paths() {
         "one producer",
     );
     assert_one_line_error(&mmring(&["bench", "--size", "8"]), "at least 24");
+    // The broadcast bench refuses what it would ignore.
+    for (extra, what) in [
+        (["--producers", "2"], "--producers"),
+        (["--capacity", "64K"], "--capacity"),
+        (["--batch", "8"], "--batch"),
+        (["--release-every", "8"], "--release-every"),
+    ] {
+        let mut args = vec!["bench", "--kind", "broadcast", "--count", "1000"];
+        args.extend(extra);
+        assert_one_line_error(&mmring(&args), what);
+    }
+    for flag in ["--blocking", "--json"] {
+        assert_one_line_error(
+            &mmring(&["bench", "--kind", "broadcast", "--count", "1000", flag]),
+            flag,
+        );
+    }
 
     // Argument errors come from clap: non-zero exit too.
     let o = mmring(&["create", f, "--kind", "spsc", "--capacity", "lots"]);

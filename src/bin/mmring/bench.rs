@@ -208,6 +208,23 @@ pub fn run(args: &Args) -> Result<ExitCode, String> {
         if args.capacity.is_some() {
             return Err("--capacity does not apply to --kind broadcast (its bench sizes the ring from --size)".into());
         }
+        // The broadcast bench measures one publisher against --consumers
+        // subscriber processes, spinning; refuse what it would ignore.
+        let ignored = [
+            (
+                args.producers != 1,
+                "--producers (a broadcast ring has one publisher)",
+            ),
+            (args.blocking, "--blocking"),
+            (args.batch != 1, "--batch"),
+            (args.release_every != 0, "--release-every"),
+            (args.json, "--json"),
+        ];
+        if let Some((_, what)) = ignored.iter().find(|(given, _)| *given) {
+            return Err(format!(
+                "{what} does not apply to --kind broadcast (its bench: one publisher, --consumers subscribers, spinning)"
+            ));
+        }
         return bcast::run(size, args.count, args.consumers, args.compare);
     }
     if args.workloads {
