@@ -497,6 +497,9 @@ pub struct ReadCursor {
     /// whatever the count (a quarter of the ring when set through
     /// [`set_lazy`](ReadCursor::set_lazy)).
     pub lazy_bytes: u64,
+    /// Loom models only: a deliberate breakage (see [`Sabotage`]).
+    #[cfg(loom)]
+    pub(crate) sabotage: Sabotage,
 }
 
 impl ReadCursor {
@@ -549,6 +552,8 @@ impl ReadCursor {
             hold: None,
             lazy: 0,
             lazy_bytes: 0,
+            #[cfg(loom)]
+            sabotage: Sabotage::None,
         })
     }
 
@@ -563,12 +568,17 @@ impl ReadCursor {
     /// Locates the frame at `read`, skipping padding and skip records.
     #[inline(always)]
     pub fn next<M: FramedMem>(&mut self, m: &M) -> Result<Option<Located>, Corruption> {
+        #[cfg(loom)]
+        let sabotage = self.sabotage;
+        #[cfg(not(loom))]
+        let sabotage = Sabotage::None;
         locate(
             m,
             &mut self.read,
             self.released,
             &mut self.cached_tail,
             self.multi_producer,
+            sabotage,
         )
     }
 
@@ -716,7 +726,17 @@ pub struct Located {
 }
 
 /// Finds the frame at `*read`, skipping padding (which advances `*read`).
-/// Re-reads the producer's cursor only when the cached one says empty.
+///
+/// SPSC: re-reads the producer's cursor only when the cached one says
+/// empty. MPSC: a caught-up consumer polls the frame word at `*read` first
+/// and reads the producers' claim cursor only when that word is still
+/// zero, so a frame and its "ready" mark reach it in one cache-line
+/// transfer, and its polling leaves the line the producers claim on alone
+/// (Aeron's many-to-one ring buffer polls the same way). This is sound
+/// because a word of the current lap reads zero until a producer publishes
+/// it: the consumer zeroes every word it releases, and `*read` is less than
+/// one lap past `released` (the lap guard), so its word was released, not
+/// held by this consumer.
 #[inline(always)]
 pub(crate) fn locate<M: FramedMem>(
     raw: &M,
@@ -724,18 +744,47 @@ pub(crate) fn locate<M: FramedMem>(
     released: u64,
     cached_tail: &mut u64,
     multi_producer: bool,
+    sabotage: Sabotage,
 ) -> Result<Option<Located>, Corruption> {
     loop {
-        if *read == *cached_tail {
+        if *read >= *cached_tail {
+            // The lap guard: a consumer that holds a whole ring
+            // (read-ahead) would find its own oldest unreleased frame
+            // word at `*read`.
+            let in_lap = *read - released < raw.capacity() || sabotage == Sabotage::NoLapGuard;
+            if multi_producer && in_lap {
+                // Word first. `parse`'s Acquire load is the publication
+                // (ORDERING(word-publish)); the frame may reach as far as
+                // the producers may claim, one lap past `released`.
+                match raw.parse(*read, released + raw.capacity() - *read)? {
+                    Parsed::Data { payload, len, size } => {
+                        return Ok(Some(Located {
+                            at: *read,
+                            payload,
+                            len,
+                            next: *read + size,
+                        }));
+                    }
+                    Parsed::Pad { skip } => {
+                        *read += skip;
+                        continue;
+                    }
+                    Parsed::NotReady => {}
+                }
+            }
             // ORDERING(tail-publish): Acquire; pairs with the Release tail
             // store in `spsc::publish_tail`, making the frame words and
             // payloads before it visible (for mpsc, the frame word's own
             // Release store publishes the frame; see `FramedMem::parse`). The
             // re-check (S4) of the wake-up handshake in `wait::block`.
             let tail = raw.tail().load(Acquire);
-            if tail < *cached_tail {
+            // (MPSC: every word the consumer took ahead of its cached tail
+            // was published after its claim CAS, and the Acquire load of
+            // the word orders that CAS before this load: a tail below
+            // `*read` is a cursor gone back.)
+            if tail < *cached_tail || tail < *read {
                 return Err(Corruption::CursorRegressed {
-                    seen: *cached_tail,
+                    seen: (*cached_tail).max(*read),
                     found: tail,
                 });
             }
@@ -765,6 +814,18 @@ pub(crate) fn locate<M: FramedMem>(
             }
         }
     }
+}
+
+/// A deliberate breakage of the consumer's protocol, for the loom models
+/// that show it is caught; always `None` outside them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) enum Sabotage {
+    #[default]
+    None,
+    /// MPSC: poll the frame word at `read` even when the consumer holds a
+    /// whole lap unreleased.
+    #[cfg_attr(not(loom), allow(dead_code))]
+    NoLapGuard,
 }
 
 /// Hands `[*released, pos)` back to the producers: zeroed first for MPSC (so
@@ -1018,6 +1079,7 @@ pub(crate) mod loom_heap {
                 hold: None,
                 lazy: 0,
                 lazy_bytes: 0,
+                sabotage: Sabotage::None,
             })
         }
 

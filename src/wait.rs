@@ -52,6 +52,13 @@
 //! cannot split W1 from its effect: the store sits in W's store buffer
 //! until B drains it.
 //!
+//! "Cursor" is whatever publishes: the tail or head store (spsc, and every
+//! release), the slot stamp (mpmc), and for an mpsc producer the Release
+//! store of its frame word (the claim CAS on `tail` publishes nothing). A
+//! caught-up mpsc consumer's S4 reads the frame word at its read position
+//! first and the claim cursor after it (`ring::locate`); reading the word
+//! W1 wrote is the re-check, so the argument is the same.
+//!
 //! In every case S does not sleep through a publication. The `loom_models`
 //! below check both waker kinds under every interleaving. Loom models
 //! `SeqCst` fences exactly (it does not model the total order of `SeqCst`

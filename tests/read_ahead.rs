@@ -78,13 +78,15 @@ fn mpmc_refuses_read_ahead() {
     assert_eq!(&*rx.try_recv().unwrap(), b"x");
 }
 
-fn holds_until_released(kind: Kind) {
-    // A ring with room for a handful of 64-byte frames.
+fn holds_until_released(kind: Kind, len: usize) {
+    // A ring with room for a handful of `len`-byte frames (56: frames of
+    // 64 bytes with their word, which fill the ring to the last byte, so
+    // the frame word one lap past the oldest held frame is that frame's).
     let ring = AnyRing::anonymous(kind, Config::new(1024)).unwrap();
     let (mut tx, mut rx) = (ring.producer().unwrap(), ring.consumer().unwrap());
     assert!(rx.can_read_ahead());
     let mut sent = 0u8;
-    while tx.try_send(&[sent; 64]).is_ok() {
+    while tx.try_send(&vec![sent; len][..]).is_ok() {
         sent += 1;
     }
     // Read everything ahead: the producer still finds the ring full, even
@@ -99,24 +101,24 @@ fn holds_until_released(kind: Kind) {
     assert_eq!(rx.try_recv_ahead().unwrap_err(), RecvError::Empty);
     assert_eq!(rx.try_recv().unwrap_err(), RecvError::Empty);
     assert!(
-        tx.try_send(&[0; 64]).is_err(),
+        tx.try_send(&vec![0; len][..]).is_err(),
         "{kind:?}: held frames were released"
     );
     // Releasing the first two makes room for two, no more.
     rx.release_to(marks[1]);
-    assert!(tx.try_send(&[100; 64]).is_ok());
-    assert!(tx.try_send(&[101; 64]).is_ok());
-    assert!(tx.try_send(&[102; 64]).is_err());
+    assert!(tx.try_send(&vec![100; len][..]).is_ok());
+    assert!(tx.try_send(&vec![101; len][..]).is_ok());
+    assert!(tx.try_send(&vec![102; len][..]).is_err());
     // A mark at or before what is released does nothing.
     rx.release_to(marks[0]);
-    assert!(tx.try_send(&[102; 64]).is_err());
+    assert!(tx.try_send(&vec![102; len][..]).is_err());
     // Releasing the last one releases all, and ends the hold: ordinary
     // receives release again.
     rx.release_to(*marks.last().unwrap());
-    assert_eq!(&*rx.try_recv().unwrap(), &[100; 64]);
-    assert_eq!(&*rx.try_recv().unwrap(), &[101; 64]);
+    assert_eq!(&*rx.try_recv().unwrap(), &vec![100; len][..]);
+    assert_eq!(&*rx.try_recv().unwrap(), &vec![101; len][..]);
     let mut n = 0;
-    while tx.try_send(&[7; 64]).is_ok() {
+    while tx.try_send(&vec![7; len][..]).is_ok() {
         n += 1;
     }
     assert_eq!(n, sent as usize, "{kind:?}: not all space came back");
@@ -124,8 +126,10 @@ fn holds_until_released(kind: Kind) {
 
 #[test]
 fn read_ahead_holds_space_until_released() {
-    holds_until_released(Kind::Spsc);
-    holds_until_released(Kind::Mpsc);
+    for len in [64, 56] {
+        holds_until_released(Kind::Spsc, len);
+        holds_until_released(Kind::Mpsc, len);
+    }
     let ring = mmring::spsc::Ring::anonymous(Config::new(1024)).unwrap();
     let (mut tx, mut rx) = (ring.producer().unwrap(), ring.consumer().unwrap());
     tx.send(&[1; 64]).unwrap();

@@ -504,7 +504,7 @@ pub(crate) fn recover_claim<M: FramedMem>(m: &M, read: u64) -> Result<bool, Corr
 #[cfg(all(test, loom))]
 mod loom_models {
     use super::*;
-    use crate::ring::loom_heap::{Heap, Reader, model};
+    use crate::ring::loom_heap::{CAP, Heap, Reader, model};
     use loom::sync::Arc;
 
     fn send(m: &Heap, rec: u64, cached_head: &mut u64, len: u64, v: Option<u64>) {
@@ -675,6 +675,63 @@ mod loom_models {
             assert_eq!(got, [7]);
             assert_eq!(m.recoveries.load(Relaxed), 0);
         });
+    }
+
+    /// The word-first poll (`ring::locate`) with a consumer that holds a
+    /// whole lap (read-ahead): a producer fills the ring while the consumer
+    /// takes each frame as its word is published, releasing nothing. With
+    /// every byte held, the word at `read` is the consumer's own oldest
+    /// frame; the lap guard sends it to the claim cursor, which says
+    /// empty. Once it releases, the producer's next frame arrives. With
+    /// `sabotage` (no lap guard) that held word is parsed as a frame at
+    /// `read` with no room left in the lap: the consumer reports a corrupt
+    /// ring (a frame overrun) that is not corrupt, and the model fails.
+    fn whole_lap_held_model(sabotage: bool) {
+        model(move || {
+            let (m, mut r) = warmed();
+            if sabotage {
+                r.0.sabotage = crate::ring::Sabotage::NoLapGuard;
+            }
+            r.0.hold();
+            let p = m.clone();
+            let producer = loom::thread::spawn(move || {
+                let mut ch = 0;
+                for v in 1..=4 {
+                    send(&p, 0, &mut ch, 8, Some(v));
+                }
+            });
+            let mut got = Vec::new();
+            while got.len() < 4 {
+                match r.0.next(&*m).unwrap() {
+                    Some(f) => {
+                        got.push(m.read_payload(f));
+                        r.0.consume(&f);
+                    }
+                    None => loom::thread::yield_now(),
+                }
+            }
+            producer.join().unwrap();
+            assert_eq!(got, [1, 2, 3, 4]);
+            assert_eq!(r.0.read - r.0.released, CAP, "a whole lap held");
+            let extra = r.0.next(&*m).unwrap().map(|f| m.read_payload(f));
+            assert_eq!(extra, None, "nothing new past a held lap");
+            assert!(r.0.release_to(&*m, r.0.read));
+            let mut ch = 0;
+            send(&m, 1, &mut ch, 8, Some(5));
+            assert_eq!(r.try_recv(&m), Some(5));
+        });
+    }
+
+    #[test]
+    fn loom_mpsc_word_first_poll_with_a_whole_lap_held() {
+        whole_lap_held_model(false);
+    }
+
+    /// The word-first model has teeth (see `whole_lap_held_model`).
+    #[test]
+    #[should_panic]
+    fn loom_mpsc_catches_a_poll_without_the_lap_guard() {
+        whole_lap_held_model(true);
     }
 
     /// A consumer that stops for ever in the middle of a release (after
