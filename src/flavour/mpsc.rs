@@ -6,7 +6,10 @@
 //! zero, "not ready", and the consumer, which reads frames strictly in
 //! order, stops there. The consumer zeroes the space it releases, so every
 //! word of the next lap starts out "not ready" (the scheme of Aeron's
-//! many-to-one ring buffer).
+//! many-to-one ring buffer). A consumer that has caught up therefore polls
+//! the frame word at its read position, and reads `tail` only while that
+//! word is zero: a frame and its "ready" mark reach it in one cache-line
+//! transfer, and it leaves the line producers claim on to them.
 //!
 //! Progress: claiming is lock-free (a failed CAS means another producer
 //! succeeded). Consumption is in order, so a producer that has claimed but
