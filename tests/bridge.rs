@@ -403,6 +403,44 @@ fn wildcard_subjects_are_refused() {
     assert!(!ok && err.contains("wildcard"), "{err}");
 }
 
+/// Bridges started at the same moment on a subject no stream holds yet
+/// all try to create its stream, and the server may refuse all but one
+/// ("subjects overlap with an existing stream"): each then uses the stream
+/// the first one made, and none exits. Six inbound bridges and an
+/// outbound one, started together, five times on fresh subjects; every
+/// ring B gets every frame. (Found as a failure of `a_stale_record_is_refused`
+/// in a CI run, where one inbound and one outbound bridge start together.)
+#[test]
+fn bridges_started_together_share_the_stream_they_race_to_create() {
+    let bin = need_server!();
+    let server = Server::start(bin, None);
+    for round in 0..5 {
+        let url = server.url(&format!("mmring.race{round}"));
+        let (a, fa) = ring(&format!("race{round}-a"));
+        let ins: Vec<_> = (0..3).map(|i| ring(&format!("race{round}-b{i}"))).collect();
+        let _sidecars: Vec<_> = ins.iter().map(|(_, f)| sidecar(f)).collect();
+        let mut rxs: Vec<_> = ins.iter().map(|(r, _)| r.consumer().unwrap()).collect();
+        let mut kids: Vec<Kid> = ins
+            .iter()
+            .map(|(_, f)| bridge(&url, &path_str(f), &[]))
+            .collect();
+        kids.push(bridge(&path_str(&fa), &url, &[]));
+        // A bridge that lost the race and gave up has exited by now.
+        std::thread::sleep(Duration::from_secs(2));
+        for k in &mut kids {
+            let st = k.try_wait().unwrap();
+            assert!(st.is_none(), "round {round}: a bridge exited: {st:?}");
+        }
+        produce(&a, 100).join().unwrap();
+        for rx in &mut rxs {
+            assert_eq!(receive(rx, 100, 0, Duration::from_secs(60), |_| {}), 0);
+        }
+        for k in &mut kids {
+            assert!(sigterm(k).success());
+        }
+    }
+}
+
 /// The inbound bridge's record of where it got to (`RING.nats-seq`) names
 /// the ring and the stream it belongs to: with the ring created anew at the
 /// same path, or the stream created anew on the server, resuming would skip

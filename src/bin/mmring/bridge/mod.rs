@@ -187,22 +187,40 @@ async fn stream_for(
             "no JetStream stream holds subject '{}' ({e})",
             target.subject
         )),
-        Err(_) => js
-            .get_or_create_stream(stream::Config {
-                name: target.stream_name(),
-                subjects: vec![target.subject.clone()],
-                storage: stream::StorageType::File,
-                duplicate_window: Duration::from_secs(120),
-                ..Default::default()
-            })
-            .await
-            .map_err(|e| {
-                format!(
-                    "cannot create stream {} for subject '{}': {e} (is JetStream enabled: nats-server -js?)",
-                    target.stream_name(),
-                    target.subject
-                )
-            }),
+        Err(_) => {
+            let created = js
+                .get_or_create_stream(stream::Config {
+                    name: target.stream_name(),
+                    subjects: vec![target.subject.clone()],
+                    storage: stream::StorageType::File,
+                    duplicate_window: Duration::from_secs(120),
+                    ..Default::default()
+                })
+                .await;
+            let e = match created {
+                Ok(s) => return Ok(s),
+                Err(e) => e,
+            };
+            // Two bridges started together on one subject (the inbound and
+            // the outbound end, say) both find no stream and both create
+            // it; the server may refuse the second ("subjects overlap with
+            // an existing stream") while the first is being set up. The
+            // stream the other one made is the one to use.
+            for attempt in 1..=10u64 {
+                tokio::time::sleep(Duration::from_millis(50 * attempt)).await;
+                if let Ok(name) = js.stream_by_subject(target.subject.clone()).await {
+                    return js
+                        .get_stream(&name)
+                        .await
+                        .map_err(|e| format!("stream {name}: {e}"));
+                }
+            }
+            Err(format!(
+                "cannot create stream {} for subject '{}': {e} (is JetStream enabled: nats-server -js?)",
+                target.stream_name(),
+                target.subject
+            ))
+        }
     }
 }
 
