@@ -747,54 +747,26 @@ pub(crate) fn locate<M: FramedMem>(
     sabotage: Sabotage,
 ) -> Result<Option<Located>, Corruption> {
     loop {
-        if *read >= *cached_tail {
-            // The lap guard: a consumer that holds a whole ring
-            // (read-ahead) would find its own oldest unreleased frame
-            // word at `*read`.
-            let in_lap = *read - released < raw.capacity() || sabotage == Sabotage::NoLapGuard;
-            if multi_producer && in_lap {
-                // Word first. `parse`'s Acquire load is the publication
-                // (ORDERING(word-publish)); the frame may reach as far as
-                // the producers may claim, one lap past `released`.
-                match raw.parse(*read, released + raw.capacity() - *read)? {
-                    Parsed::Data { payload, len, size } => {
-                        return Ok(Some(Located {
-                            at: *read,
-                            payload,
-                            len,
-                            next: *read + size,
-                        }));
-                    }
-                    Parsed::Pad { skip } => {
-                        *read += skip;
-                        continue;
-                    }
-                    Parsed::NotReady => {}
-                }
-            }
-            // ORDERING(tail-publish): Acquire; pairs with the Release tail
-            // store in `spsc::publish_tail`, making the frame words and
-            // payloads before it visible (for mpsc, the frame word's own
-            // Release store publishes the frame; see `FramedMem::parse`). The
-            // re-check (S4) of the wake-up handshake in `wait::block`.
-            let tail = raw.tail().load(Acquire);
-            // (MPSC: every word the consumer took ahead of its cached tail
-            // was published after its claim CAS, and the Acquire load of
-            // the word orders that CAS before this load: a tail below
-            // `*read` is a cursor gone back.)
-            if tail < *cached_tail || tail < *read {
-                return Err(Corruption::CursorRegressed {
-                    seen: (*cached_tail).max(*read),
-                    found: tail,
-                });
-            }
-            raw.check_cursors(released, tail)?;
-            *cached_tail = tail;
-            if *read == tail {
-                return Ok(None);
-            }
+        // Word first (MPSC, caught up): the frame word at `*read` is
+        // parsed before the producers' cursor is read. The lap guard: a
+        // consumer that holds a whole ring (read-ahead) would find its own
+        // oldest unreleased frame word there.
+        let word_first = multi_producer
+            && *read >= *cached_tail
+            && (*read - released < raw.capacity() || sabotage == Sabotage::NoLapGuard);
+        if *read >= *cached_tail && !word_first && !refresh_tail(raw, *read, released, cached_tail)?
+        {
+            return Ok(None);
         }
-        match raw.parse(*read, *cached_tail - *read)? {
+        // `parse`'s Acquire load is the publication (ORDERING(word-publish)
+        // for MPSC); word first, the frame may reach as far as the
+        // producers may claim, one lap past `released`.
+        let available = if word_first {
+            released + raw.capacity() - *read
+        } else {
+            *cached_tail - *read
+        };
+        match raw.parse(*read, available)? {
             Parsed::Data { payload, len, size } => {
                 return Ok(Some(Located {
                     at: *read,
@@ -804,6 +776,13 @@ pub(crate) fn locate<M: FramedMem>(
                 }));
             }
             Parsed::Pad { skip } => *read += skip,
+            // Nothing published at `*read` yet: ask the producers' cursor
+            // (and parse again below it, now that it is fresh).
+            Parsed::NotReady if word_first => {
+                if !refresh_tail(raw, *read, released, cached_tail)? {
+                    return Ok(None);
+                }
+            }
             // Claimed by a producer that has not published it yet.
             Parsed::NotReady if multi_producer => return Ok(None),
             Parsed::NotReady => {
@@ -814,6 +793,36 @@ pub(crate) fn locate<M: FramedMem>(
             }
         }
     }
+}
+
+/// Re-reads the producers' cursor into `cached_tail`; `false` when nothing
+/// lies past `read`.
+#[inline(always)]
+fn refresh_tail<M: FramedMem>(
+    raw: &M,
+    read: u64,
+    released: u64,
+    cached_tail: &mut u64,
+) -> Result<bool, Corruption> {
+    // ORDERING(tail-publish): Acquire; pairs with the Release tail store in
+    // `spsc::publish_tail`, making the frame words and payloads before it
+    // visible (for mpsc, the frame word's own Release store publishes the
+    // frame; see `FramedMem::parse`). The re-check (S4) of the wake-up
+    // handshake in `wait::block`.
+    let tail = raw.tail().load(Acquire);
+    // (MPSC: every word the consumer took ahead of its cached tail was
+    // published after its claim CAS, and the Acquire load of the word
+    // orders that CAS before this load: a tail below `read` is a cursor
+    // gone back.)
+    if tail < *cached_tail || tail < read {
+        return Err(Corruption::CursorRegressed {
+            seen: (*cached_tail).max(read),
+            found: tail,
+        });
+    }
+    raw.check_cursors(released, tail)?;
+    *cached_tail = tail;
+    Ok(read < tail)
 }
 
 /// A deliberate breakage of the consumer's protocol, for the loom models
