@@ -100,8 +100,7 @@ impl Server {
     /// Stops the server (SIGTERM: a clean shutdown) and starts it again on
     /// the same port and store.
     pub fn restart(&mut self) {
-        let c = self.child.take().unwrap();
-        let mut c = c;
+        let mut c = self.child.take().unwrap();
         // SAFETY: a signal to our own child, not yet reaped.
         unsafe { libc::kill(c.id() as i32, libc::SIGTERM) };
         let _ = c.wait();

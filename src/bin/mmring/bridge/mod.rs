@@ -178,50 +178,54 @@ async fn stream_for(
     create: bool,
 ) -> Result<async_nats::jetstream::stream::Stream, String> {
     use async_nats::jetstream::stream;
-    match js.stream_by_subject(target.subject.clone()).await {
-        Ok(name) => js
-            .get_stream(&name)
-            .await
-            .map_err(|e| format!("stream {name}: {e}")),
-        Err(e) if !create => Err(format!(
-            "no JetStream stream holds subject '{}' ({e})",
-            target.subject
-        )),
-        Err(_) => {
-            let created = js
-                .get_or_create_stream(stream::Config {
-                    name: target.stream_name(),
-                    subjects: vec![target.subject.clone()],
-                    storage: stream::StorageType::File,
-                    duplicate_window: Duration::from_secs(120),
-                    ..Default::default()
-                })
-                .await;
-            let e = match created {
-                Ok(s) => return Ok(s),
-                Err(e) => e,
-            };
-            // Two bridges started together on one subject (the inbound and
-            // the outbound end, say) both find no stream and both create
-            // it; the server may refuse the second ("subjects overlap with
-            // an existing stream") while the first is being set up. The
-            // stream the other one made is the one to use.
-            for attempt in 1..=10u64 {
-                tokio::time::sleep(Duration::from_millis(50 * attempt)).await;
-                if let Ok(name) = js.stream_by_subject(target.subject.clone()).await {
-                    return js
-                        .get_stream(&name)
-                        .await
-                        .map_err(|e| format!("stream {name}: {e}"));
+    // Two bridges started together on one subject (the inbound and the
+    // outbound end, say) both find no stream and both create it; the
+    // server may refuse the second ("subjects overlap with an existing
+    // stream") while the first is being set up. The loser looks again (up
+    // to 10 times, 50 ms longer each time) and uses the stream the other
+    // one made.
+    let mut create_error = None;
+    for attempt in 0..=10u64 {
+        if attempt > 0 {
+            tokio::time::sleep(Duration::from_millis(50 * attempt)).await;
+        }
+        match js.stream_by_subject(target.subject.clone()).await {
+            Ok(name) => {
+                return js
+                    .get_stream(&name)
+                    .await
+                    .map_err(|e| format!("stream {name}: {e}"));
+            }
+            Err(e) if !create => {
+                return Err(format!(
+                    "no JetStream stream holds subject '{}' ({e})",
+                    target.subject
+                ));
+            }
+            Err(_) if attempt == 0 => {
+                let created = js
+                    .get_or_create_stream(stream::Config {
+                        name: target.stream_name(),
+                        subjects: vec![target.subject.clone()],
+                        storage: stream::StorageType::File,
+                        duplicate_window: Duration::from_secs(120),
+                        ..Default::default()
+                    })
+                    .await;
+                match created {
+                    Ok(s) => return Ok(s),
+                    Err(e) => create_error = Some(e),
                 }
             }
-            Err(format!(
-                "cannot create stream {} for subject '{}': {e} (is JetStream enabled: nats-server -js?)",
-                target.stream_name(),
-                target.subject
-            ))
+            Err(_) => {}
         }
     }
+    Err(format!(
+        "cannot create stream {} for subject '{}': {} (is JetStream enabled: nats-server -js?)",
+        target.stream_name(),
+        target.subject,
+        create_error.map_or_else(String::new, |e| e.to_string())
+    ))
 }
 
 /// Set once SIGINT or SIGTERM arrives.
