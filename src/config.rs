@@ -544,14 +544,15 @@ mod tests {
             Geometry::from_ident(&id, Some(Kind::Spsc)),
             Err(Error::BadMagic { .. })
         ));
-        // A file of an earlier layout (1, or 2 whose sleepers issue no
-        // kernel barrier) is refused, never misread.
-        for old in [1, 2] {
+        // A file of an earlier layout (1; 2, whose sleepers issue no
+        // kernel barrier; 3, whose spsc consumer polls `tail` and whose
+        // producer writes no terminator) is refused, never misread.
+        for old in [1, 2, 3] {
             let mut id = good;
             id.version = old;
             assert!(matches!(
                 Geometry::from_ident(&id, Some(Kind::Spsc)),
-                Err(Error::UnsupportedVersion { found, supported: 3 }) if found == old
+                Err(Error::UnsupportedVersion { found, supported: 4 }) if found == old
             ));
         }
         let mut id = good;

@@ -34,6 +34,8 @@
 //!    288     8  intent           broadcast: end of the record being written (else zero)
 //!    296     8  oldest           broadcast: oldest record not overwritten (else zero)
 //!    304     8  latest           broadcast: newest frame's position + 1 (else zero)
+//!    312     8  deferred_at      spsc: position + 1 of the frame word a publication stores last
+//!    320     8  deferred_word    spsc: that frame word
 //!         block 3: role records (liveness lives in OFD locks)
 //!    384    16  roles[0]         producer: pid, attaches, pending
 //!    400    16  roles[1]         consumer: pid, attaches, pending (a release in progress)
@@ -61,7 +63,7 @@ pub const MAGIC: [u8; 8] = *b"MMRING\0\x01";
 
 /// Version of the layout described in this module. Bumped on any change to
 /// the header or the frame format; older or newer files are refused.
-pub const LAYOUT_VERSION: u32 = 3;
+pub const LAYOUT_VERSION: u32 = 4;
 
 /// Value of the `init` word once the creator has written the whole header.
 /// It is stored last, with Release, so a reader that sees it sees the rest.
@@ -259,6 +261,17 @@ pub struct ProducerBlock {
     /// Broadcast rings: the position of the newest published frame plus
     /// one; 0 before the first. Zero for other kinds.
     pub latest: AtomicU64,
+    /// Spsc rings: the position + 1 of the frame word the producer's
+    /// latest publication stores last (the word of its first frame, or of
+    /// the padding before it), written before `tail`; 0 before the first
+    /// publication. A producer killed between its `tail` store and that
+    /// word's store leaves the word here, and whoever finds the consumer
+    /// held at that position by a dead producer stores it (see
+    /// `flavour::spsc`). Zero for other kinds.
+    pub deferred_at: AtomicU64,
+    /// Spsc rings: the frame word `deferred_at` names. Zero for other
+    /// kinds.
+    pub deferred_word: AtomicU64,
 }
 
 /// One attachment record. Liveness is *not* read from here (a pid can be
@@ -328,6 +341,8 @@ const _: () = {
     assert!(offset_of!(Header, producer) + offset_of!(ProducerBlock, intent) == 288);
     assert!(offset_of!(Header, producer) + offset_of!(ProducerBlock, oldest) == 296);
     assert!(offset_of!(Header, producer) + offset_of!(ProducerBlock, latest) == 304);
+    assert!(offset_of!(Header, producer) + offset_of!(ProducerBlock, deferred_at) == 312);
+    assert!(offset_of!(Header, producer) + offset_of!(ProducerBlock, deferred_word) == 320);
     assert!(size_of::<ProducerBlock>() == 128);
     assert!(offset_of!(Header, roles) == 384);
     assert!(size_of::<RoleRecord>() == 16);

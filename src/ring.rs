@@ -129,6 +129,14 @@ impl Blocks {
         }
     }
 
+    /// Whether a live handle holds `role` (the kernel's lock table, as
+    /// [`is_alive`](Blocks::is_alive); a failed query counts as alive).
+    pub fn role_held(&self, role: layout::Role) -> bool {
+        // SAFETY: as in `is_alive`.
+        let fd = unsafe { BorrowedFd::borrow_raw(self.fd) };
+        roles::is_held(fd, role.lock_offset()).unwrap_or(true)
+    }
+
     /// Counts one completed recovery.
     pub fn count_recovery(&self) {
         // ORDERING: Relaxed; a statistic.
@@ -268,6 +276,13 @@ pub trait FramedMem {
     fn released_frames(&self) -> &Self::W64;
     /// Counts one completed recovery.
     fn count_recovery(&self);
+    /// SPSC: position + 1 of the frame word the producer's latest
+    /// publication stores last (0: none yet).
+    fn deferred_at(&self) -> &Self::W64;
+    /// SPSC: the frame word [`deferred_at`](FramedMem::deferred_at) names.
+    fn deferred_word(&self) -> &Self::W64;
+    /// SPSC: whether a live handle holds the producer role.
+    fn producer_alive(&self) -> bool;
 
     /// Offset of `pos` in the data area.
     #[inline]
@@ -296,10 +311,11 @@ pub trait FramedMem {
     fn parse(&self, pos: u64, available: u64) -> Result<Parsed, Corruption> {
         debug_assert!(available > 0);
         let off = self.offset(pos);
-        // ORDERING(word-publish): Acquire. For SPSC the tail load before it
-        // already made the word visible; for MPSC it pairs with the
-        // producer's Release store of the word (the publication), and is the
-        // re-check (S4) of the wake-up handshake.
+        // ORDERING(word-publish): Acquire; pairs with the producer's Release
+        // store of the word (the publication: an mpsc frame's word, an spsc
+        // publication's deferred word), and is the re-check (S4) of the
+        // wake-up handshake. Words an spsc producer stored Relaxed are
+        // ordered before the deferred word it stores last.
         let word = self.word(pos).load(Acquire);
         match frame_word::decode(word) {
             frame_word::Decoded::Pad => {
@@ -436,6 +452,18 @@ impl FramedMem for RawRing {
         &self.blocks.roles().roles[layout::Role::Consumer.index()].pending
     }
 
+    fn deferred_at(&self) -> &AtomicU64 {
+        &self.blocks.producer().deferred_at
+    }
+
+    fn deferred_word(&self) -> &AtomicU64 {
+        &self.blocks.producer().deferred_word
+    }
+
+    fn producer_alive(&self) -> bool {
+        self.blocks.role_held(layout::Role::Producer)
+    }
+
     #[inline]
     fn released_frames(&self) -> &AtomicU64 {
         &self.blocks.consumer().released_frames
@@ -463,13 +491,12 @@ impl FramedMem for RawRing {
 /// The consumer of a framed ring (spsc or mpsc): where it reads, what it has
 /// handed back, and its cached view of the producers' cursor.
 ///
-/// The two framed flavours differ in two places only, both selected by
-/// `multi_producer`. In an SPSC ring everything below `tail` is published,
-/// so a zero frame word there is corruption. In an MPSC ring `tail` only
-/// says what producers have *claimed*; a frame is published by its own
-/// frame word, so a zero word means "not ready yet", and the consumer
-/// zeroes what it releases so that every word of the next lap starts out
-/// "not ready".
+/// In both framed flavours a frame is published by a Release store of a
+/// frame word, and `tail` may run ahead of what is published: a zero word
+/// means "not ready yet". They differ in how a word of the next lap comes
+/// to read zero, selected by `multi_producer`: the mpsc consumer zeroes
+/// what it releases; the spsc producer writes a zero terminator word after
+/// each frame before it publishes the frame (see `flavour::spsc`).
 #[derive(Debug)]
 pub struct ReadCursor {
     /// Next position to read (past any padding already skipped).
@@ -478,8 +505,7 @@ pub struct ReadCursor {
     pub released: u64,
     /// Last tail we read; the producers may be further along.
     pub cached_tail: u64,
-    /// MPSC: a zero frame word below `tail` means "not ready", and
-    /// released space is zeroed.
+    /// MPSC: released space is zeroed.
     pub multi_producer: bool,
     /// Since when the consumer is held at `read` by an unpublished claim.
     pub held: Held,
@@ -577,7 +603,6 @@ impl ReadCursor {
             &mut self.read,
             self.released,
             &mut self.cached_tail,
-            self.multi_producer,
             sabotage,
         )
     }
@@ -616,10 +641,11 @@ impl ReadCursor {
         self.consumed -= count;
     }
 
-    /// Where the consumer is held up by a claim not yet published (mpsc):
-    /// the read position, when it is below the producers' claim cursor.
+    /// Where the consumer is held up by a frame not yet published (an mpsc
+    /// claim, or an spsc publication's deferred word): the read position,
+    /// when it is below the producers' cursor.
     pub fn stuck_at(&self) -> Option<u64> {
-        (self.multi_producer && self.read < self.cached_tail).then_some(self.read)
+        (self.read < self.cached_tail).then_some(self.read)
     }
 
     /// Hands everything read so far back to the producers; `false` if there
@@ -727,23 +753,23 @@ pub struct Located {
 
 /// Finds the frame at `*read`, skipping padding (which advances `*read`).
 ///
-/// SPSC: re-reads the producer's cursor only when the cached one says
-/// empty. MPSC: a caught-up consumer polls the frame word at `*read` first
-/// and reads the producers' claim cursor only when that word is still
-/// zero, so a frame and its "ready" mark reach it in one cache-line
-/// transfer, and its polling leaves the line the producers claim on alone
-/// (Aeron's many-to-one ring buffer polls the same way). This is sound
-/// because a word of the current lap reads zero until a producer publishes
-/// it: the consumer zeroes every word it releases, and `*read` is less than
-/// one lap past `released` (the lap guard), so its word was released, not
-/// held by this consumer.
+/// A caught-up consumer polls the frame word at `*read` first and reads
+/// the producers' cursor only when that word is still zero, so a frame and
+/// its "ready" mark reach it in one cache-line transfer, and its polling
+/// leaves the producers' cursor line alone (Aeron's ring buffers poll the
+/// same way). This is sound because the word at a frame boundary of the
+/// current lap reads zero until a producer publishes it: the mpsc consumer
+/// zeroes every word it releases, and `*read` is less than one lap past
+/// `released` (the lap guard), so its word was released, not held by this
+/// consumer; the spsc producer zeroes the word after each frame before it
+/// publishes the frame, and never lets `tail` come within 8 bytes of a
+/// lap past `head`.
 #[inline(always)]
 pub(crate) fn locate<M: FramedMem>(
     raw: &M,
     read: &mut u64,
     released: u64,
     cached_tail: &mut u64,
-    multi_producer: bool,
     sabotage: Sabotage,
 ) -> Result<Option<Located>, Corruption> {
     loop {
@@ -751,16 +777,15 @@ pub(crate) fn locate<M: FramedMem>(
         // parsed before the producers' cursor is read. The lap guard: a
         // consumer that holds a whole ring (read-ahead) would find its own
         // oldest unreleased frame word there.
-        let word_first = multi_producer
-            && *read >= *cached_tail
+        let word_first = *read >= *cached_tail
             && (*read - released < raw.capacity() || sabotage == Sabotage::NoLapGuard);
         if *read >= *cached_tail && !word_first && !refresh_tail(raw, *read, released, cached_tail)?
         {
             return Ok(None);
         }
-        // `parse`'s Acquire load is the publication (ORDERING(word-publish)
-        // for MPSC); word first, the frame may reach as far as the
-        // producers may claim, one lap past `released`.
+        // `parse`'s Acquire load is the publication (ORDERING(word-publish));
+        // word first, the frame may reach as far as the producers may
+        // write, one lap past `released`.
         let available = if word_first {
             released + raw.capacity() - *read
         } else {
@@ -783,14 +808,10 @@ pub(crate) fn locate<M: FramedMem>(
                     return Ok(None);
                 }
             }
-            // Claimed by a producer that has not published it yet.
-            Parsed::NotReady if multi_producer => return Ok(None),
-            Parsed::NotReady => {
-                return Err(Corruption::FrameWord {
-                    pos: *read,
-                    word: 0,
-                });
-            }
+            // Claimed (mpsc) or committed (spsc) by a producer that has
+            // not published it yet: `stuck_at` says where, and recovery
+            // takes over if that producer is dead.
+            Parsed::NotReady => return Ok(None),
         }
     }
 }
@@ -805,15 +826,15 @@ fn refresh_tail<M: FramedMem>(
     cached_tail: &mut u64,
 ) -> Result<bool, Corruption> {
     // ORDERING(tail-publish): Acquire; pairs with the Release tail store in
-    // `spsc::publish_tail`, making the frame words and payloads before it
-    // visible (for mpsc, the frame word's own Release store publishes the
-    // frame; see `FramedMem::parse`). The re-check (S4) of the wake-up
-    // handshake in `wait::block`.
+    // `spsc::publish` or the claim CAS (mpsc). It publishes no frame (each
+    // frame word's own Release store does; see `FramedMem::parse`), but it
+    // is read after a zero word, as the re-check (S4) of the wake-up
+    // handshake in `wait::block`, and it says whether `read` is held.
     let tail = raw.tail().load(Acquire);
-    // (MPSC: every word the consumer took ahead of its cached tail was
-    // published after its claim CAS, and the Acquire load of the word
-    // orders that CAS before this load: a tail below `read` is a cursor
-    // gone back.)
+    // (Every word the consumer took ahead of its cached tail was published
+    // after the tail store or claim CAS that covers it, and the Acquire
+    // load of the word orders that store before this load: a tail below
+    // `read` is a cursor gone back.)
     if tail < *cached_tail || tail < read {
         return Err(Corruption::CursorRegressed {
             seen: (*cached_tail).max(read),
@@ -982,6 +1003,8 @@ pub(crate) mod loom_heap {
         pending: L64,
         released_frames: L64,
         pub recoveries: L64,
+        deferred_at: L64,
+        deferred_word: L64,
     }
 
     impl Heap {
@@ -998,6 +1021,8 @@ pub(crate) mod loom_heap {
                 pending: L64::new(0),
                 released_frames: L64::new(0),
                 recoveries: L64::new(0),
+                deferred_at: L64::new(0),
+                deferred_word: L64::new(0),
             }
         }
 
@@ -1059,6 +1084,16 @@ pub(crate) mod loom_heap {
         }
         fn count_recovery(&self) {
             self.recoveries.fetch_add(1, Relaxed);
+        }
+        fn deferred_at(&self) -> &L64 {
+            &self.deferred_at
+        }
+        fn deferred_word(&self) -> &L64 {
+            &self.deferred_word
+        }
+        /// The spsc models' producer holds record 0.
+        fn producer_alive(&self) -> bool {
+            self.is_alive(0)
         }
         fn zero(&self, from: u64, to: u64) {
             let mut pos = from;

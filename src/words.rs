@@ -9,6 +9,7 @@ pub trait Word64 {
     fn load(&self, o: Ordering) -> u64;
     fn store(&self, v: u64, o: Ordering);
     fn cas_weak(&self, cur: u64, new: u64, ok: Ordering, err: Ordering) -> Result<u64, u64>;
+    fn cas(&self, cur: u64, new: u64, ok: Ordering, err: Ordering) -> Result<u64, u64>;
 }
 
 /// A 32-bit atomic word.
@@ -29,6 +30,10 @@ impl Word64 for AtomicU64 {
     #[inline]
     fn cas_weak(&self, cur: u64, new: u64, ok: Ordering, err: Ordering) -> Result<u64, u64> {
         self.compare_exchange_weak(cur, new, ok, err)
+    }
+    #[inline]
+    fn cas(&self, cur: u64, new: u64, ok: Ordering, err: Ordering) -> Result<u64, u64> {
+        self.compare_exchange(cur, new, ok, err)
     }
 }
 
@@ -57,6 +62,9 @@ mod loom_impls {
         }
         fn cas_weak(&self, cur: u64, new: u64, ok: Ordering, err: Ordering) -> Result<u64, u64> {
             self.compare_exchange_weak(cur, new, ok, err)
+        }
+        fn cas(&self, cur: u64, new: u64, ok: Ordering, err: Ordering) -> Result<u64, u64> {
+            self.compare_exchange(cur, new, ok, err)
         }
     }
 

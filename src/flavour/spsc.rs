@@ -9,10 +9,31 @@
 //! A frame is an 8-byte frame word (length and check) followed by the
 //! payload, padded to 8 bytes. A frame never wraps: when it does not fit
 //! before the end of the data area, a padding record fills the rest and the
-//! frame starts at offset 0. Padding and frame are published by one store
-//! of `tail`, so a consumer never sees one without the other; a batch
-//! ([`Producer::batch`](crate::Producer::batch)) publishes any number of
-//! frames with one store.
+//! frame starts at offset 0.
+//!
+//! **Publication.** The consumer polls the frame word at its read position
+//! and reads `tail` only when that word is zero, so a caught-up consumer
+//! receives a small frame and its "ready" mark in one cache-line transfer
+//! (as the mpsc consumer, and Aeron's ring buffers, do). For that, the word
+//! at the end of the last published frame must read zero until the next
+//! frame is published, whatever the previous lap left there: the producer
+//! writes a zero **terminator** word after each frame before it publishes
+//! the frame, and keeps 8 bytes free beyond it (`tail` never comes within 8
+//! bytes of `head + capacity`). A publication (one frame, or a batch
+//! written with [`Producer::batch`](crate::Producer::batch)) writes every
+//! payload, terminator and frame word except the **first** (the first
+//! frame's word, or the padding word before it), records that deferred
+//! word in the header (`deferred_at`, `deferred_word`), stores `tail`
+//! (Release), and stores the deferred word last (Release): the consumer
+//! sees all of the publication's frames, or none, and never reads past
+//! `tail`, so `head <= tail` holds as in Lamport's ring.
+//!
+//! **Crash recovery.** A producer killed between its `tail` store and its
+//! deferred word's store leaves committed frames the consumer cannot see:
+//! the word at its read position stays zero below `tail`. The next producer
+//! stores the recorded word when it attaches; a consumer held there stores
+//! it itself once the producer role is free (the OS lock table says so),
+//! so every frame whose `tail` store happened is delivered.
 //!
 //! ```
 //! use mmring::{Config, spsc};
@@ -32,7 +53,7 @@
 //! ```
 
 use std::ptr::NonNull;
-use std::sync::atomic::Ordering::{Acquire, Relaxed, Release};
+use std::sync::atomic::Ordering::{AcqRel, Acquire, Relaxed, Release};
 
 use crate::error::{Corruption, Error};
 use crate::layout::{self, Kind, Role, frame_word};
@@ -82,6 +103,9 @@ mod state {
         pub published: u64,
         /// Last head we read; the consumer may be further along.
         pub cached_head: u64,
+        /// The unpublished frames' first word, stored last: its position
+        /// + 1 (0: nothing written since the last publication) and value.
+        pub deferred: (u64, u64),
     }
 
     /// A reservation: padding (if the frame wraps) then the frame.
@@ -121,19 +145,12 @@ impl Protocol for Spsc {
     }
 
     fn producer(m: &RawRing, _rec: u64) -> Result<Tx, Corruption> {
-        // The tail is ours now; head is read after it, so a correct ring
-        // satisfies the invariant whatever the consumer is doing.
-        // ORDERING(tail-publish): Acquire; the previous producer's Release
-        // tail store, whose frames we continue after.
-        let tail = m.tail().load(Acquire);
-        // ORDERING(head-release): Acquire; pairs with the consumer's
-        // Release head store, as in `space`.
-        let head = m.head().load(Acquire);
-        m.check_cursors(head, tail)?;
+        let (tail, head) = resume(m)?;
         Ok(Tx {
             tail,
             published: tail,
             cached_head: head,
+            deferred: (0, 0),
         })
     }
 
@@ -162,7 +179,7 @@ impl Protocol for Spsc {
         // needs no store at all.
         if let Some(n) = committed {
             debug_assert!(n <= c.len);
-            tx.tail = write_frame(m, tx.tail, c.pad, c.start, n);
+            tx.tail = write_frame(m, tx.tail, c.pad, c.start, n, &mut tx.deferred);
         }
     }
 
@@ -171,14 +188,15 @@ impl Protocol for Spsc {
         if tx.tail == tx.published {
             return false;
         }
-        publish_tail(m, tx.tail);
+        publish(m, tx.tail, &mut tx.deferred);
         tx.published = tx.tail;
         true
     }
 
     fn is_full(m: &RawRing, tx: &Tx) -> bool {
         // ORDERING: Relaxed; a snapshot, nothing is read on its basis.
-        tx.tail - m.head().load(Relaxed).min(tx.tail) >= m.capacity()
+        // Not even an empty frame (8 bytes) and its terminator fit.
+        tx.tail - m.head().load(Relaxed).min(tx.tail) + 2 * layout::FRAME_ALIGN > m.capacity()
     }
 
     fn unreleased(m: &RawRing, tx: &Tx) -> u64 {
@@ -202,7 +220,15 @@ impl Protocol for Spsc {
 
     #[inline(always)]
     fn try_take(m: &RawRing, rx: &mut ReadCursor) -> Result<Option<Located>, Corruption> {
-        rx.next(m)
+        let got = rx.next(m)?;
+        if got.is_none()
+            && let Some(pos) = rx.stuck_at()
+            && rx.held.due(pos)
+            && recover_deferred(m, pos)?
+        {
+            return rx.next(m);
+        }
+        Ok(got)
     }
 
     #[inline(always)]
@@ -223,9 +249,11 @@ impl Protocol for Spsc {
 
     framed_consumer!();
 
-    /// An spsc consumer is never held by a claim: nothing to recover.
-    fn recover_now(_: &RawRing, _: &mut ReadCursor) -> Result<bool, Corruption> {
-        Ok(false)
+    fn recover_now(m: &RawRing, rx: &mut ReadCursor) -> Result<bool, Corruption> {
+        match rx.stuck_at() {
+            Some(pos) => recover_deferred(m, pos),
+            None => Ok(false),
+        }
     }
 
     fn is_empty(m: &RawRing, rx: &ReadCursor) -> bool {
@@ -237,28 +265,188 @@ impl Protocol for Spsc {
     }
 }
 
-/// Writes the padding word (if any) and the frame word of a frame of `len`
-/// bytes at `start` (the payload is already in place). Returns the new
-/// tail; nothing is visible to the consumer until [`publish_tail`].
+/// Writes the terminator, the padding word (if any) and the frame word of
+/// a frame of `len` bytes at `start` (the payload is already in place), all
+/// but the publication's first word, which goes to `deferred`. Returns the
+/// new tail; nothing is visible to the consumer until [`publish`].
 #[inline(always)]
-pub(crate) fn write_frame<M: FramedMem>(m: &M, tail: u64, pad: u64, start: u64, len: u64) -> u64 {
-    if pad > 0 {
-        // ORDERING: Relaxed; made visible by the tail store in `publish_tail`.
-        m.word(tail).store(frame_word::PAD, Relaxed);
+pub(crate) fn write_frame<M: FramedMem>(
+    m: &M,
+    tail: u64,
+    pad: u64,
+    start: u64,
+    len: u64,
+    deferred: &mut (u64, u64),
+) -> u64 {
+    let end = start + layout::frame_size(len);
+    // The terminator: the word at `end` reads zero (not ready) until the
+    // next frame there is published, whatever the previous lap left. `space`
+    // kept these 8 bytes free.
+    // ORDERING: Relaxed; ordered before the consumer's read of `end` by the
+    // Release store of the deferred word in `publish`, or of a later frame
+    // word.
+    #[cfg(loom)]
+    let terminate = !sabotage::NO_TERMINATOR.with(|s| s.get());
+    #[cfg(not(loom))]
+    let terminate = true;
+    if terminate {
+        m.word(end).store(0, Relaxed);
     }
-    // ORDERING: Relaxed; made visible by the tail store in `publish_tail`.
-    m.word(start).store(frame_word::data(len as u32), Relaxed);
-    start + layout::frame_size(len)
+    let data = frame_word::data(len as u32);
+    let first = if pad > 0 {
+        // ORDERING: Relaxed; the padding word (or, if it is the deferred
+        // one, its Release store) publishes it.
+        m.word(start).store(data, Relaxed);
+        (tail, frame_word::PAD)
+    } else {
+        (start, data)
+    };
+    if deferred.0 == 0 {
+        *deferred = (first.0 + 1, first.1);
+    } else {
+        // ORDERING: Relaxed; published by the deferred word's Release store
+        // in `publish`, which follows it.
+        m.word(first.0).store(first.1, Relaxed);
+    }
+    end
 }
 
-/// Publishes every frame written below `tail` with one store.
+/// Publishes every frame written below `tail`: records the deferred word,
+/// stores `tail`, then stores the deferred word.
 #[inline(always)]
-pub(crate) fn publish_tail<M: FramedMem>(m: &M, tail: u64) {
-    // ORDERING(tail-publish): Release; pairs with the Acquire tail load in
-    // `ring::locate`, so the payloads and frame words written before are
-    // visible to a consumer that sees this tail. It is W1 of the wake-up
-    // handshake; the caller's `notify` fences before reading the sleepers.
+pub(crate) fn publish<M: FramedMem>(m: &M, tail: u64, deferred: &mut (u64, u64)) {
+    let (at, word) = std::mem::take(deferred);
+    debug_assert!(at != 0, "a publication has a first word");
+    // ORDERING: Release, both; pair with the Acquire loads in
+    // `recover_deferred` and `resume`, which use them only below a `tail`
+    // that this store order places after them.
+    m.deferred_word().store(word, Release);
+    m.deferred_at().store(at, Release);
+    #[cfg(loom)]
+    let word_before_tail = sabotage::WORD_BEFORE_TAIL.with(|s| s.get());
+    #[cfg(not(loom))]
+    let word_before_tail = false;
+    if word_before_tail {
+        m.word(at - 1).store(word, Release);
+    }
+    // ORDERING(tail-publish): Release; before the deferred word, so that a
+    // consumer that sees any frame of this publication (and may release
+    // past it) finds `tail` past it: `head <= tail`. Pairs with the Acquire
+    // tail load in `ring::refresh_tail`.
     m.tail().store(tail, Release);
+    if !word_before_tail {
+        // ORDERING(word-publish): Release; pairs with the consumer's Acquire
+        // load of the word in `FramedMem::parse`, making every payload,
+        // terminator and frame word written before visible. It is W1 of the
+        // wake-up handshake; the caller's `notify` reads the sleepers next.
+        m.word(at - 1).store(word, Release);
+    }
+}
+
+/// The deliberate breakages of the producer's protocol that the loom
+/// models show are caught.
+#[cfg(loom)]
+pub(crate) mod sabotage {
+    use std::cell::Cell;
+    std::thread_local! {
+        /// `write_frame` writes no terminator.
+        pub static NO_TERMINATOR: Cell<bool> = const { Cell::new(false) };
+        /// `publish` stores the deferred word before `tail`.
+        pub static WORD_BEFORE_TAIL: Cell<bool> = const { Cell::new(false) };
+    }
+}
+
+/// A producer taking over the ring: its `(tail, head)`, after completing a
+/// publication its dead predecessor left between the `tail` store and the
+/// deferred word's store.
+pub(crate) fn resume<M: FramedMem>(m: &M) -> Result<(u64, u64), Corruption> {
+    // The tail is ours now; head is read after it, so a correct ring
+    // satisfies the invariant whatever the consumer is doing.
+    // ORDERING(tail-publish): Acquire; the previous producer's Release
+    // tail store, whose frames we continue after.
+    let tail = m.tail().load(Acquire);
+    // ORDERING(head-release): Acquire; pairs with the consumer's Release
+    // head store, as in `space`.
+    let head = m.head().load(Acquire);
+    m.check_cursors(head, tail)?;
+    // ORDERING: Acquire; pairs with `publish`'s Release stores (the
+    // previous producer is gone: the role lock we hold says so).
+    let at = m.deferred_at().load(Acquire);
+    if at != 0 && head <= at - 1 && at - 1 < tail {
+        complete_deferred(m, at - 1, tail)?;
+    }
+    Ok((tail, head))
+}
+
+/// A consumer held at `read` (a zero frame word below `tail`): if the
+/// producer role is free, its last holder died between its `tail` store and
+/// its deferred word's store; store that word for it. `Ok(true)` when the
+/// word at `read` is no longer zero (look again).
+pub(crate) fn recover_deferred<M: FramedMem>(m: &M, read: u64) -> Result<bool, Corruption> {
+    if m.producer_alive() {
+        // A live producer publishes it (a new one completes a dead one's
+        // publication when it attaches, before writing anything).
+        return Ok(false);
+    }
+    // ORDERING: Acquire, both; pair with `publish`'s Release stores, so
+    // a record newer than the word we found zero (a producer that attached,
+    // completed the publication and published again since) orders that
+    // completion before our look at the word below.
+    let at = m.deferred_at().load(Acquire);
+    let word = m.deferred_word().load(Acquire);
+    if at == read + 1 {
+        // ORDERING(tail-publish): Acquire; the deferred word lies below it.
+        let tail = m.tail().load(Acquire);
+        return complete_deferred_with(m, read, word, tail).map(|()| true);
+    }
+    // ORDERING(word-publish): Acquire, as in `FramedMem::parse`.
+    if m.word(read).load(Acquire) != 0 {
+        return Ok(true);
+    }
+    Err(Corruption::FrameWord { pos: read, word: 0 })
+}
+
+/// Stores the recorded deferred word at `at` (below `tail`) if it is still
+/// zero.
+fn complete_deferred<M: FramedMem>(m: &M, at: u64, tail: u64) -> Result<(), Corruption> {
+    // ORDERING: Acquire; as in `resume`.
+    let word = m.deferred_word().load(Acquire);
+    complete_deferred_with(m, at, word, tail)
+}
+
+fn complete_deferred_with<M: FramedMem>(
+    m: &M,
+    at: u64,
+    word: u64,
+    tail: u64,
+) -> Result<(), Corruption> {
+    // The word must describe a record that fits below `tail`: a padding
+    // word, or a data frame ending at or before it.
+    let fits = match frame_word::decode(word) {
+        frame_word::Decoded::Pad => true,
+        frame_word::Decoded::Data(len) => {
+            let len = u64::from(len);
+            len <= m.max_frame()
+                && at + layout::frame_size(len) <= tail
+                && m.offset(at) + layout::frame_size(len) <= m.capacity()
+        }
+        _ => false,
+    };
+    if !fits || at >= tail {
+        return Err(Corruption::FrameWord { pos: at, word });
+    }
+    // ORDERING: AcqRel on success (Release publishes what the dead producer
+    // wrote, as its own store would have: the OS ordered its writes before
+    // our look at its lock; Acquire for the loser's view), Acquire on
+    // failure: a producer or consumer racing us stored it first.
+    if m
+        .word(at)
+        .cas(0, word, AcqRel, Acquire)
+        .is_ok()
+    {
+        m.count_recovery();
+    }
+    Ok(())
 }
 
 /// Where a frame of `len` bytes fits, re-reading the consumer's cursor only
@@ -271,7 +459,8 @@ pub(crate) fn space<M: FramedMem>(
     len: u64,
 ) -> Result<Option<(u64, u64)>, Corruption> {
     let (pad, start) = raw.place(tail, len);
-    let end = start + layout::frame_size(len);
+    // The frame, and its terminator's 8 bytes (kept free).
+    let end = start + layout::frame_size(len) + layout::FRAME_ALIGN;
     if end - *cached_head <= raw.capacity() {
         return Ok(Some((pad, start)));
     }
