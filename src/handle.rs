@@ -818,8 +818,9 @@ impl<P: Flavour> Producer<P> {
     }
 
     /// Whether the ring is full now: not even an empty message fits (for
-    /// framed rings, fewer than 8 bytes are free; for mpmc, every slot is
-    /// claimed). A message of `n` bytes may not fit even when this is
+    /// mpsc rings, fewer than 8 bytes are free; for spsc, fewer than 16, as
+    /// it keeps 8 bytes free for its terminator word; for mpmc, every slot
+    /// is claimed). A message of `n` bytes may not fit even when this is
     /// `false`: only [`try_reserve`](Producer::try_reserve) answers for a
     /// given length. A snapshot: consumers may free space at any moment.
     pub fn is_full(&self) -> bool {

@@ -231,26 +231,33 @@ fn send_batch_publishes_together() {
 /// first that does not fit and the rest are not sent. Nothing fitting at
 /// all is `Full`.
 fn try_send_batch_counts<P: TestFlavour>(kind: Kind) {
+    // Four 8-byte messages (16 bytes each) in 64 bytes; spsc keeps 8 bytes
+    // free for its terminator word, so three, then an empty one fills it.
     let cfg = match kind {
         Kind::Mpmc => Config::slots(4, 8),
-        _ => Config::new(64), // four 8-byte messages (16 bytes each)
+        _ => Config::new(64),
     };
+    let fit = if kind == Kind::Spsc { 3 } else { 4 };
     let ring = P::anonymous(kind, cfg).unwrap();
     let (mut tx, mut rx) = (ring.producer().unwrap(), ring.consumer().unwrap());
     let msgs: Vec<[u8; 8]> = (0..6u64).map(|i| i.to_le_bytes()).collect();
-    assert_eq!(tx.try_send_batch(&msgs), Ok(4), "{kind}");
-    assert!(tx.is_full());
+    assert_eq!(tx.try_send_batch(&msgs), Ok(fit), "{kind}");
+    if kind == Kind::Spsc {
+        assert!(!tx.is_full(), "{kind}: an empty message still fits");
+        assert_eq!(tx.try_send_batch(&msgs), Err(SendError::Full));
+        assert_eq!(tx.try_send_batch([b""]), Ok(1));
+    }
+    assert!(tx.is_full(), "{kind}");
     assert_eq!(tx.try_send_batch(&msgs), Err(SendError::Full));
     assert_eq!(tx.try_send_batch(Vec::<Vec<u8>>::new()), Ok(0));
     let mut got = Vec::new();
-    assert_eq!(
-        rx.try_recv_batch(usize::MAX, |f| got.push(f.to_vec())),
-        Ok(4)
-    );
-    assert_eq!(
-        got,
-        msgs[..4].iter().map(|m| m.to_vec()).collect::<Vec<_>>()
-    );
+    let received = rx.try_recv_batch(usize::MAX, |f| got.push(f.to_vec()));
+    let mut want: Vec<Vec<u8>> = msgs[..fit].iter().map(|m| m.to_vec()).collect();
+    if kind == Kind::Spsc {
+        want.push(Vec::new());
+    }
+    assert_eq!(received, Ok(want.len()));
+    assert_eq!(got, want);
     assert_eq!(tx.try_send_batch(&msgs[4..]), Ok(2));
     assert_eq!(&*rx.try_recv().unwrap(), &msgs[4]);
     assert_eq!(&*rx.try_recv().unwrap(), &msgs[5]);
@@ -307,7 +314,8 @@ fn try_iter() {
 /// `is_full` means exactly "not even an empty message fits". On a 64-byte
 /// framed ring, 16-byte messages (24 bytes each) stop fitting with 16 bytes
 /// free: `Full`, yet not `is_full`; empty messages (8 bytes) then fill it to
-/// the last byte, and `is_full` turns true; one receive makes it false.
+/// the last byte (spsc: to the last 8 bytes, which it keeps free for its
+/// terminator word), and `is_full` turns true; one receive makes it false.
 fn is_full_exactly<P: TestFlavour>(kind: Kind) {
     let cfg = match kind {
         Kind::Mpmc => Config::slots(4, 16),
@@ -330,16 +338,24 @@ fn is_full_exactly<P: TestFlavour>(kind: Kind) {
             "{kind}: 16 bytes are free: an empty message fits"
         );
         tx.try_send(&[]).unwrap();
-        assert!(!tx.is_full(), "{kind}: 8 bytes free");
-        tx.try_send(&[]).unwrap();
+        if kind != Kind::Spsc {
+            assert!(!tx.is_full(), "{kind}: 8 bytes free");
+            tx.try_send(&[]).unwrap();
+        }
     }
     assert!(tx.is_full(), "{kind}");
     assert_eq!(tx.try_reserve(0).unwrap_err(), SendError::Full);
-    assert_eq!(tx.len_hint(), if kind == Kind::Mpmc { 4 } else { 64 });
+    let full = match kind {
+        Kind::Mpmc => 4,
+        Kind::Spsc => 56,
+        _ => 64,
+    };
+    assert_eq!(tx.len_hint(), full);
     drop(rx.try_recv().unwrap());
     assert!(!tx.is_full(), "{kind}: one message received");
     tx.try_reserve(0).unwrap().commit();
-    // Filling with empty messages only: full at exactly the capacity.
+    // Filling with empty messages only: full at exactly the capacity (spsc:
+    // less its 8 free bytes).
     while rx.try_recv().is_ok() {}
     let mut n = 0;
     while tx.try_send(&[]).is_ok() {
@@ -349,7 +365,12 @@ fn is_full_exactly<P: TestFlavour>(kind: Kind) {
         tx.is_full(),
         "{kind}: filled with empty messages until Full"
     );
-    assert_eq!(n, if kind == Kind::Mpmc { 4 } else { 8 });
+    let n_full = match kind {
+        Kind::Mpmc => 4,
+        Kind::Spsc => 7,
+        _ => 8,
+    };
+    assert_eq!(n, n_full);
     drop(rx.try_recv().unwrap());
     assert!(!tx.is_full());
 }

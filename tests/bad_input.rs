@@ -282,8 +282,10 @@ fn tampered_frame_words() {
     let t = ring_file("frames");
     let ring = spsc::Ring::open(&t.0).unwrap();
     let mut tx = ring.producer().unwrap();
-    let mut rx = ring.consumer().unwrap();
     tx.send(&[7u8; 40]).unwrap();
+    // Attached after the send, the consumer's view of `tail` covers the
+    // frame, so it judges the frame word against what was committed.
+    let mut rx = ring.consumer().unwrap();
     let word = |len: u32| ((!len as u64) << 32) | len as u64;
 
     // Length changed without its check half.
@@ -311,6 +313,27 @@ fn tampered_frame_words() {
     // Restored, the frame reads normally: nothing was lost.
     poke_u64(&t.0, DATA, word(40));
     assert_eq!(&*rx.try_recv().unwrap(), &[7u8; 40]);
+
+    // A consumer that has caught up polls the next frame word without
+    // reading `tail` (one cache-line transfer per frame): a word claiming
+    // more than was committed is then judged against the lap, not `tail`,
+    // and taken. The consumer's next look at `tail` finds it behind what
+    // it took, and says so.
+    assert_eq!(rx.try_recv().unwrap_err(), RecvError::Empty);
+    tx.send(&[8u8; 40]).unwrap();
+    poke_u64(&t.0, DATA + 48, word(1000));
+    let bogus = rx.try_recv().unwrap();
+    assert_eq!(bogus.len(), 1000);
+    drop(bogus);
+    assert!(
+        matches!(
+            rx.try_recv(),
+            Err(RecvError::Corrupt(
+                Corruption::CursorRegressed { .. } | Corruption::Cursors { .. }
+            ))
+        ),
+        "the consumer reports it"
+    );
 }
 
 #[test]

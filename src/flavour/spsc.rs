@@ -439,11 +439,7 @@ fn complete_deferred_with<M: FramedMem>(
     // wrote, as its own store would have: the OS ordered its writes before
     // our look at its lock; Acquire for the loser's view), Acquire on
     // failure: a producer or consumer racing us stored it first.
-    if m
-        .word(at)
-        .cas(0, word, AcqRel, Acquire)
-        .is_ok()
-    {
+    if m.word(at).cas(0, word, AcqRel, Acquire).is_ok() {
         m.count_recovery();
     }
     Ok(())

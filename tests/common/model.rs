@@ -292,11 +292,17 @@ impl Model {
         self.kind != Kind::Mpmc
     }
 
+    /// Bytes a framed ring keeps free beyond its last frame: spsc, the 8
+    /// of its terminator word (docs/FORMAT.md).
+    fn reserve(&self) -> u64 {
+        if self.kind == Kind::Spsc { 8 } else { 0 }
+    }
+
     /// Whether a reservation of `len` bytes fits now.
     fn fits(&self, len: usize) -> bool {
         if self.framed() {
             let (_, end) = place(self.capacity, self.tail, len);
-            end - self.head <= self.capacity
+            end + self.reserve() - self.head <= self.capacity
         } else {
             (self.queue.len() as u64) < self.slots
         }
@@ -757,7 +763,7 @@ fn check_state<P: TestFlavour>(h: &Handles<P>, m: &Model, step: usize) {
     for tx in &h.txs {
         assert_eq!(tx.len_hint(), occupied, "step {step}: Producer::len_hint");
         let full = if m.framed() {
-            occupied >= m.capacity
+            occupied + 8 + m.reserve() > m.capacity
         } else {
             occupied >= m.slots
         };
