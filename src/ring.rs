@@ -1032,6 +1032,11 @@ pub(crate) mod loom_heap {
             self.alive[i as usize].store(false, std::sync::atomic::Ordering::SeqCst);
         }
 
+        /// A new party takes record `i` (its role) after its holder died.
+        pub fn revive(&self, i: u64) {
+            self.alive[i as usize].store(true, std::sync::atomic::Ordering::SeqCst);
+        }
+
         /// Writes `v` as the first payload word of the frame at `start`.
         pub fn write_payload(&self, start: u64, v: u64) {
             let i = (self.offset(start) / 8 + 1) as usize;

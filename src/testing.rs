@@ -11,6 +11,7 @@
 //! |-----------------|------------------------------------------------------------|
 //! | `mpsc-recorded` | mpsc producer: claim recorded, before its CAS              |
 //! | `mpsc-claimed`  | mpsc producer: after its CAS, before publishing            |
+//! | `spsc-tail-stored` | spsc producer: `tail` stored, the publication's first frame word not yet |
 //! | `mpsc-zeroing`  | mpsc consumer: release announced, first word zeroed, head not stored |
 //! | `mpmc-claimed`  | mpmc producer: after its CAS on `tail`, before publishing  |
 //! | `mpmc-taken`    | mpmc consumer: after its CAS on `head`, before releasing   |

@@ -317,34 +317,49 @@ pub(crate) fn write_frame<M: FramedMem>(
 pub(crate) fn publish<M: FramedMem>(m: &M, tail: u64, deferred: &mut (u64, u64)) {
     let (at, word) = std::mem::take(deferred);
     debug_assert!(at != 0, "a publication has a first word");
-    // ORDERING: Release, both; pair with the Acquire loads in
-    // `recover_deferred` and `resume`, which use them only below a `tail`
-    // that this store order places after them.
-    m.deferred_word().store(word, Release);
-    m.deferred_at().store(at, Release);
     #[cfg(loom)]
     let word_before_tail = sabotage::WORD_BEFORE_TAIL.with(|s| s.get());
     #[cfg(not(loom))]
     let word_before_tail = false;
     if word_before_tail {
-        m.word(at - 1).store(word, Release);
+        store_deferred(m, at, word);
     }
+    publish_tail(m, tail, at, word);
+    crate::testing::point("spsc-tail-stored");
+    if !word_before_tail {
+        store_deferred(m, at, word);
+    }
+}
+
+/// Publication, first steps: records the deferred word (position + 1 `at`,
+/// value `word`), then stores `tail`.
+#[inline(always)]
+pub(crate) fn publish_tail<M: FramedMem>(m: &M, tail: u64, at: u64, word: u64) {
+    // ORDERING: Release, both; pair with the Acquire loads in
+    // `recover_deferred` and `resume`, which use them only below a `tail`
+    // that this store order places after them.
+    m.deferred_word().store(word, Release);
+    m.deferred_at().store(at, Release);
     // ORDERING(tail-publish): Release; before the deferred word, so that a
     // consumer that sees any frame of this publication (and may release
     // past it) finds `tail` past it: `head <= tail`. Pairs with the Acquire
     // tail load in `ring::refresh_tail`.
     m.tail().store(tail, Release);
-    if !word_before_tail {
-        // ORDERING(word-publish): Release; pairs with the consumer's Acquire
-        // load of the word in `FramedMem::parse`, making every payload,
-        // terminator and frame word written before visible. It is W1 of the
-        // wake-up handshake; the caller's `notify` reads the sleepers next.
-        m.word(at - 1).store(word, Release);
-    }
+}
+
+/// Publication, last step: stores the deferred word.
+#[inline(always)]
+pub(crate) fn store_deferred<M: FramedMem>(m: &M, at: u64, word: u64) {
+    // ORDERING(word-publish): Release; pairs with the consumer's Acquire
+    // load of the word in `FramedMem::parse`, making every payload,
+    // terminator and frame word written before visible. It is W1 of the
+    // wake-up handshake; the caller's `notify` reads the sleepers next.
+    m.word(at - 1).store(word, Release);
 }
 
 /// The deliberate breakages of the producer's protocol that the loom
-/// models show are caught.
+/// models show are caught (thread-locals: loom runs a model's threads on
+/// the test's own thread).
 #[cfg(loom)]
 pub(crate) mod sabotage {
     use std::cell::Cell;
@@ -353,6 +368,8 @@ pub(crate) mod sabotage {
         pub static NO_TERMINATOR: Cell<bool> = const { Cell::new(false) };
         /// `publish` stores the deferred word before `tail`.
         pub static WORD_BEFORE_TAIL: Cell<bool> = const { Cell::new(false) };
+        /// `resume` leaves a dead producer's deferred word unstored.
+        pub static NO_RESUME: Cell<bool> = const { Cell::new(false) };
     }
 }
 
@@ -372,7 +389,13 @@ pub(crate) fn resume<M: FramedMem>(m: &M) -> Result<(u64, u64), Corruption> {
     // ORDERING: Acquire; pairs with `publish`'s Release stores (the
     // previous producer is gone: the role lock we hold says so).
     let at = m.deferred_at().load(Acquire);
-    if at != 0 && head <= at - 1 && at - 1 < tail {
+    #[cfg(loom)]
+    let at = if sabotage::NO_RESUME.with(|s| s.get()) {
+        0
+    } else {
+        at
+    };
+    if at != 0 && head < at && at - 1 < tail {
         complete_deferred(m, at - 1, tail)?;
     }
     Ok((tail, head))
@@ -486,38 +509,78 @@ mod loom_models {
     use crate::ring::loom_heap::{Heap, Reader, model};
     use loom::sync::Arc;
 
-    /// A producer's side: its private tail and cached head.
+    /// A producer's side: its private tail, cached head and deferred word.
     struct Writer {
         tail: u64,
         cached_head: u64,
+        deferred: (u64, u64),
     }
 
     impl Writer {
-        /// Writes a frame with `v` as its payload; visible after `flush`.
-        fn write(&mut self, m: &Heap, len: u64, v: u64) {
-            let (pad, start) = space(m, self.tail, &mut self.cached_head, len)
-                .unwrap()
-                .expect("the models size frames so they always fit");
-            m.write_payload(start, v);
-            self.tail = write_frame(m, self.tail, pad, start, len);
+        /// A producer taking over the ring (`resume`, as `producer()` does).
+        fn resume(m: &Heap) -> Writer {
+            let (tail, head) = resume(m).unwrap();
+            Writer {
+                tail,
+                cached_head: head,
+                deferred: (0, 0),
+            }
         }
 
-        fn flush(&self, m: &Heap) {
-            publish_tail(m, self.tail);
+        /// Writes a frame with `v` as its payload if it fits; visible
+        /// after `flush`.
+        fn try_write(&mut self, m: &Heap, len: u64, v: u64) -> bool {
+            match space(m, self.tail, &mut self.cached_head, len).unwrap() {
+                Some((pad, start)) => {
+                    m.write_payload(start, v);
+                    self.tail = write_frame(m, self.tail, pad, start, len, &mut self.deferred);
+                    true
+                }
+                None => false,
+            }
+        }
+
+        fn write(&mut self, m: &Heap, len: u64, v: u64) {
+            assert!(
+                self.try_write(m, len, v),
+                "the models size frames so they always fit"
+            );
+        }
+
+        fn flush(&mut self, m: &Heap) {
+            publish(m, self.tail, &mut self.deferred);
         }
 
         fn send(&mut self, m: &Heap, len: u64, v: u64) {
             self.write(m, len, v);
             self.flush(m);
         }
+
+        fn try_send(&mut self, m: &Heap, len: u64, v: u64) -> bool {
+            let ok = self.try_write(m, len, v);
+            if ok {
+                self.flush(m);
+            }
+            ok
+        }
+
+        /// Publishes up to the `tail` store and stops there for ever, as a
+        /// producer killed at the `spsc-tail-stored` point.
+        fn flush_and_die(&mut self, m: &Heap) {
+            let (at, word) = std::mem::take(&mut self.deferred);
+            publish_tail(m, self.tail, at, word);
+            m.kill(0);
+        }
     }
 
     /// Moves both cursors to 40 single-threaded, so the next frames reuse
-    /// released words and a 24-byte frame wraps with padding.
+    /// released words (each still holding a stale empty-frame word from
+    /// the first lap) and a 24-byte frame wraps with padding.
     fn at_40(m: &Heap) -> (Writer, Reader) {
         let mut w = Writer {
             tail: 0,
             cached_head: 0,
+            deferred: (0, 0),
         };
         let mut r = Reader::new(false);
         for v in 0..5 {
@@ -528,11 +591,31 @@ mod loom_models {
         (w, r)
     }
 
+    /// The consumer's side of the crash models: receives `n` frames,
+    /// recovering a dead producer's deferred word when held by it (as
+    /// `try_take` does, without the grace period), yielding while the ring
+    /// is empty.
+    fn receive(m: &Heap, r: &mut Reader, n: usize) -> Vec<u64> {
+        let mut got = Vec::new();
+        while got.len() < n {
+            match r.try_recv(m) {
+                Some(v) => got.push(v),
+                None => {
+                    if let Some(pos) = r.0.stuck_at() {
+                        recover_deferred(m, pos).unwrap();
+                    }
+                    loom::thread::yield_now();
+                }
+            }
+        }
+        got
+    }
+
     /// After wrap-around: the producer publishes an 8-byte frame and a
-    /// 24-byte frame that needs padding, racing the consumer; the consumer
-    /// sees them in order, with their payloads, and never a torn frame.
-    #[test]
-    fn loom_spsc_publish_consume_with_wrap() {
+    /// 24-byte frame that needs padding, racing the consumer, which polls
+    /// frame words first; it sees them in order, with their payloads, never
+    /// a torn frame, and never the stale words of the first lap.
+    fn wrap_model() {
         model(|| {
             let m = Arc::new(Heap::new());
             let (mut w, mut r) = at_40(&m);
@@ -541,15 +624,44 @@ mod loom_models {
                 w.send(&p, 8, 1); // 40..56
                 w.send(&p, 24, 2); // pad 56..64, 64..96
             });
-            let mut got: Vec<u64> = r.try_recv(&m).into_iter().collect();
+            let mut got: Vec<u64> = Vec::new();
+            for _ in 0..2 {
+                got.extend(r.try_recv(&m));
+            }
             producer.join().unwrap();
             r.drain(&m, &mut got);
             assert_eq!(got, [1, 2]);
         });
     }
 
+    #[test]
+    fn loom_spsc_publish_consume_with_wrap() {
+        wrap_model();
+    }
+
+    /// The terminator has teeth: without it, the consumer that has read
+    /// the 24-byte frame at 64..96 polls the word at 96, a stale empty
+    /// frame of the first lap, and takes it: the model fails.
+    #[test]
+    #[should_panic]
+    fn loom_spsc_catches_a_missing_terminator() {
+        sabotage::NO_TERMINATOR.with(|s| s.set(true));
+        wrap_model();
+    }
+
+    /// The order of the last two stores has teeth: with the deferred word
+    /// stored before `tail`, the consumer takes the frame, then finds
+    /// `tail` behind what it took (and would release `head` past it):
+    /// `CursorRegressed`, and the model fails.
+    #[test]
+    #[should_panic]
+    fn loom_spsc_catches_a_word_stored_before_tail() {
+        sabotage::WORD_BEFORE_TAIL.with(|s| s.set(true));
+        wrap_model();
+    }
+
     /// A send-side batch: two frames (the second wrapping) written, then
-    /// published by one tail store, racing the consumer: it sees none or
+    /// published by one deferred word, racing the consumer: it sees none or
     /// both, in order, with their payloads.
     #[test]
     fn loom_spsc_batch_publishes_with_one_store() {
@@ -576,9 +688,9 @@ mod loom_models {
     }
 
     /// The batch model has teeth: the same batch published with a Relaxed
-    /// tail store lets the consumer see the tail without the frame words
-    /// and payloads written before it (a torn frame, or a race on the
-    /// payload), and the model fails.
+    /// store of its deferred word lets the consumer see the word without
+    /// the payloads written before it (a race on the payload), and the
+    /// model fails.
     #[test]
     #[should_panic]
     fn loom_spsc_catches_a_relaxed_batch_publish() {
@@ -589,7 +701,9 @@ mod loom_models {
             let producer = loom::thread::spawn(move || {
                 w.write(&p, 8, 1);
                 w.write(&p, 24, 2);
-                p.tail().store(w.tail, Relaxed); // sabotage: not Release
+                let (at, word) = std::mem::take(&mut w.deferred);
+                publish_tail(&*p, w.tail, at, word);
+                p.word(at - 1).store(word, Relaxed); // sabotage: not Release
             });
             let mut got: Vec<u64> = r.try_recv(&m).into_iter().collect();
             producer.join().unwrap();
@@ -610,7 +724,7 @@ mod loom_models {
             let m = Arc::new(Heap::new());
             let (mut w, mut r) = at_40(&m);
             w.send(&m, 8, 1); // 40..56
-            w.send(&m, 8, 2); // pad 56..64, 64..80
+            w.send(&m, 24, 2); // pad 56..64, 64..96: payload at offset 8
             let a = r.0.next(&*m).unwrap().unwrap();
             r.0.consume(&a);
             let b = r.0.next(&*m).unwrap().unwrap();
@@ -621,15 +735,11 @@ mod loom_models {
             r.0.release(&*m);
             let p = m.clone();
             let producer = loom::thread::spawn(move || {
-                // As many 16-byte frames as fit.
+                // As many 16-byte frames as fit (the third, at 128..144,
+                // has its payload where the kept frame's is, offset 8).
                 for v in 10..14 {
-                    match space(&*p, w.tail, &mut w.cached_head, 8).unwrap() {
-                        Some((pad, start)) => {
-                            p.write_payload(start, v);
-                            w.tail = write_frame(&*p, w.tail, pad, start, 8);
-                            publish_tail(&*p, w.tail);
-                        }
-                        None => break,
+                    if !w.try_send(&p, 8, v) {
+                        break;
                     }
                 }
             });
@@ -673,7 +783,7 @@ mod loom_models {
             let m = Arc::new(Heap::new());
             let (mut w, mut r) = at_40(&m);
             w.send(&m, 8, 1); // 40..56
-            w.send(&m, 8, 2); // pad 56..64, 64..80
+            w.send(&m, 24, 2); // pad 56..64, 64..96: payload at offset 8
             r.0.hold();
             let a = r.0.next(&*m).unwrap().unwrap();
             r.0.consume(&a);
@@ -692,15 +802,10 @@ mod loom_models {
             let producer = loom::thread::spawn(move || {
                 let mut sent = 0;
                 for v in 10..14 {
-                    match space(&*p, w.tail, &mut w.cached_head, 8).unwrap() {
-                        Some((pad, start)) => {
-                            p.write_payload(start, v);
-                            w.tail = write_frame(&*p, w.tail, pad, start, 8);
-                            publish_tail(&*p, w.tail);
-                            sent += 1;
-                        }
-                        None => break,
+                    if !w.try_send(&p, 8, v) {
+                        break;
                     }
+                    sent += 1;
                 }
                 sent
             });
@@ -744,16 +849,8 @@ mod loom_models {
             let p = m.clone();
             let producer = loom::thread::spawn(move || {
                 for v in 10..16 {
-                    loop {
-                        match space(&*p, w.tail, &mut w.cached_head, 8).unwrap() {
-                            Some((pad, start)) => {
-                                p.write_payload(start, v);
-                                w.tail = write_frame(&*p, w.tail, pad, start, 8);
-                                publish_tail(&*p, w.tail);
-                                break;
-                            }
-                            None => loom::thread::yield_now(),
-                        }
+                    while !w.try_send(&p, 8, v) {
+                        loom::thread::yield_now();
                     }
                 }
             });
@@ -791,9 +888,10 @@ mod loom_models {
         lazy_release_model(true);
     }
 
-    /// A producer that stops for ever after writing a frame but before its
-    /// tail store (killed mid-batch): the consumer never sees the frame,
-    /// and its cursors stay consistent.
+    /// A producer that stops for ever after writing a frame but before
+    /// recording or storing anything (killed mid-batch): the consumer never
+    /// sees the frame, and a new producer writes over it; the consumer gets
+    /// the new frame, not the stale words of the dead one's.
     #[test]
     fn loom_spsc_producer_stopped_before_publish() {
         model(|| {
@@ -801,13 +899,119 @@ mod loom_models {
             let (mut w, mut r) = at_40(&m);
             let p = m.clone();
             let producer = loom::thread::spawn(move || {
-                w.send(&p, 8, 1);
-                w.write(&p, 8, 2); // never published
+                w.send(&p, 8, 1); // 40..56
+                w.write(&p, 8, 2); // pad 56..64, 64..80, never published
+                w.write(&p, 8, 3); // 80..96, never published
+                p.kill(0);
             });
             let mut got: Vec<u64> = r.try_recv(&m).into_iter().collect();
             producer.join().unwrap();
+            m.revive(0);
+            let mut w = Writer::resume(&m);
+            w.send(&m, 16, 4); // pad 56..64, 64..88: over the dead frames' words
             r.drain(&m, &mut got);
-            assert_eq!(got, [1]);
+            assert_eq!(got, [1, 4]);
+            assert_eq!(m.recoveries.load(Relaxed), 0);
         });
+    }
+
+    /// A producer that stops for ever after recording its deferred word but
+    /// before its `tail` store: as good as unpublished. The consumer does
+    /// not deliver it (the record lies at `tail`, not below it), and a new
+    /// producer's frame takes its place.
+    #[test]
+    fn loom_spsc_producer_stopped_after_recording() {
+        model(|| {
+            let m = Arc::new(Heap::new());
+            let (mut w, mut r) = at_40(&m);
+            let p = m.clone();
+            let producer = loom::thread::spawn(move || {
+                w.send(&p, 8, 1); // 40..56
+                w.write(&p, 8, 2); // pad 56..64, 64..80
+                let (at, word) = w.deferred;
+                p.deferred_word().store(word, Release);
+                p.deferred_at().store(at, Release);
+                p.kill(0);
+            });
+            let mut got: Vec<u64> = r.try_recv(&m).into_iter().collect();
+            producer.join().unwrap();
+            // Held only by a view of `tail` older than frame 1's word; the
+            // recorded word (frame 2's, at `tail`) is not stored for it.
+            if let Some(pos) = r.0.stuck_at() {
+                assert!(recover_deferred(&*m, pos).unwrap());
+            }
+            r.drain(&m, &mut got);
+            assert_eq!(got, [1], "frame 2 was never published");
+            assert_eq!(m.recoveries.load(Relaxed), 0);
+            m.revive(0);
+            let mut w = Writer::resume(&m);
+            w.send(&m, 16, 3); // pad 56..64, 64..88
+            r.drain(&m, &mut got);
+            assert_eq!(got, [1, 3]);
+        });
+    }
+
+    /// A producer killed after its `tail` store, before its deferred word
+    /// (the `spsc-tail-stored` crash point), with a batch of two frames
+    /// (the second wrapping): the consumer, held at the zero word below
+    /// `tail`, finds the producer role free and stores the recorded word;
+    /// both frames arrive, in order, once.
+    #[test]
+    fn loom_spsc_consumer_completes_a_dead_producers_publication() {
+        model(|| {
+            let m = Arc::new(Heap::new());
+            let (mut w, mut r) = at_40(&m);
+            let p = m.clone();
+            let producer = loom::thread::spawn(move || {
+                w.write(&p, 8, 1); // 40..56
+                w.write(&p, 8, 2); // pad 56..64, 64..80
+                w.flush_and_die(&p);
+            });
+            let got = receive(&m, &mut r, 2);
+            producer.join().unwrap();
+            assert_eq!(got, [1, 2]);
+            assert_eq!(m.recoveries.load(Relaxed), 1);
+            assert_eq!(r.try_recv(&m), None);
+        });
+    }
+
+    /// The same crash, then a new producer takes the role while the
+    /// consumer may be recovering too: whoever comes first stores the dead
+    /// producer's word (once), the new producer's own frame follows, and
+    /// the consumer gets all three in order. With `sabotage`, the new
+    /// producer does not complete the publication when it attaches: the
+    /// consumer, which leaves that to a live producer, waits for ever (the
+    /// model never ends, and fails).
+    fn takeover_model(sabotage: bool) {
+        model(move || {
+            sabotage::NO_RESUME.with(|s| s.set(sabotage));
+            let m = Arc::new(Heap::new());
+            let (mut w, mut r) = at_40(&m);
+            w.write(&m, 8, 1); // 40..56
+            w.write(&m, 8, 2); // pad 56..64, 64..80
+            w.flush_and_die(&m);
+            let p = m.clone();
+            let producer = loom::thread::spawn(move || {
+                p.revive(0);
+                let mut w = Writer::resume(&p);
+                w.send(&p, 8, 3); // 80..96
+            });
+            let got = receive(&m, &mut r, 3);
+            producer.join().unwrap();
+            assert_eq!(got, [1, 2, 3]);
+            assert_eq!(m.recoveries.load(Relaxed), 1);
+        });
+    }
+
+    #[test]
+    fn loom_spsc_new_producer_completes_a_dead_ones_publication() {
+        takeover_model(false);
+    }
+
+    /// The takeover model has teeth (see `takeover_model`).
+    #[test]
+    #[should_panic]
+    fn loom_spsc_catches_a_takeover_that_leaves_the_word_unstored() {
+        takeover_model(true);
     }
 }
