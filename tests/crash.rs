@@ -334,6 +334,108 @@ fn mpsc_producer_killed_before_its_cas() {
     mpsc_producer_dies(Death::Recorded, false);
 }
 
+// ---------------------------------------------------------------------------
+// 1b. SPSC producer killed between its `tail` store and its frame word.
+
+/// Who finds the publication an spsc producer left half done.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Finder {
+    /// The consumer, already waiting in `recv` when the producer dies.
+    WaitingConsumer,
+    /// The consumer, attached after the death, with no producer left.
+    LateConsumer,
+    /// A new producer, attached before any consumer reads.
+    NewProducer,
+}
+
+/// An spsc producer (a process) sends 5 frames and is killed at the
+/// `spsc-tail-stored` crash point of the 5th: its `tail` covers the frame,
+/// whose frame word it never stored, so the consumer would stop at a zero
+/// word below `tail`. Whoever finds it (the consumer, once the producer
+/// role is free, or a new producer when it attaches) stores the recorded
+/// word: all 5 frames arrive, in order, once, and a new producer's frames
+/// follow them. Without the recovery the consumer waits for ever (the test
+/// fails on its `WEDGE` timeout).
+fn spsc_producer_dies_publishing(finder: Finder) {
+    const A_SENDS: u64 = 5;
+    let path = temp_path("crash-spsc-producer");
+    let _cleanup = TempFile(path.clone());
+    let ring = spsc::Ring::create(&path, Config::new(4096).max_frame(MAX as u64)).unwrap();
+    let waiting = (finder == Finder::WaitingConsumer).then(|| {
+        let mut rx = ring.consumer().unwrap();
+        std::thread::spawn(move || {
+            let mut got = Vec::new();
+            loop {
+                match rx.recv_timeout(WEDGE) {
+                    Ok(g) => got.push(decode(&g, MAX)),
+                    Err(RecvError::Disconnected) => break,
+                    Err(e) => panic!("consumer: {e} after {got:?}"),
+                }
+            }
+            (got, rx)
+        })
+    });
+    let mut e = env(&path);
+    e.push(("MMRING_ID", "1".into()));
+    e.push(("MMRING_SENDS", A_SENDS.to_string()));
+    e.push(("MMRING_THEN", "exit".into()));
+    e.push(("MMRING_KILL_AT", format!("spsc-tail-stored:{A_SENDS}")));
+    let a = spawn_peer("spsc-producer", &e);
+    expect_killed(a);
+    let (got, mut rx) = match finder {
+        Finder::WaitingConsumer => waiting.unwrap().join().unwrap(),
+        Finder::LateConsumer => {
+            let mut rx = ring.consumer().unwrap();
+            let mut got = Vec::new();
+            loop {
+                match rx.recv_timeout(WEDGE) {
+                    Ok(g) => got.push(decode(&g, MAX)),
+                    Err(RecvError::Disconnected) => break,
+                    Err(e) => panic!("consumer: {e} after {got:?}"),
+                }
+            }
+            (got, rx)
+        }
+        Finder::NewProducer => {
+            let tx = ring.producer().unwrap();
+            assert_eq!(ring.stat().recoveries, 1, "completed at attach");
+            let mut rx = ring.consumer().unwrap();
+            let got = (0..A_SENDS)
+                .map(|_| decode(&rx.recv_timeout(WEDGE).unwrap(), MAX))
+                .collect();
+            drop(tx);
+            (got, rx)
+        }
+    };
+    let want: Vec<u64> = (0..A_SENDS).map(|seq| key(1, seq)).collect();
+    assert_eq!(got, want, "{finder:?}: every frame whose tail was stored");
+    assert_eq!(ring.stat().recoveries, 1, "{finder:?}");
+    // A new producer continues after them.
+    let mut tx = ring.producer().unwrap();
+    for seq in 0..100 {
+        let k = key(2, seq);
+        let mut g = tx.reserve_timeout(frame_len(k, MAX), WEDGE).unwrap();
+        fill(k, &mut g);
+        g.commit();
+        assert_eq!(decode(&rx.recv_timeout(WEDGE).unwrap(), MAX), k);
+    }
+}
+
+#[test]
+fn spsc_producer_killed_after_its_tail_store_waiting_consumer() {
+    spsc_producer_dies_publishing(Finder::WaitingConsumer);
+}
+
+#[test]
+fn spsc_producer_killed_after_its_tail_store_late_consumer() {
+    spsc_producer_dies_publishing(Finder::LateConsumer);
+}
+
+#[test]
+fn spsc_producer_killed_after_its_tail_store_new_producer() {
+    spsc_producer_dies_publishing(Finder::NewProducer);
+}
+
 /// A producer killed at `mpsc-recorded` recorded a claim position but never
 /// made its CAS: it owns nothing, and once the consumer has read past that
 /// position nothing can be stuck there. `stat` should not list it as a
