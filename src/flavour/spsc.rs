@@ -443,6 +443,12 @@ fn complete_deferred_with<M: FramedMem>(
     word: u64,
     tail: u64,
 ) -> Result<(), Corruption> {
+    // ORDERING(word-publish): Acquire, as in `FramedMem::parse`. Stored
+    // already (by its producer, or by another party's recovery): nothing to
+    // do, whatever the record says now.
+    if m.word(at).load(Acquire) != 0 {
+        return Ok(());
+    }
     // The word must describe a record that fits below `tail`: a padding
     // word, or a data frame ending at or before it.
     let fits = match frame_word::decode(word) {
