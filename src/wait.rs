@@ -52,12 +52,15 @@
 //! cannot split W1 from its effect: the store sits in W's store buffer
 //! until B drains it.
 //!
-//! "Cursor" is whatever publishes: the tail or head store (spsc, and every
-//! release), the slot stamp (mpmc), and for an mpsc producer the Release
-//! store of its frame word (the claim CAS on `tail` publishes nothing). A
-//! caught-up mpsc consumer's S4 reads the frame word at its read position
-//! first and the claim cursor after it (`ring::locate`); reading the word
-//! W1 wrote is the re-check, so the argument is the same.
+//! "Cursor" is whatever publishes: the head store (every release), the
+//! slot stamp (mpmc), for an mpsc producer the Release store of its frame
+//! word (the claim CAS on `tail` publishes nothing), and for an spsc
+//! producer the Release store of its publication's first frame word, the
+//! last of its stores (its `tail` store comes before it and publishes
+//! nothing a consumer reads first; layout version 4). A caught-up framed
+//! consumer's S4 reads the frame word at its read position first and the
+//! producers' cursor after it (`ring::locate`); reading the word W1 wrote
+//! is the re-check, so the argument is the same.
 //!
 //! In every case S does not sleep through a publication. The `loom_models`
 //! below check both waker kinds under every interleaving. Loom models
