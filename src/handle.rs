@@ -758,7 +758,7 @@ impl<P: Flavour> Producer<P> {
     ///     batch.try_send(&[i])?;
     /// }
     /// assert!(rx.is_empty());        // nothing visible yet
-    /// batch.publish();               // one tail store for all ten
+    /// batch.publish();               // one publication for all ten
     /// assert_eq!(rx.try_recv_batch(usize::MAX, |_| {})?, 10);
     /// # Ok::<(), mmring::Error>(())
     /// ```
