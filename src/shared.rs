@@ -300,6 +300,19 @@ impl<P: Base> Shared<P> {
                 });
             }
         }
+        // An spsc publication whose `tail` is stored and whose first frame
+        // word is not (in flight, or left so by a dead producer).
+        if geo.kind == Kind::Spsc
+            && let Ok(raw) = crate::ring::RawRing::of(&self.region)
+            && let Some(pos) = crate::flavour::spsc::unpublished(&raw, head, tail)
+        {
+            claims.push(ClaimStat {
+                pid: self.region.role_record(Role::Producer).pid.load(Relaxed),
+                role: Role::Producer,
+                pos,
+                alive: held(Role::Producer.lock_offset()),
+            });
+        }
         let role = |role: Role| {
             let r = self.region.role_record(role);
             let mut holders = Vec::new();
@@ -408,8 +421,9 @@ pub struct Stat {
     /// Producers asleep waiting for space.
     pub producers_waiting: u32,
     /// Claims in flight (space or slots claimed and not yet published or
-    /// released), with their owners; a claim whose owner is not alive is
-    /// stuck until a live party completes it.
+    /// released; for spsc, a publication whose `tail` is stored and whose
+    /// first frame word is not), with their owners; a claim whose owner is
+    /// not alive is stuck until a live party completes it.
     pub claims: Vec<ClaimStat>,
     /// Dead parties' claims (and half-done releases) that live parties
     /// have completed since the ring was created.

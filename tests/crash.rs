@@ -381,7 +381,16 @@ fn spsc_producer_dies_publishing(finder: Finder) {
     e.push(("MMRING_THEN", "exit".into()));
     e.push(("MMRING_KILL_AT", format!("spsc-tail-stored:{A_SENDS}")));
     let a = spawn_peer("spsc-producer", &e);
+    let a_pid = a.pid();
     expect_killed(a);
+    if finder != Finder::WaitingConsumer {
+        // Until someone completes it, `stat` lists the dead producer's
+        // publication as a claim in flight (and `mmring ls` as stuck).
+        let st = ring.stat();
+        let stuck: Vec<_> = st.claims.iter().map(|c| (c.pid, c.role, c.alive)).collect();
+        assert_eq!(stuck, [(a_pid, Role::Producer, false)], "{st:?}");
+        assert_eq!(st.recoveries, 0);
+    }
     let (got, mut rx) = match finder {
         Finder::WaitingConsumer => waiting.unwrap().join().unwrap(),
         Finder::LateConsumer => {
@@ -409,7 +418,9 @@ fn spsc_producer_dies_publishing(finder: Finder) {
     };
     let want: Vec<u64> = (0..A_SENDS).map(|seq| key(1, seq)).collect();
     assert_eq!(got, want, "{finder:?}: every frame whose tail was stored");
-    assert_eq!(ring.stat().recoveries, 1, "{finder:?}");
+    let st = ring.stat();
+    assert_eq!(st.recoveries, 1, "{finder:?}");
+    assert!(st.claims.is_empty(), "{finder:?}: {st:?}");
     // A new producer continues after them.
     let mut tx = ring.producer().unwrap();
     for seq in 0..100 {

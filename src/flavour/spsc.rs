@@ -401,6 +401,15 @@ pub(crate) fn resume<M: FramedMem>(m: &M) -> Result<(u64, u64), Corruption> {
     Ok((tail, head))
 }
 
+/// For `stat`: the position of a publication's first frame word that lies
+/// in `[head, tail)` and is still zero (a producer between its `tail` store
+/// and that word's store, or killed there).
+pub(crate) fn unpublished<M: FramedMem>(m: &M, head: u64, tail: u64) -> Option<u64> {
+    // ORDERING: Acquire, both; diagnostics, paired with `publish`'s stores.
+    let at = m.deferred_at().load(Acquire);
+    (at != 0 && head < at && at - 1 < tail && m.word(at - 1).load(Acquire) == 0).then(|| at - 1)
+}
+
 /// A consumer held at `read` (a zero frame word below `tail`): if the
 /// producer role is free, its last holder died between its `tail` store and
 /// its deferred word's store; store that word for it. `Ok(true)` when the
