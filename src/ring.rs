@@ -772,13 +772,41 @@ pub(crate) fn locate<M: FramedMem>(
     cached_tail: &mut u64,
     sabotage: Sabotage,
 ) -> Result<Option<Located>, Corruption> {
+    let start = *read;
+    let found = locate_from(raw, read, released, cached_tail, sabotage);
+    if found.is_err() {
+        // Nothing past a corrupt stretch is consumed, not even the padding
+        // skipped on the way to it: a release after the error stores no
+        // `head` past what a sound ring's `tail` covers.
+        *read = start;
+    }
+    found
+}
+
+#[inline(always)]
+fn locate_from<M: FramedMem>(
+    raw: &M,
+    read: &mut u64,
+    released: u64,
+    cached_tail: &mut u64,
+    sabotage: Sabotage,
+) -> Result<Option<Located>, Corruption> {
     loop {
         // Word first (MPSC, caught up): the frame word at `*read` is
         // parsed before the producers' cursor is read. The lap guard: a
         // consumer that holds a whole ring (read-ahead) would find its own
         // oldest unreleased frame word there.
-        let word_first = *read >= *cached_tail
+        let mut word_first = *read >= *cached_tail
             && (*read - released < raw.capacity() || sabotage == Sabotage::NoLapGuard);
+        // Once a lap, at its first byte, word first or not, `tail` is read
+        // and must not lie behind `*read` (a sound ring's `tail` covers
+        // every word published): words tampered with (a padding or frame
+        // word over a terminator) cannot send the consumer round the stale
+        // laps for ever, at the price of one load per lap.
+        let lap_check = word_first && *read > *cached_tail && raw.offset(*read) == 0;
+        if lap_check {
+            word_first = false;
+        }
         if *read >= *cached_tail && !word_first && !refresh_tail(raw, *read, released, cached_tail)?
         {
             return Ok(None);

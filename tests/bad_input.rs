@@ -336,6 +336,41 @@ fn tampered_frame_words() {
     );
 }
 
+/// A padding word written over the terminator at `tail` sends a caught-up
+/// consumer (which polls frame words, not `tail`) to the next lap, where
+/// the stale frames of the first one lie. It reads `tail` at the start of
+/// every lap, finds it behind, and reports the corruption at once: it
+/// delivers no stale frame, and stores no `head` past `tail`. (Before, it
+/// went round the stale laps for ever, delivering the same frames again.)
+#[test]
+fn a_padding_word_over_the_terminator_is_caught_at_the_lap() {
+    let t = ring_file("padterm");
+    let ring = spsc::Ring::open(&t.0).unwrap();
+    let mut tx = ring.producer().unwrap();
+    let mut rx = ring.consumer().unwrap();
+    for i in 0..3u8 {
+        tx.send(&[i; 8]).unwrap();
+    }
+    for i in 0..3u8 {
+        assert_eq!(&*rx.try_recv().unwrap(), &[i; 8]);
+    }
+    let (head, tail) = (ring.stat().head, ring.stat().tail);
+    assert_eq!((head, tail), (48, 48));
+    poke_u64(&t.0, DATA + tail, 0x2144_4150_FFFF_FFFF); // "PAD!" padding
+    assert!(
+        matches!(
+            rx.try_recv(),
+            Err(RecvError::Corrupt(Corruption::CursorRegressed { .. }))
+        ),
+        "reported at the lap's first word"
+    );
+    assert_eq!(ring.stat().head, 48, "no head stored past tail");
+    assert!(
+        matches!(rx.try_recv(), Err(RecvError::Corrupt(_))),
+        "and again"
+    );
+}
+
 #[test]
 fn oversize_frames_are_refused() {
     let ring = spsc::Ring::anonymous(Config::new(4096).max_frame(100)).unwrap();

@@ -490,6 +490,51 @@ fn a_killed_sender_is_not_a_clean_finish() {
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
 }
 
+/// A sender killed between its `tail` store and its publication's first
+/// frame word (the `spsc-tail-stored` crash point of this debug build)
+/// leaves frames no reader sees until someone stores that word:
+/// `recv --no-wait` stores it (the producer is gone) and drains every line
+/// the sender published, then reports the death; a second one finds
+/// nothing more. (Before, `--no-wait` said "empty" at that word and
+/// delivered none of the killed publication, however often it ran.)
+#[test]
+fn no_wait_drains_what_a_killed_sender_left_half_published() {
+    let t = TempFile(temp_path("cli-half-published"));
+    let path = t.0.to_str().unwrap();
+    create(path, &["--capacity", "64K"]);
+    let o = mmring_with_stdin(&["send", path], numbered(0, 5).as_bytes());
+    assert!(o.status.success(), "{}", stderr(&o));
+    let mut send = Command::new(env!("CARGO_BIN_EXE_mmring"))
+        .args(["send", path])
+        .env("MMRING_KILL_AT", "spsc-tail-stored:1")
+        .stdin(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    send.stdin
+        .take()
+        .unwrap()
+        .write_all(numbered(5, 20).as_bytes())
+        .unwrap();
+    let status = send.wait().unwrap();
+    use std::os::unix::process::ExitStatusExt;
+    assert_eq!(
+        status.signal(),
+        Some(libc::SIGKILL),
+        "killed at its crash point"
+    );
+    assert!(
+        json_u64(&stat_json(path), "tail") > json_u64(&stat_json(path), "head"),
+        "its tail store happened"
+    );
+    let o = mmring(&["recv", path, "--no-wait"]);
+    assert_eq!(stdout(&o), numbered(0, 20));
+    assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
+    let o = mmring(&["recv", path, "--no-wait"]);
+    assert_eq!(stdout(&o), "");
+    assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
+}
+
 /// SIGINT or SIGTERM to `recv` mid-stream, while it is blocked writing to a
 /// pipe nobody reads, loses nothing: the lines in its output and the lines
 /// left in the ring are every line sent, once, in order.
@@ -810,6 +855,27 @@ fn ls_and_rm() {
     let o = mmring(&["rm", "--force", pa]);
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(!a.exists());
+    // A ring whose cursors are corrupt (head past tail) is refused, and
+    // removed with --force; a file that is not a ring is not, even then.
+    {
+        use std::os::unix::fs::FileExt;
+        let o = mmring(&["create", pa]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        let f = std::fs::OpenOptions::new().write(true).open(&a).unwrap();
+        f.write_all_at(&64u64.to_ne_bytes(), 128).unwrap(); // head = 64 > tail = 0
+    }
+    let o = mmring(&["rm", pa]);
+    assert!(!o.status.success());
+    assert!(
+        stderr(&o).contains("corrupt") && stderr(&o).contains("--force removes it anyway"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(a.exists());
+    let o = mmring(&["rm", "--force", pa, other.to_str().unwrap()]);
+    assert!(!o.status.success());
+    assert!(!a.exists(), "{}", stderr(&o));
+    assert!(other.exists());
     signal(&recv, libc::SIGTERM);
     recv.wait().unwrap();
     std::fs::remove_dir_all(&dir).unwrap();

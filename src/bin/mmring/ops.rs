@@ -438,8 +438,22 @@ pub fn rm(paths: &[std::path::PathBuf], force: bool) -> Result<ExitCode, String>
         let p = path.display();
         let ring = match AnyRing::open(path) {
             Ok(r) => r,
+            // A ring by its header whose cursors or words are corrupt: with
+            // --force, removed like any other (nothing can read it).
+            Err(mmring::Error::Corrupt(_)) if force => {
+                if let Err(e) = std::fs::remove_file(path) {
+                    eprintln!("mmring: {p}: {e}; not removed");
+                    ok = false;
+                }
+                continue;
+            }
             Err(e) => {
-                eprintln!("mmring: {}; not removed", explain(path, &e));
+                let hint = if matches!(e, mmring::Error::Corrupt(_)) {
+                    " (--force removes it anyway)"
+                } else {
+                    ""
+                };
+                eprintln!("mmring: {}; not removed{hint}", explain(path, &e));
                 ok = false;
                 continue;
             }

@@ -225,7 +225,14 @@ pub fn recv(path: &Path, o: RecvOpts) -> Result<ExitCode, String> {
             ends.partition_point(|&e| e <= written)
         };
         let r = if o.no_wait {
-            rx.try_recv_batch_keep(want, write)
+            // A zero timeout rather than `try_`: with no live producer left,
+            // it first completes what a dead one left half published (an
+            // spsc publication whose first word it never stored, an mpsc
+            // claim), so that the drain gets every committed frame.
+            match rx.recv_batch_keep_timeout(want, Duration::ZERO, write) {
+                Err(RecvError::Timeout | RecvError::Disconnected) => Err(RecvError::Empty),
+                r => r,
+            }
         } else {
             rx.recv_batch_keep_timeout(want, POLL, write)
         };
