@@ -309,14 +309,21 @@ pub trait FramedMem {
     /// are committed. Trusts nothing in the word.
     #[inline]
     fn parse(&self, pos: u64, available: u64) -> Result<Parsed, Corruption> {
-        debug_assert!(available > 0);
-        let off = self.offset(pos);
         // ORDERING(word-publish): Acquire; pairs with the producer's Release
         // store of the word (the publication: an mpsc frame's word, an spsc
         // publication's deferred word), and is the re-check (S4) of the
         // wake-up handshake. Words an spsc producer stored Relaxed are
         // ordered before the deferred word it stores last.
         let word = self.word(pos).load(Acquire);
+        self.parse_word(pos, word, available)
+    }
+
+    /// As [`parse`](FramedMem::parse), for a frame word already read (or
+    /// about to be stored) at `pos`.
+    #[inline]
+    fn parse_word(&self, pos: u64, word: u64, available: u64) -> Result<Parsed, Corruption> {
+        debug_assert!(available > 0);
+        let off = self.offset(pos);
         match frame_word::decode(word) {
             frame_word::Decoded::Pad => {
                 let skip = self.capacity() - off;
@@ -641,6 +648,40 @@ impl ReadCursor {
         self.consumed -= count;
     }
 
+    /// As [`next`](ReadCursor::next); when the cursor is held by a frame not
+    /// yet published, and has been for the grace period, asks `recover`
+    /// (the flavour's completion of a dead producer's frame, `Ok(true)`
+    /// when it moved the ring) and looks again.
+    #[inline(always)]
+    pub fn next_recovering<M: FramedMem>(
+        &mut self,
+        m: &M,
+        recover: impl FnOnce(&M, u64) -> Result<bool, Corruption>,
+    ) -> Result<Option<Located>, Corruption> {
+        let got = self.next(m)?;
+        if got.is_none()
+            && let Some(pos) = self.stuck_at()
+            && self.held.due(pos)
+            && recover(m, pos)?
+        {
+            return self.next(m);
+        }
+        Ok(got)
+    }
+
+    /// As [`next_recovering`](ReadCursor::next_recovering)'s `recover`, at
+    /// once (no grace period), for when every producer is known gone.
+    pub fn recover_now<M: FramedMem>(
+        &self,
+        m: &M,
+        recover: impl FnOnce(&M, u64) -> Result<bool, Corruption>,
+    ) -> Result<bool, Corruption> {
+        match self.stuck_at() {
+            Some(pos) => recover(m, pos),
+            None => Ok(false),
+        }
+    }
+
     /// Where the consumer is held up by a frame not yet published (an mpsc
     /// claim, or an spsc publication's deferred word): the read position,
     /// when it is below the producers' cursor.
@@ -796,17 +837,15 @@ fn locate_from<M: FramedMem>(
         // parsed before the producers' cursor is read. The lap guard: a
         // consumer that holds a whole ring (read-ahead) would find its own
         // oldest unreleased frame word there.
-        let mut word_first = *read >= *cached_tail
-            && (*read - released < raw.capacity() || sabotage == Sabotage::NoLapGuard);
-        // Once a lap, at its first byte, word first or not, `tail` is read
-        // and must not lie behind `*read` (a sound ring's `tail` covers
-        // every word published): words tampered with (a padding or frame
-        // word over a terminator) cannot send the consumer round the stale
-        // laps for ever, at the price of one load per lap.
-        let lap_check = word_first && *read > *cached_tail && raw.offset(*read) == 0;
-        if lap_check {
-            word_first = false;
-        }
+        // Not word first at the first byte of a lap that `cached_tail` does
+        // not reach: `tail` is read there and must not lie behind `*read` (a
+        // sound ring's `tail` covers every word published), so words
+        // tampered with (a padding or frame word over a terminator) cannot
+        // send the consumer round the stale laps for ever, at the price of
+        // one load per lap.
+        let word_first = *read >= *cached_tail
+            && (*read - released < raw.capacity() || sabotage == Sabotage::NoLapGuard)
+            && !(*read > *cached_tail && raw.offset(*read) == 0);
         if *read >= *cached_tail && !word_first && !refresh_tail(raw, *read, released, cached_tail)?
         {
             return Ok(None);

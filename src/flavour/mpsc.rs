@@ -218,15 +218,7 @@ impl Protocol for Mpsc {
 
     #[inline(always)]
     fn try_take(m: &RawRing, rx: &mut ReadCursor) -> Result<Option<Located>, Corruption> {
-        let got = rx.next(m)?;
-        if got.is_none()
-            && let Some(pos) = rx.stuck_at()
-            && rx.held.due(pos)
-            && recover_claim(m, pos)?
-        {
-            return rx.next(m);
-        }
-        Ok(got)
+        rx.next_recovering(m, recover_claim)
     }
 
     #[inline(always)]
@@ -248,10 +240,7 @@ impl Protocol for Mpsc {
     framed_consumer!();
 
     fn recover_now(m: &RawRing, rx: &mut ReadCursor) -> Result<bool, Corruption> {
-        match rx.stuck_at() {
-            Some(pos) => recover_claim(m, pos),
-            None => Ok(false),
-        }
+        rx.recover_now(m, recover_claim)
     }
 
     fn is_empty(m: &RawRing, rx: &ReadCursor) -> bool {

@@ -220,15 +220,7 @@ impl Protocol for Spsc {
 
     #[inline(always)]
     fn try_take(m: &RawRing, rx: &mut ReadCursor) -> Result<Option<Located>, Corruption> {
-        let got = rx.next(m)?;
-        if got.is_none()
-            && let Some(pos) = rx.stuck_at()
-            && rx.held.due(pos)
-            && recover_deferred(m, pos)?
-        {
-            return rx.next(m);
-        }
-        Ok(got)
+        rx.next_recovering(m, recover_deferred)
     }
 
     #[inline(always)]
@@ -250,10 +242,7 @@ impl Protocol for Spsc {
     framed_consumer!();
 
     fn recover_now(m: &RawRing, rx: &mut ReadCursor) -> Result<bool, Corruption> {
-        match rx.stuck_at() {
-            Some(pos) => recover_deferred(m, pos),
-            None => Ok(false),
-        }
+        rx.recover_now(m, recover_deferred)
     }
 
     fn is_empty(m: &RawRing, rx: &ReadCursor) -> bool {
@@ -335,16 +324,23 @@ pub(crate) fn publish<M: FramedMem>(m: &M, tail: u64, deferred: &mut (u64, u64))
 /// value `word`), then stores `tail`.
 #[inline(always)]
 pub(crate) fn publish_tail<M: FramedMem>(m: &M, tail: u64, at: u64, word: u64) {
-    // ORDERING: Release, both; pair with the Acquire loads in
-    // `recover_deferred` and `resume`, which use them only below a `tail`
-    // that this store order places after them.
-    m.deferred_word().store(word, Release);
-    m.deferred_at().store(at, Release);
+    record_deferred(m, at, word);
     // ORDERING(tail-publish): Release; before the deferred word, so that a
     // consumer that sees any frame of this publication (and may release
     // past it) finds `tail` past it: `head <= tail`. Pairs with the Acquire
     // tail load in `ring::refresh_tail`.
     m.tail().store(tail, Release);
+}
+
+/// Records the deferred word (position + 1 `at`, value `word`) for
+/// whoever completes a publication its producer died in.
+#[inline(always)]
+fn record_deferred<M: FramedMem>(m: &M, at: u64, word: u64) {
+    // ORDERING: Release, both; pair with the Acquire loads in
+    // `recover_deferred` and `resume`, which use them only below a `tail`
+    // that this store order places after them.
+    m.deferred_word().store(word, Release);
+    m.deferred_at().store(at, Release);
 }
 
 /// Publication, last step: stores the deferred word.
@@ -386,28 +382,33 @@ pub(crate) fn resume<M: FramedMem>(m: &M) -> Result<(u64, u64), Corruption> {
     // head store, as in `space`.
     let head = m.head().load(Acquire);
     m.check_cursors(head, tail)?;
-    // ORDERING: Acquire; pairs with `publish`'s Release stores (the
-    // previous producer is gone: the role lock we hold says so).
-    let at = m.deferred_at().load(Acquire);
     #[cfg(loom)]
-    let at = if sabotage::NO_RESUME.with(|s| s.get()) {
-        0
-    } else {
-        at
-    };
-    if at != 0 && head < at && at - 1 < tail {
-        complete_deferred(m, at - 1, tail)?;
+    let skip = sabotage::NO_RESUME.with(|s| s.get());
+    #[cfg(not(loom))]
+    let skip = false;
+    if !skip && let Some(at) = deferred_in(m, head, tail) {
+        // ORDERING: Acquire; as `deferred_in`'s load of `deferred_at`.
+        let word = m.deferred_word().load(Acquire);
+        complete_deferred(m, at, word, tail)?;
     }
     Ok((tail, head))
+}
+
+/// The position of the recorded deferred word, if it lies in
+/// `[head, tail)`: a publication whose `tail` store happened (its word may
+/// be stored since).
+fn deferred_in<M: FramedMem>(m: &M, head: u64, tail: u64) -> Option<u64> {
+    // ORDERING: Acquire; pairs with `record_deferred`'s Release stores.
+    let at = m.deferred_at().load(Acquire);
+    (at != 0 && head < at && at - 1 < tail).then(|| at - 1)
 }
 
 /// For `stat`: the position of a publication's first frame word that lies
 /// in `[head, tail)` and is still zero (a producer between its `tail` store
 /// and that word's store, or killed there).
 pub(crate) fn unpublished<M: FramedMem>(m: &M, head: u64, tail: u64) -> Option<u64> {
-    // ORDERING: Acquire, both; diagnostics, paired with `publish`'s stores.
-    let at = m.deferred_at().load(Acquire);
-    (at != 0 && head < at && at - 1 < tail && m.word(at - 1).load(Acquire) == 0).then(|| at - 1)
+    // ORDERING(word-publish): Acquire; diagnostics.
+    deferred_in(m, head, tail).filter(|&at| m.word(at).load(Acquire) == 0)
 }
 
 /// A consumer held at `read` (a zero frame word below `tail`): if the
@@ -429,7 +430,7 @@ pub(crate) fn recover_deferred<M: FramedMem>(m: &M, read: u64) -> Result<bool, C
     if at == read + 1 {
         // ORDERING(tail-publish): Acquire; the deferred word lies below it.
         let tail = m.tail().load(Acquire);
-        return complete_deferred_with(m, read, word, tail).map(|()| true);
+        return complete_deferred(m, read, word, tail).map(|()| true);
     }
     // ORDERING(word-publish): Acquire, as in `FramedMem::parse`.
     if m.word(read).load(Acquire) != 0 {
@@ -438,39 +439,27 @@ pub(crate) fn recover_deferred<M: FramedMem>(m: &M, read: u64) -> Result<bool, C
     Err(Corruption::FrameWord { pos: read, word: 0 })
 }
 
-/// Stores the recorded deferred word at `at` (below `tail`) if it is still
-/// zero.
-fn complete_deferred<M: FramedMem>(m: &M, at: u64, tail: u64) -> Result<(), Corruption> {
-    // ORDERING: Acquire; as in `resume`.
-    let word = m.deferred_word().load(Acquire);
-    complete_deferred_with(m, at, word, tail)
-}
-
-fn complete_deferred_with<M: FramedMem>(
-    m: &M,
-    at: u64,
-    word: u64,
-    tail: u64,
-) -> Result<(), Corruption> {
+/// Stores the recorded deferred `word` at `at` (below `tail`) if it is
+/// still zero.
+fn complete_deferred<M: FramedMem>(m: &M, at: u64, word: u64, tail: u64) -> Result<(), Corruption> {
     // ORDERING(word-publish): Acquire, as in `FramedMem::parse`. Stored
     // already (by its producer, or by another party's recovery): nothing to
     // do, whatever the record says now.
     if m.word(at).load(Acquire) != 0 {
         return Ok(());
     }
-    // The word must describe a record that fits below `tail`: a padding
-    // word, or a data frame ending at or before it.
-    let fits = match frame_word::decode(word) {
-        frame_word::Decoded::Pad => true,
-        frame_word::Decoded::Data(len) => {
-            let len = u64::from(len);
-            len <= m.max_frame()
-                && at + layout::frame_size(len) <= tail
-                && m.offset(at) + layout::frame_size(len) <= m.capacity()
-        }
-        _ => false,
-    };
-    if !fits || at >= tail {
+    // The word must be a padding or data frame word (an spsc producer
+    // writes no skip records) whose record a consumer would accept with
+    // `tail` as the end of what is committed: padding covered by `tail`, a
+    // frame no longer than `max_frame` ending at or before `tail` and the
+    // end of the data area.
+    let sound = at < tail
+        && matches!(
+            frame_word::decode(word),
+            frame_word::Decoded::Pad | frame_word::Decoded::Data(_)
+        )
+        && m.parse_word(at, word, tail - at).is_ok();
+    if !sound {
         return Err(Corruption::FrameWord { pos: at, word });
     }
     // ORDERING: AcqRel on success (Release publishes what the dead producer
@@ -944,8 +933,7 @@ mod loom_models {
                 w.send(&p, 8, 1); // 40..56
                 w.write(&p, 8, 2); // pad 56..64, 64..80
                 let (at, word) = w.deferred;
-                p.deferred_word().store(word, Release);
-                p.deferred_at().store(at, Release);
+                record_deferred(&*p, at, word);
                 p.kill(0);
             });
             let mut got: Vec<u64> = r.try_recv(&m).into_iter().collect();
