@@ -348,6 +348,19 @@ enum Finder {
     NewProducer,
 }
 
+/// Every frame's key until `Disconnected`; any other error, or no frame
+/// for `WEDGE`, fails the test.
+fn receive_until_disconnected(rx: &mut spsc::Consumer) -> Vec<u64> {
+    let mut got = Vec::new();
+    loop {
+        match rx.recv_timeout(WEDGE) {
+            Ok(g) => got.push(decode(&g, MAX)),
+            Err(RecvError::Disconnected) => return got,
+            Err(e) => panic!("consumer: {e} after {got:?}"),
+        }
+    }
+}
+
 /// An spsc producer (a process) sends 5 frames and is killed at the
 /// `spsc-tail-stored` crash point of the 5th: its `tail` covers the frame,
 /// whose frame word it never stored, so the consumer would stop at a zero
@@ -363,17 +376,7 @@ fn spsc_producer_dies_publishing(finder: Finder) {
     let ring = spsc::Ring::create(&path, Config::new(4096).max_frame(MAX as u64)).unwrap();
     let waiting = (finder == Finder::WaitingConsumer).then(|| {
         let mut rx = ring.consumer().unwrap();
-        std::thread::spawn(move || {
-            let mut got = Vec::new();
-            loop {
-                match rx.recv_timeout(WEDGE) {
-                    Ok(g) => got.push(decode(&g, MAX)),
-                    Err(RecvError::Disconnected) => break,
-                    Err(e) => panic!("consumer: {e} after {got:?}"),
-                }
-            }
-            (got, rx)
-        })
+        std::thread::spawn(move || (receive_until_disconnected(&mut rx), rx))
     });
     let mut e = env(&path);
     e.push(("MMRING_ID", "1".into()));
@@ -395,15 +398,7 @@ fn spsc_producer_dies_publishing(finder: Finder) {
         Finder::WaitingConsumer => waiting.unwrap().join().unwrap(),
         Finder::LateConsumer => {
             let mut rx = ring.consumer().unwrap();
-            let mut got = Vec::new();
-            loop {
-                match rx.recv_timeout(WEDGE) {
-                    Ok(g) => got.push(decode(&g, MAX)),
-                    Err(RecvError::Disconnected) => break,
-                    Err(e) => panic!("consumer: {e} after {got:?}"),
-                }
-            }
-            (got, rx)
+            (receive_until_disconnected(&mut rx), rx)
         }
         Finder::NewProducer => {
             let tx = ring.producer().unwrap();

@@ -436,36 +436,31 @@ pub fn rm(paths: &[std::path::PathBuf], force: bool) -> Result<ExitCode, String>
     let mut ok = true;
     for path in paths {
         let p = path.display();
-        let ring = match AnyRing::open(path) {
-            Ok(r) => r,
+        let refusal = match AnyRing::open(path) {
+            Ok(ring) => {
+                let st = ring.stat();
+                (live(&st) && !force).then(|| {
+                    format!(
+                        "mmring: {p}: held by live processes (producer {}, consumer {}); not removed (--force removes it anyway)",
+                        pids(&st.producer),
+                        pids(&st.consumer)
+                    )
+                })
+            }
             // A ring by its header whose cursors or words are corrupt: with
             // --force, removed like any other (nothing can read it).
-            Err(mmring::Error::Corrupt(_)) if force => {
-                if let Err(e) = std::fs::remove_file(path) {
-                    eprintln!("mmring: {p}: {e}; not removed");
-                    ok = false;
-                }
-                continue;
-            }
+            Err(mmring::Error::Corrupt(_)) if force => None,
             Err(e) => {
                 let hint = if matches!(e, mmring::Error::Corrupt(_)) {
                     " (--force removes it anyway)"
                 } else {
                     ""
                 };
-                eprintln!("mmring: {}; not removed{hint}", explain(path, &e));
-                ok = false;
-                continue;
+                Some(format!("mmring: {}; not removed{hint}", explain(path, &e)))
             }
         };
-        let st = ring.stat();
-        drop(ring);
-        if live(&st) && !force {
-            eprintln!(
-                "mmring: {p}: held by live processes (producer {}, consumer {}); not removed (--force removes it anyway)",
-                pids(&st.producer),
-                pids(&st.consumer)
-            );
+        if let Some(why) = refusal {
+            eprintln!("{why}");
             ok = false;
             continue;
         }
