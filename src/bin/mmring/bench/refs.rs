@@ -9,7 +9,7 @@ use std::time::Instant;
 
 use mmring::{AnyRing, Kind};
 
-use super::stream::{recv_with, ring_config, send_with};
+use super::stream::{Idle, recv_with, ring_config, send_with};
 
 /// The size of a message the thread references move (a `[u8; MSG]`).
 pub const MSG: usize = 64;
@@ -63,11 +63,12 @@ pub fn ring_threads(
         ring.producer().map_err(|e| e.to_string())?,
         ring.consumer().map_err(|e| e.to_string())?,
     );
+    let idle = Idle::new(blocking, 2);
     let t = Instant::now();
     std::thread::scope(|s| {
         let sender = s.spawn(move || {
             for seq in 0..n {
-                send_with(&mut tx, size, blocking, |f| {
+                send_with(&mut tx, size, idle, |f| {
                     f[..8].copy_from_slice(&seq.to_le_bytes())
                 })
                 .map_err(|e| e.to_string())?;
@@ -75,7 +76,7 @@ pub fn ring_threads(
             Ok::<(), String>(())
         });
         for seq in 0..n {
-            let got = recv_with(&mut rx, blocking, |f| {
+            let got = recv_with(&mut rx, idle, |f| {
                 u64::from_le_bytes(f[..8].try_into().unwrap())
             })
             .map_err(|e| e.to_string())?;

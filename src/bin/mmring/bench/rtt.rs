@@ -13,7 +13,7 @@ use hdrhistogram::Histogram;
 use mmring::AnyRing;
 
 use super::histogram;
-use super::stream::{Shape, recv_with, ring_config, send_with};
+use super::stream::{Idle, Shape, recv_with, ring_config, send_with};
 use crate::proc::{Gate, fork_child, now_ns, pin, shared_counter, shared_futex, unpin, wait_child};
 
 /// What a round-trip run measured.
@@ -79,6 +79,7 @@ pub fn ring(shape: &Shape) -> Result<Rtt, String> {
     let ping = AnyRing::anonymous(kind, cfg).map_err(|e| e.to_string())?;
     let pong = AnyRing::anonymous(kind, cfg).map_err(|e| e.to_string())?;
     let mut out = vec![0u8; size];
+    let idle = Idle::new(blocking, 2);
     ping_pong(
         n,
         |ready| {
@@ -88,8 +89,8 @@ pub fn ring(shape: &Shape) -> Result<Rtt, String> {
             ready();
             let mut buf = vec![0u8; size];
             for _ in 0..n {
-                if recv_with(&mut rx, blocking, |f| buf.copy_from_slice(f)).is_err()
-                    || send_with(&mut tx, size, blocking, |f| f.copy_from_slice(&buf)).is_err()
+                if recv_with(&mut rx, idle, |f| buf.copy_from_slice(f)).is_err()
+                    || send_with(&mut tx, size, idle, |f| f.copy_from_slice(&buf)).is_err()
                 {
                     return 1;
                 }
@@ -105,12 +106,10 @@ pub fn ring(shape: &Shape) -> Result<Rtt, String> {
         },
         |(tx, rx), seq| {
             out[..8].copy_from_slice(&seq.to_le_bytes());
-            send_with(tx, size, blocking, |f| f.copy_from_slice(&out))
+            send_with(tx, size, idle, |f| f.copy_from_slice(&out))
                 .map_err(|e| format!("round trip: {e}"))?;
-            let back = recv_with(rx, blocking, |f| {
-                u64::from_le_bytes(f[..8].try_into().unwrap())
-            })
-            .map_err(|e| format!("round trip: {e}"))?;
+            let back = recv_with(rx, idle, |f| u64::from_le_bytes(f[..8].try_into().unwrap()))
+                .map_err(|e| format!("round trip: {e}"))?;
             if back != seq {
                 return Err(format!("round trip {seq}: got {back}"));
             }

@@ -260,6 +260,7 @@ pub fn run_ring(ring: &AnyRing, shape: &Shape, progress: bool) -> Result<Outcome
         access,
         ..
     } = *shape;
+    let idle = Idle::new(blocking, shape.producers + shape.consumers);
     let mut pids = Vec::new();
     let mut results = Vec::new();
     for c in 0..shape.consumers {
@@ -276,7 +277,7 @@ pub fn run_ring(ring: &AnyRing, shape: &Shape, progress: bool) -> Result<Outcome
             gate.child_wait();
             let out = Consume {
                 every: sampling(shape.rate),
-                blocking,
+                idle,
                 producers,
                 checks_order,
                 consumed,
@@ -307,12 +308,10 @@ pub fn run_ring(ring: &AnyRing, shape: &Shape, progress: bool) -> Result<Outcome
             gate.child_wait();
             match access {
                 Access::Header if shape.batch > 1 => {
-                    produce_batch(&mut tx, p, n, size, rate, shape.batch)
+                    produce_batch(&mut tx, p, n, size, rate, shape.batch, idle)
                 }
-                Access::Copy => produce::<true>(&mut tx, p, n, size, blocking, rate),
-                Access::Header | Access::Read => {
-                    produce::<false>(&mut tx, p, n, size, blocking, rate)
-                }
+                Access::Copy => produce::<true>(&mut tx, p, n, size, idle, rate),
+                Access::Header | Access::Read => produce::<false>(&mut tx, p, n, size, idle, rate),
             }
         })?;
         pids.push(pid);
@@ -369,21 +368,59 @@ fn readable(f: &std::fs::File) -> bool {
     matches!(rustix::event::poll(&mut fds, Some(&timeout)), Ok(n) if n > 0)
 }
 
+/// How a benchmark party waits for the other side.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Idle {
+    /// The library's blocking calls (`--blocking`, with `--wait`).
+    Block,
+    /// Busy-wait with an exponential backoff, never yielding: each party
+    /// has a CPU of its own.
+    Spin,
+    /// Busy-wait, then yield the CPU between looks (crossbeam's
+    /// `Backoff::snooze`, as crossbeam-channel's own waits do): more
+    /// spinning parties than CPUs, where a party that never yields holds
+    /// the CPU that the party it waits for needs (a producer preempted
+    /// between its claim and its publication holds up the consumer).
+    SpinYield,
+}
+
+impl Idle {
+    /// The wait of a party among `parties` spinning ones (`blocking`: the
+    /// library's blocking calls).
+    pub fn new(blocking: bool, parties: u32) -> Idle {
+        let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+        match blocking {
+            true => Idle::Block,
+            false if parties as usize > cpus => Idle::SpinYield,
+            false => Idle::Spin,
+        }
+    }
+
+    /// One turn of a spinning wait.
+    #[inline]
+    fn pause(self, backoff: &crossbeam_utils::Backoff) {
+        match self {
+            Idle::SpinYield => backoff.snooze(),
+            _ => backoff.spin(),
+        }
+    }
+}
+
 /// Reserves `len` bytes (blocking, or spinning on `Full`), lets `fill`
 /// write them, and commits.
 pub fn send_with(
     tx: &mut AnyProducer,
     len: usize,
-    blocking: bool,
+    idle: Idle,
     fill: impl FnOnce(&mut [u8]),
 ) -> Result<(), SendError> {
-    let mut g = if blocking {
+    let mut g = if idle == Idle::Block {
         tx.reserve(len)?
     } else {
         let backoff = crossbeam_utils::Backoff::new();
         loop {
             match tx.try_reserve(len) {
-                Err(SendError::Full) => backoff.spin(),
+                Err(SendError::Full) => idle.pause(&backoff),
                 other => break other?,
             }
         }
@@ -398,10 +435,10 @@ pub fn send_with(
 /// that attached are gone and nothing is left.
 pub fn recv_with<R>(
     rx: &mut AnyConsumer,
-    blocking: bool,
+    idle: Idle,
     f: impl FnOnce(&[u8]) -> R,
 ) -> Result<R, RecvError> {
-    if blocking {
+    if idle == Idle::Block {
         return rx.recv().map(|g| f(&g));
     }
     // `f` runs at most once, inside `map`, so no grant outlives a loop turn.
@@ -421,9 +458,9 @@ pub fn recv_with<R>(
                         other => other,
                     };
                 }
-                // Exponential busy-wait, never yielding: fewer loads of the
-                // producer's cursor line.
-                backoff.spin();
+                // Exponential busy-wait (yielding only when the CPUs are
+                // oversubscribed): fewer looks at the producer's lines.
+                idle.pause(&backoff);
             }
             other => return other,
         }
@@ -438,7 +475,7 @@ fn produce<const COPY: bool>(
     id: u32,
     n: u64,
     size: usize,
-    blocking: bool,
+    idle: Idle,
     rate: f64,
 ) -> i32 {
     let src = vec![0x5au8; if COPY { size } else { 0 }];
@@ -456,7 +493,7 @@ fn produce<const COPY: bool>(
         } else {
             0
         };
-        let r = send_with(tx, size, blocking, |f| {
+        let r = send_with(tx, size, idle, |f| {
             if COPY {
                 f.copy_from_slice(&src);
             }
@@ -477,7 +514,15 @@ fn produce<const COPY: bool>(
 /// As [`produce`] (header only, spinning), `k` frames per
 /// `try_send_batch`: the frames are written into a buffer first and copied
 /// into the ring by the batch, which publishes them with one cursor store.
-fn produce_batch(tx: &mut AnyProducer, id: u32, n: u64, size: usize, rate: f64, k: usize) -> i32 {
+fn produce_batch(
+    tx: &mut AnyProducer,
+    id: u32,
+    n: u64,
+    size: usize,
+    rate: f64,
+    k: usize,
+    idle: Idle,
+) -> i32 {
     let every = sampling(rate);
     let mut frames = vec![vec![0u8; size]; k];
     let start = now_ns();
@@ -504,7 +549,7 @@ fn produce_batch(tx: &mut AnyProducer, id: u32, n: u64, size: usize, rate: f64, 
         while sent < m {
             match tx.try_send_batch(&frames[sent..m]) {
                 Ok(j) => sent += j,
-                Err(SendError::Full) => backoff.spin(),
+                Err(SendError::Full) => idle.pause(&backoff),
                 Err(e) => {
                     eprintln!("mmring bench: producer {id}: {e}");
                     return 1;
@@ -558,7 +603,7 @@ fn consume_batch(rx: &mut AnyConsumer, c: Consume, k: usize) -> i32 {
                         }
                     }
                 }
-                backoff.spin();
+                c.idle.pause(&backoff);
             }
             Err(RecvError::Disconnected) => break,
             Err(e) => {
@@ -581,7 +626,7 @@ const COPY: u8 = 2;
 struct Consume {
     /// Record the latency of one frame in this many.
     every: u64,
-    blocking: bool,
+    idle: Idle,
     producers: usize,
     checks_order: bool,
     consumed: &'static AtomicU64,
@@ -594,7 +639,7 @@ fn consume<const ACCESS: u8>(rx: &mut AnyConsumer, c: Consume) -> i32 {
     let (mut count, mut errors) = (0u64, 0u64);
     let mut dst = Vec::new();
     loop {
-        let r = recv_with(rx, c.blocking, |f| {
+        let r = recv_with(rx, c.idle, |f| {
             if ACCESS == READ {
                 // Read every word of the frame in place.
                 let sum = f.chunks_exact(8).fold(0u64, |a, w| {
