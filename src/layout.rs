@@ -63,7 +63,7 @@ pub const MAGIC: [u8; 8] = *b"MMRING\0\x01";
 
 /// Version of the layout described in this module. Bumped on any change to
 /// the header or the frame format; older or newer files are refused.
-pub const LAYOUT_VERSION: u32 = 4;
+pub const LAYOUT_VERSION: u32 = 5;
 
 /// Value of the `init` word once the creator has written the whole header.
 /// It is stored last, with Release, so a reader that sees it sees the rest.

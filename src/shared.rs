@@ -88,7 +88,8 @@ impl<P: Base> Shared<P> {
     }
 
     /// Wakes the other side of `role` if anyone sleeps there. `futile`
-    /// counts wake-ups that found nobody asleep; every 64th, the sleeper
+    /// counts wake-ups that found nobody asleep, and publications that
+    /// needed none while sleeper bits stayed set; every 64th, the sleeper
     /// set is reconciled with the lock table, so a sleeper that died with
     /// its bit set costs a bounded number of syscalls, not one per publish.
     #[inline]
@@ -104,15 +105,20 @@ impl<P: Base> Shared<P> {
     #[cold]
     #[inline(never)]
     fn wake_members(&self, point: WaitPoint<'_>, members: u128, futile: &AtomicU32) {
-        let woke = point.wake_all();
+        // The futex sleepers only if one armed the word since the last
+        // bump (`wait.rs`, "The armed word"); the descriptor waiters always.
+        let woke = point.wake_armed();
         let ring_id = self.region.geometry().ring_id;
         let signalled = crate::wait::signal_members(
             members,
             |bit| &self.region.attach_record(bit).notify,
             |bit, nonce| crate::notify::wake(ring_id, bit, nonce),
         );
+        // Nobody woken, or no wake-up needed while bits stay set: a
+        // sleeper that died with its bit set, or one woken by an earlier
+        // bump that has yet to run. Ask the lock table every 64 times.
         // ORDERING: Relaxed; a private statistic of this handle.
-        if woke == 0 && !signalled && futile.fetch_add(1, Relaxed) % 64 == 63 {
+        if woke.unwrap_or(0) == 0 && !signalled && futile.fetch_add(1, Relaxed) % 64 == 63 {
             self.reconcile(point);
         }
     }

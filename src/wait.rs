@@ -5,14 +5,17 @@
 //! sleepers (a 128-bit bitmap, one bit per attachment record), both in the
 //! shared header. A side that finds the ring empty (or full) sets its bit
 //! and sleeps on the word; the other side, after publishing its cursor,
-//! bumps the word and calls `FUTEX_WAKE` only if some bit is set. While
-//! nobody sleeps, the hot path makes no syscall.
+//! bumps the word and calls `FUTEX_WAKE` only if some bit is set and a
+//! sleeper armed the word since the last bump. While nobody sleeps, the
+//! hot path makes no syscall; while a woken sleeper waits to be scheduled,
+//! neither.
 //!
 //! A sleeper killed while asleep cannot clear its bit. Its bit belongs to
 //! its attachment record, so it is cleared by whoever takes the record next,
-//! and by a waker whose wake-ups keep finding nobody in the kernel
-//! ([`WaitPoint::notify`] reports those), once the record's lock shows the
-//! holder dead: a crash never leaves every publish paying a syscall.
+//! and by a waker whose wake-ups keep finding nobody in the kernel (or
+//! keep being skipped while the bit stays set), once the record's lock
+//! shows the holder dead: a crash never leaves every publish paying a
+//! syscall.
 //!
 //! # Why no wake-up is lost
 //!
@@ -20,11 +23,12 @@
 //! producer) run:
 //!
 //! ```text
-//!   S0  seen = word.load()              W1  cursor.store(new, Release)
+//!   S0  seen = word.fetch_or(ARMED)|1   W1  cursor.store(new, Release)
 //!   S1  sleepers.fetch_or(bit)          W2  light barrier
-//!   S2  heavy barrier                   W3  if sleepers.load() != 0 {
-//!   S4  re-check cursor: still empty?   W4      word.fetch_add(1)
-//!   S5  futex_wait(word, seen)          W5      futex_wake(word) }
+//!   S2  heavy barrier                   W3  if sleepers.load() != 0
+//!   S4  re-check cursor: still empty?   W3b   && word.load() & ARMED {
+//!   S5  futex_wait(word, seen)          W4      word.fetch_add(1)
+//!                                       W5      futex_wake(word) }
 //! ```
 //!
 //! The barriers are asymmetric (`barrier.rs`): S2 is a `SeqCst` fence
@@ -61,6 +65,24 @@
 //! consumer's S4 reads the frame word at its read position first and the
 //! producers' cursor after it (`ring::locate`); reading the word W1 wrote
 //! is the re-check, so the argument is the same.
+//!
+//! *The armed word* (layout version 5). Bit 0 of the futex word,
+//! [`ARMED`], says that a futex sleeper armed the word since the last bump:
+//! S0 sets it with a `fetch_or` and sleeps on the odd value it leaves; W4's
+//! `fetch_add(1)` turns an odd word even, a value no sleeper sleeps on. A
+//! waker that finds the bitmap non-empty but the word even (W3b) skips W4
+//! and W5: every futex sleeper registered then armed before the last bump,
+//! and that bump's waker wakes it (its `seen` is older than the bump).
+//! Without this, every publication made while a woken sleeper waits to be
+//! scheduled paid a `FUTEX_WAKE` of its own. W3b reads the word after W3:
+//! if W3 saw S's bit, S1's `fetch_or` (Release) and W3's load (Acquire)
+//! order S0 before W3b, so W3b sees S's arming or a later bump, whose
+//! waker then wakes S. If W3 did not see the bit, the cases above apply.
+//! An arming never changes an odd word, so it never invalidates another
+//! sleeper's `seen`; arming is monotonic (odd to odd, even to the next
+//! odd), so no sleeper's `seen` comes back (no ABA short of 2^31 bumps
+//! during one sleep). The descriptor waiters (`notify.rs`) do not arm:
+//! they get their datagram on every publication, as before.
 //!
 //! In every case S does not sleep through a publication. The `loom_models`
 //! below check both waker kinds under every interleaving. Loom models
@@ -105,6 +127,11 @@ use crossbeam_utils::Backoff;
 /// peer died without waking it.
 pub(crate) const LIVENESS_SLICE: Duration = Duration::from_millis(200);
 
+/// Bit 0 of a futex word: a futex sleeper armed the word since the last
+/// bump, so the next waker must bump and wake (module docs, "The armed
+/// word").
+pub(crate) const ARMED: u32 = 1;
+
 /// What the wait protocol needs from a 32-bit word in shared memory. The
 /// real one is an `AtomicU32` with `FUTEX_WAIT` / `FUTEX_WAKE` (shared, not
 /// private: sleepers and wakers live in different processes); the loom
@@ -112,6 +139,9 @@ pub(crate) const LIVENESS_SLICE: Duration = Duration::from_millis(200);
 pub(crate) trait FutexWord {
     /// `load(SeqCst)`.
     fn load_seqcst(&self) -> u32;
+    /// S0: `fetch_or(ARMED, SeqCst)`; returns the value now in the word
+    /// (odd), the one to sleep on.
+    fn arm(&self) -> u32;
     /// `fetch_add(n, SeqCst)`.
     fn add(&self, n: u32);
     /// Sleeps while the word equals `seen`, for at most `timeout`; may
@@ -131,6 +161,13 @@ impl FutexWord for AtomicU32 {
     #[inline]
     fn load_seqcst(&self) -> u32 {
         self.load(SeqCst)
+    }
+
+    #[inline]
+    fn arm(&self) -> u32 {
+        // ORDERING(wake-handshake): SeqCst, S0; sequenced before S1, whose
+        // Release half orders it before the waker's W3b (module docs).
+        self.fetch_or(ARMED, SeqCst) | ARMED
     }
 
     #[inline]
@@ -256,12 +293,14 @@ impl<'a, W: FutexWord, S: SleeperSet> WaitPoint<'a, W, S> {
         self.sleepers
     }
 
-    /// Wakes sleepers if there are any. Call right after the Release store
-    /// that published the change they wait for (W1 above). Returns `true`
-    /// when a wake-up was sent and the kernel found nobody asleep: a hint
-    /// that a sleeper died with its bit set (or is about to sleep), which
-    /// the caller reconciles when it keeps happening. A set the waker
-    /// clears (the broadcast sleep flag) is cleared here (W3).
+    /// The broadcast publisher's waker (`take`, then `wake_all`), for the
+    /// tests: wakes sleepers if there are any. Call right after the Release
+    /// store that published the change they wait for (W1 above). Returns
+    /// `true` when a wake-up was sent and the kernel found nobody asleep: a
+    /// hint that a sleeper died with its flag set (or is about to sleep).
+    /// The flag is cleared here (W3). (A bitmap's waker is
+    /// [`sleeping`](WaitPoint::sleeping), then
+    /// [`wake_armed`](WaitPoint::wake_armed) and the descriptor waiters.)
     #[cfg(test)]
     pub fn notify(&self) -> bool {
         if self.take() {
@@ -297,12 +336,30 @@ impl<'a, W: FutexWord, S: SleeperSet> WaitPoint<'a, W, S> {
         Some(self.sleepers.members())
     }
 
+    /// W3b, W4 and W5 for the futex sleepers of a bitmap, after
+    /// [`sleeping`](WaitPoint::sleeping) found members: bumps the word and
+    /// wakes only when a sleeper armed it since the last bump. `None` when
+    /// none did: every futex sleeper registered now was woken by an earlier
+    /// bump and has yet to look again (or died asleep). Otherwise how many
+    /// the kernel woke.
+    #[inline]
+    pub fn wake_armed(&self) -> Option<usize> {
+        // ORDERING(wake-handshake): SeqCst load, W3b, after W3 (module
+        // docs, "The armed word").
+        if self.word.load_seqcst() & ARMED == 0 {
+            return None;
+        }
+        Some(self.wake_all())
+    }
+
     /// Wakes every sleeper unconditionally: used when a role attaches or
     /// detaches, which sleepers must notice even though no cursor moved.
     /// Returns how many the kernel woke.
     pub fn wake_all(&self) -> usize {
-        // ORDERING(wake-handshake): SeqCst (W4); a sleeper that loaded the
-        // word before this does not sleep on the stale value.
+        // ORDERING(wake-handshake): SeqCst (W4); a sleeper that armed the
+        // word before this does not sleep on the stale value. From an even
+        // word (nobody armed) this leaves it odd: one spare wake-up later,
+        // never a lost one.
         self.word.add(1);
         self.word.wake_all()
     }
@@ -396,8 +453,9 @@ pub(crate) fn block_with<T, E, W: FutexWord, S: SleeperSet>(
         }
     }
     loop {
-        // S0: the word before registering and re-checking; see module docs.
-        let seen = point.word.load_seqcst();
+        // S0: arm the word before registering and re-checking; see module
+        // docs.
+        let seen = point.word.arm();
         // S1 and S2 (module docs).
         let (registered, ordered) = register(point, bit);
         let slice = match recheck(ordered, deadline, &mut attempt, &mut check, &mut peer_gone)? {
@@ -589,12 +647,17 @@ mod loom_models {
         /// asks whether its peer is gone); otherwise a sleep lasts until a
         /// wake-up, so that a lost one hangs.
         sliced: bool,
+        /// The sleeper arms the word (S0). `false` is the sabotage: it
+        /// loads the word as before layout version 5, so a waker that
+        /// finds the word unarmed skips a wake-up it owes.
+        arm: bool,
     }
 
     const REGISTERED: Barriers = Barriers {
         fenced_waker: false,
         kernel: true,
         sliced: false,
+        arm: true,
     };
 
     /// A futex word: the value check and the sleep are atomic with respect
@@ -658,6 +721,12 @@ mod loom_models {
     impl FutexWord for MockFutex {
         fn load_seqcst(&self) -> u32 {
             self.v.load(SeqCst)
+        }
+        fn arm(&self) -> u32 {
+            if !self.barriers.arm {
+                return self.v.load(SeqCst);
+            }
+            self.v.fetch_or(ARMED, SeqCst) | ARMED
         }
         fn add(&self, n: u32) {
             self.v.fetch_add(n, SeqCst);
@@ -732,26 +801,46 @@ mod loom_models {
             WaitPoint::new(&self.word, &self.sleepers)
         }
 
-        /// The waker: W1 then `notify` (W2..W5), with the instruction
-        /// boundaries around them where an interrupt may land, then it
-        /// stops running.
+        /// The waker: W1 then W2..W5 as `Shared::notify` runs them, with
+        /// the instruction boundaries around them where an interrupt may
+        /// land, then it stops running.
         fn publish(&self) {
-            self.word.interrupt_point();
-            self.cursor.store(1, Release);
-            self.point().notify();
-            self.word.interrupt_point();
+            self.publish_value(1);
             self.word.stop();
+        }
+
+        /// W1 (the cursor to `v`), then W2..W5 as `Shared::notify`: the
+        /// bitmap, then the armed word.
+        fn publish_value(&self, v: u64) {
+            self.word.interrupt_point();
+            self.cursor.store(v, Release);
+            self.notify();
+            self.word.interrupt_point();
+        }
+
+        /// W2..W5 as `Shared::notify` runs them for a bitmap.
+        fn notify(&self) {
+            if self.point().sleeping().is_some() {
+                self.word.interrupt_point();
+                self.point().wake_armed();
+            }
         }
 
         /// A sleeper waiting for the publication, as sleeper `bit`.
         fn wait(&self, bit: u32) -> Result<u64, Gave<()>> {
+            self.wait_for(bit, 1)
+        }
+
+        /// A sleeper waiting until the cursor reaches `want`, as sleeper
+        /// `bit`.
+        fn wait_for(&self, bit: u32, want: u64) -> Result<u64, Gave<()>> {
             block::<u64, (), _, _>(
                 self.point(),
                 bit,
                 None,
                 || {
                     let v = self.cursor.load(Acquire);
-                    Ok((v > 0).then_some(v))
+                    Ok((v >= want).then_some(v))
                 },
                 || Ok(()),
                 || self.gone.load(SeqCst) == 1,
@@ -832,13 +921,13 @@ mod loom_models {
     }
 
     /// A waker that stops for ever at each step (before publishing, after
-    /// its cursor store, after its sleeper check) and is then found gone:
-    /// the sleeper's kernel barrier never waits for a stopped party, and
-    /// the sleeper ends with the publication if it was made, else with
-    /// `Disconnected`.
+    /// its cursor store, after its sleeper check W3, after its armed-word
+    /// check W3b and wake-up) and is then found gone: the sleeper's kernel
+    /// barrier never waits for a stopped party, and the sleeper ends with
+    /// the publication if it was made, else with `Disconnected`.
     #[test]
     fn loom_waker_stopped_at_each_step() {
-        for step in 0..3 {
+        for step in 0..4 {
             loom::model(move || {
                 let c = chan(Barriers {
                     sliced: true,
@@ -850,9 +939,12 @@ mod loom_models {
                     if step >= 1 {
                         p.cursor.store(1, Release);
                     }
-                    if step >= 2 {
-                        p.point().notify();
+                    if step >= 2 && p.point().sleeping().is_some() {
                         p.word.interrupt_point();
+                        if step >= 3 {
+                            p.point().wake_armed();
+                            p.word.interrupt_point();
+                        }
                     }
                     p.word.stop();
                     p.gone.store(1, SeqCst);
@@ -867,6 +959,41 @@ mod loom_models {
                 assert!(!c.sleepers.any());
             });
         }
+    }
+
+    /// The armed word (layout version 5): a sleeper waiting for the second
+    /// of two publications may sleep, be woken by the first (whose bump
+    /// disarms the word), and arm and sleep again; or the second waker may
+    /// find its bit still set and the word unarmed and skip its wake-up.
+    /// It is never left asleep.
+    #[test]
+    fn loom_armed_word_two_publications() {
+        let mut b = loom::model::Builder::new();
+        b.preemption_bound = Some(2);
+        b.check(|| {
+            let c = chan(REGISTERED);
+            let p = c.clone();
+            let waker = loom::thread::spawn(move || {
+                p.publish_value(1);
+                p.publish_value(2);
+                p.word.stop();
+            });
+            assert_eq!(c.wait_for(5, 2), Ok(2));
+            waker.join().unwrap();
+            assert!(!c.sleepers.any());
+        });
+    }
+
+    /// The model has teeth: a sleeper that loads the word instead of
+    /// arming it sleeps through a waker that skips the wake-up of an
+    /// unarmed word, and loom finds the hang.
+    #[test]
+    #[should_panic]
+    fn loom_catches_a_sleeper_that_does_not_arm() {
+        one_sleeper(Barriers {
+            arm: false,
+            ..REGISTERED
+        });
     }
 
     /// A wake-up socket: the kernel's receive queue (a datagram queued
@@ -1180,7 +1307,9 @@ mod tests {
         let waker = std::thread::spawn(move || {
             for i in 1..=2000u64 {
                 c2.cursor.store(i, SeqCst);
-                c2.point().notify();
+                if c2.point().sleeping().is_some() {
+                    c2.point().wake_armed();
+                }
                 if i % 100 == 0 {
                     std::thread::sleep(Duration::from_millis(1));
                 }
@@ -1228,17 +1357,29 @@ mod tests {
         assert!(!c.sleepers.any());
     }
 
-    /// A bit left set (a sleeper that died) makes `notify` wake and report
-    /// that nobody was asleep, so the caller can reconcile; with the bit
-    /// cleared, `notify` makes no syscall and reports nothing.
+    /// A bit left set by a sleeper that died after arming the word: the
+    /// next waker bumps and wakes (the kernel finds nobody, which the
+    /// caller counts toward reconciling), and wakers after it skip the
+    /// system call, the word being unarmed; with the bit cleared, nothing
+    /// at all.
     #[test]
-    fn a_stale_sleeper_bit_is_reported_by_notify() {
+    fn a_stale_sleeper_bit_costs_one_wake() {
         let c = chan();
+        let point = c.point();
+        let seen = c.word.arm();
+        assert_eq!(seen, 1);
         c.sleepers.insert(77);
-        assert_eq!(c.sleepers.members(), 1u128 << 77);
-        assert!(c.point().notify(), "nobody asleep behind bit 77");
+        assert_eq!(point.sleeping(), Some(1u128 << 77));
+        assert_eq!(point.wake_armed(), Some(0), "nobody asleep behind bit 77");
+        assert_eq!(c.word.load(SeqCst), 2, "bumped to an even, unarmed value");
+        assert_eq!(point.wake_armed(), None, "no wake-up owed");
+        assert_eq!(c.word.load(SeqCst), 2);
+        // A sleeper that arms again is woken again, on a new value.
+        assert_eq!(c.word.arm(), 3);
+        assert_eq!(point.wake_armed(), Some(0));
+        assert_eq!(c.word.load(SeqCst), 4);
         c.sleepers.remove(77);
-        assert!(!c.point().notify());
+        assert_eq!(point.sleeping(), None);
     }
 
     /// The broadcast sleep flag left set by a sleeper that died: the next

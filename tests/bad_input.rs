@@ -97,7 +97,7 @@ fn wrong_version() {
         poke_u32(&t.0, VERSION, version);
         assert!(matches!(
             open_err(&t.0),
-            Error::UnsupportedVersion { found, supported: 4 } if found == version
+            Error::UnsupportedVersion { found, supported: 5 } if found == version
         ));
     }
 }
