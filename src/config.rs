@@ -546,13 +546,14 @@ mod tests {
         ));
         // A file of an earlier layout (1; 2, whose sleepers issue no
         // kernel barrier; 3, whose spsc consumer polls `tail` and whose
-        // producer writes no terminator) is refused, never misread.
-        for old in [1, 2, 3] {
+        // producer writes no terminator; 4, whose sleepers do not arm the
+        // futex word) is refused, never misread.
+        for old in [1, 2, 3, 4] {
             let mut id = good;
             id.version = old;
             assert!(matches!(
                 Geometry::from_ident(&id, Some(Kind::Spsc)),
-                Err(Error::UnsupportedVersion { found, supported: 4 }) if found == old
+                Err(Error::UnsupportedVersion { found, supported: 5 }) if found == old
             ));
         }
         let mut id = good;

@@ -90,10 +90,11 @@ fn wrong_version() {
     // A file of an earlier layout (version 1: no claim records, 4 KiB
     // header; version 2: sleepers without the kernel barrier, which this
     // version's wakers rely on; version 3: an spsc consumer that polls
-    // `tail` and a producer that writes no terminator) is refused, never
-    // misread; so is a newer one.
+    // `tail` and a producer that writes no terminator; version 4: sleepers
+    // that do not arm the futex word, whose wake-ups this version's wakers
+    // would skip) is refused, never misread; so is a newer one.
     let t = ring_file("version");
-    for version in [1, 2, 3, 5] {
+    for version in [1, 2, 3, 4, 6] {
         poke_u32(&t.0, VERSION, version);
         assert!(matches!(
             open_err(&t.0),
