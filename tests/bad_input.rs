@@ -549,7 +549,7 @@ fn header_errors<P: common::model::TestFlavour>(kind: Kind) {
         err(),
         Error::UnsupportedVersion {
             found: 1,
-            supported: 4
+            supported: 5
         }
     ));
     fresh();
