@@ -549,7 +549,11 @@ pub(crate) fn signal_members<'w, W: crate::words::Word64 + 'w>(
     mut send: impl FnMut(u64, u64) -> bool,
 ) -> bool {
     let mut delivered = false;
-    for bit in (0..128u64).filter(|&b| members & (1 << b) != 0) {
+    // The set bits only, lowest first.
+    let mut rest = members;
+    while rest != 0 {
+        let bit = u64::from(rest.trailing_zeros());
+        rest &= rest - 1;
         // ORDERING: Acquire; pairs with the Release store in
         // `publish_nonce`.
         let nonce = nonce_of(bit).load(std::sync::atomic::Ordering::Acquire);
@@ -1396,6 +1400,27 @@ mod tests {
         assert_eq!(word.load(SeqCst), 1);
         assert!(!point.notify());
         assert_eq!(word.load(SeqCst), 1, "no further wake-up");
+    }
+
+    /// `signal_members` visits exactly the set bits, low and high words
+    /// alike, and signals those whose record names a socket.
+    #[test]
+    fn signal_members_visits_the_set_bits() {
+        let nonces: Vec<AtomicU64> = (0..128u64).map(|b| AtomicU64::new(b % 3)).collect();
+        let members = 1u128 | (1 << 2) | (1 << 63) | (1 << 64) | (1 << 127);
+        let mut sent = Vec::new();
+        let delivered = signal_members(
+            members,
+            |bit| &nonces[bit as usize],
+            |bit, nonce| {
+                sent.push((bit, nonce));
+                true
+            },
+        );
+        assert!(delivered);
+        // Bits 0 and 63 have nonce 0 (no socket): not signalled.
+        assert_eq!(sent, vec![(2, 2), (64, 1), (127, 1)]);
+        assert!(!signal_members(0, |bit| &nonces[bit as usize], |_, _| true));
     }
 
     /// A futex word whose page left the file (truncation): the system call
