@@ -499,6 +499,7 @@ fn a_killed_sender_is_not_a_clean_finish() {
 /// delivered none of the killed publication, however often it ran.)
 #[test]
 fn no_wait_drains_what_a_killed_sender_left_half_published() {
+    common::require_crash_points();
     let t = TempFile(temp_path("cli-half-published"));
     let path = t.0.to_str().unwrap();
     create(path, &["--capacity", "64K"]);

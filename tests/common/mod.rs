@@ -126,8 +126,24 @@ pub struct Peer {
     pub name: String,
 }
 
+/// Fails at once, with the reason, where a test would otherwise wait for
+/// ever for a process to die at a crash point (`MMRING_KILL_AT`): crash
+/// points are compiled in only with debug assertions, so under `cargo
+/// test --release` the process never dies there.
+pub fn require_crash_points() {
+    if !cfg!(debug_assertions) {
+        panic!(
+            "this test stops processes at crash points (MMRING_KILL_AT), which exist only in \
+             builds with debug assertions: run it without --release"
+        );
+    }
+}
+
 /// Starts this test binary's `peer` test as `role`, with extra environment.
 pub fn spawn_peer(role: &str, env: &[(&str, String)]) -> Peer {
+    if env.iter().any(|(k, _)| *k == "MMRING_KILL_AT") {
+        require_crash_points();
+    }
     let exe = std::env::current_exe().expect("test binary path");
     let mut cmd = Command::new(exe);
     cmd.args([
