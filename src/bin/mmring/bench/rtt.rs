@@ -79,7 +79,12 @@ pub fn ring(shape: &Shape) -> Result<Rtt, String> {
     let ping = AnyRing::anonymous(kind, cfg).map_err(|e| e.to_string())?;
     let pong = AnyRing::anonymous(kind, cfg).map_err(|e| e.to_string())?;
     let mut out = vec![0u8; size];
-    let idle = Idle::new(blocking, 2);
+    // Spinning, each side polls without backing off, as the cache-line
+    // floor it is judged against does.
+    let idle = match Idle::new(blocking, 2) {
+        Idle::Spin => Idle::Poll,
+        other => other,
+    };
     ping_pong(
         n,
         |ready| {

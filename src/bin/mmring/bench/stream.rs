@@ -382,6 +382,11 @@ pub enum Idle {
     /// the CPU that the party it waits for needs (a producer preempted
     /// between its claim and its publication holds up the consumer).
     SpinYield,
+    /// Look again at once, with one spin-loop hint between looks, as the
+    /// cache-line floor does: round trips, where a backoff between looks
+    /// would add its own delay to every reply (up to half a batch of 64
+    /// `pause` instructions, hundreds of ns).
+    Poll,
 }
 
 impl Idle {
@@ -401,7 +406,8 @@ impl Idle {
     fn pause(self, backoff: &crossbeam_utils::Backoff) {
         match self {
             Idle::SpinYield => backoff.snooze(),
-            _ => backoff.spin(),
+            Idle::Poll => std::hint::spin_loop(),
+            Idle::Spin | Idle::Block => backoff.spin(),
         }
     }
 }
