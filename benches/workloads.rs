@@ -27,7 +27,7 @@
 //! | `w1_small`         | spsc 64 B, 256 KiB ring, two processes | shmem-ipc (processes), pipe, Unix socket; threads: mmring, rtrb, crossbeam, std channel |
 //! | `w1_large_ring`    | spsc 64 B, 4 MiB ring, two processes   | shmem-ipc, 4 MiB ring                              |
 //! | `w2_large`         | spsc 4 KiB, 256 KiB ring, copy in/out; read in place | shmem-ipc 4 KiB (processes), single-thread `memcpy`, pipe |
-//! | `w3_spin_rtt`      | ping-pong over two spsc rings, spin    | two processes bouncing one cache line              |
+//! | `w3_spin_rtt`      | ping-pong over two spsc rings, spin; the same in one thread (the ring's own work) | two processes bouncing one cache line |
 //! | `w4_blocking_rtt`  | the same, blocking: spin then sleep; sleep at once (`--wait sleep`) | two processes bouncing a futex                     |
 //! | `w5_multi`         | mpmc 2 x 2, mpsc 4 x 1 (processes)     | crossbeam-channel, same shapes, threads            |
 //!
@@ -215,6 +215,7 @@ fn w2_large(c: &mut Criterion) {
 fn w3_spin_rtt(c: &mut Criterion) {
     let mut g = c.benchmark_group("w3_spin_rtt");
     bench(&mut g, "mmring_spsc/processes", "ring-rtt", &[]);
+    bench(&mut g, "mmring_spsc/one_thread", "ring-rtt-local", &[]);
     bench(&mut g, "cache_line_floor/processes", "cache-line-rtt", &[]);
     g.finish();
 }
@@ -644,6 +645,16 @@ fn summary(quick: bool) {
         peer: "cache-line floor".into(),
         theirs: floor as f64,
         goal: Goal::AtMost(1.3),
+        line_rtt: floor,
+    });
+    // What of W3 is the ring's own work: the same round trip in one
+    // thread, every line in this CPU's cache.
+    rows.push(Row {
+        workload: "W3 reference: the same round trip in one thread (the ring's own work) p50, ns",
+        ours: best_p50(k.attempts, "ring-rtt-local", &[], k.round_trips),
+        peer: "cache-line floor".into(),
+        theirs: floor as f64,
+        goal: Goal::None,
         line_rtt: floor,
     });
     let rtt = line_rtt();

@@ -1089,6 +1089,49 @@ fn bench_round_trip_cases_print_the_median() {
     assert!(stderr(&o).contains("nap"), "{}", stderr(&o));
 }
 
+/// `bench --case ring-rtt-local` (both ends of the round trip in one
+/// thread) checks every answer and prints its median, for each flavour
+/// that carries round trips; a size no frame of the ring can have is
+/// refused as for the other ring cases.
+#[test]
+fn bench_local_round_trip_case() {
+    for kind in ["spsc", "mpsc", "mpmc"] {
+        let o = mmring(&[
+            "bench",
+            "--case",
+            "ring-rtt-local",
+            "--kind",
+            kind,
+            "--count",
+            "5000",
+        ]);
+        assert!(o.status.success(), "{kind}: {}{}", stdout(&o), stderr(&o));
+        let out = stdout(&o);
+        let value = |key: &str| -> u64 {
+            out.lines()
+                .find_map(|l| l.strip_prefix(key))
+                .and_then(|v| v.parse().ok())
+                .unwrap_or_else(|| panic!("{kind}: no {key}in {out}"))
+        };
+        let (p50, total) = (value("p50_ns "), value("elapsed_ns "));
+        assert!(p50 > 0 && p50 <= total, "{kind}: {out}");
+    }
+    let o = mmring(&["bench", "--case", "ring-rtt-local", "--size", "8"]);
+    assert!(!o.status.success(), "{}", stdout(&o));
+    assert!(stderr(&o).contains("24"), "{}", stderr(&o));
+    // A broadcast ring has no consumer to answer or to run in a thread:
+    // one error naming the kinds that do, for each such case.
+    for case in ["ring-rtt", "ring-rtt-local", "ring-threads"] {
+        let o = mmring(&["bench", "--case", case, "--kind", "broadcast"]);
+        assert!(!o.status.success(), "{case}: {}", stdout(&o));
+        let err = stderr(&o);
+        assert!(
+            err.contains(case) && err.contains("spsc, mpsc or mpmc"),
+            "{case}: {err}"
+        );
+    }
+}
+
 /// `bench --batch K` streams through `try_send_batch` and `try_recv_batch`
 /// with every frame checked (a lost, duplicated or reordered frame fails
 /// the run), for one and for several producers; where it cannot apply it

@@ -99,6 +99,10 @@ pub enum Case {
     Socket,
     /// --count round trips over two rings between processes.
     RingRtt,
+    /// --count round trips over two rings in one thread, which sends,
+    /// receives, answers and receives the answer itself: the ring's own
+    /// work in a round trip, without the other CPU.
+    RingRttLocal,
     /// --count round trips over two pipes.
     PipeRtt,
     /// --count round trips bouncing one cache line between two processes.
@@ -616,8 +620,19 @@ pub(crate) fn histogram() -> Histogram<u64> {
 /// for a ring stream, `p50_ns N` for round trips).
 fn run_case(case: Case, shape: &Shape) -> Result<ExitCode, String> {
     let (n, size) = (shape.count, shape.size);
+    let ring_only = matches!(case, Case::RingRtt | Case::RingRttLocal | Case::RingThreads);
+    if ring_only && shape.kind == Kind::Broadcast {
+        let name = case.to_possible_value().map(|v| v.get_name().to_owned());
+        return Err(format!(
+            "--case {}: needs a ring with a consumer (--kind spsc, mpsc or mpmc); a broadcast ring has subscribers",
+            name.unwrap_or_default()
+        ));
+    }
     // The ring's shape rules apply where a ring carries the stream.
-    if matches!(case, Case::Ring | Case::RingRtt | Case::RingThreads) {
+    if matches!(
+        case,
+        Case::Ring | Case::RingRtt | Case::RingRttLocal | Case::RingThreads
+    ) {
         shape.check()?;
     } else {
         shape.check_counts()?;
@@ -640,9 +655,14 @@ fn run_case(case: Case, shape: &Shape) -> Result<ExitCode, String> {
             };
             (o.ns, o.errors)
         }
-        Case::RingRtt | Case::PipeRtt | Case::CacheLineRtt | Case::FutexRtt => {
+        Case::RingRtt
+        | Case::RingRttLocal
+        | Case::PipeRtt
+        | Case::CacheLineRtt
+        | Case::FutexRtt => {
             let r = match case {
                 Case::RingRtt => rtt::ring(shape)?,
+                Case::RingRttLocal => rtt::ring_local(shape)?,
                 Case::PipeRtt => rtt::pipe(size, n)?,
                 Case::CacheLineRtt => rtt::cache_line(n)?,
                 _ => rtt::futex(n)?,

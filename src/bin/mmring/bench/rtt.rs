@@ -61,23 +61,13 @@ fn ping_pong<S>(
 /// frames.
 pub fn ring(shape: &Shape) -> Result<Rtt, String> {
     let Shape {
-        kind,
         size,
         blocking,
         count: n,
-        capacity,
         wait,
         ..
     } = *shape;
-    let cfg = ring_config(
-        kind,
-        size,
-        capacity,
-        ((size as u64 + 8) * 64).next_power_of_two().max(4096),
-        64,
-    )?;
-    let ping = AnyRing::anonymous(kind, cfg).map_err(|e| e.to_string())?;
-    let pong = AnyRing::anonymous(kind, cfg).map_err(|e| e.to_string())?;
+    let [ping, pong] = rtt_rings(shape)?;
     let mut out = vec![0u8; size];
     // Spinning, each side polls without backing off, as the cache-line
     // floor it is judged against does.
@@ -121,6 +111,64 @@ pub fn ring(shape: &Shape) -> Result<Rtt, String> {
             Ok(())
         },
     )
+}
+
+/// The two rings of a round trip (ping, pong), `--capacity` bytes each, by
+/// default 64 frames.
+fn rtt_rings(shape: &Shape) -> Result<[AnyRing; 2], String> {
+    let cfg = ring_config(
+        shape.kind,
+        shape.size,
+        shape.capacity,
+        ((shape.size as u64 + 8) * 64).next_power_of_two().max(4096),
+        64,
+    )?;
+    let ring = || AnyRing::anonymous(shape.kind, cfg).map_err(|e| e.to_string());
+    Ok([ring()?, ring()?])
+}
+
+/// The round trip of [`ring`] with both ends in this thread: send a
+/// message on `ping`, take it, copy it out and back into `pong`, take the
+/// answer and check it. The ring's own work per round trip, with every
+/// line already in this CPU's cache: what a cross-process round trip
+/// costs beyond its cache-line transfers.
+pub fn ring_local(shape: &Shape) -> Result<Rtt, String> {
+    let (size, n) = (shape.size, shape.count);
+    let [ping, pong] = rtt_rings(shape)?;
+    let err = |e: &dyn std::fmt::Display| format!("round trip: {e}");
+    let (mut ping_tx, mut ping_rx) = (
+        ping.producer().map_err(|e| err(&e))?,
+        ping.consumer().map_err(|e| err(&e))?,
+    );
+    let (mut pong_tx, mut pong_rx) = (
+        pong.producer().map_err(|e| err(&e))?,
+        pong.consumer().map_err(|e| err(&e))?,
+    );
+    // Every message is taken before the next is sent, so a send always
+    // finds room and a receive always finds the message: nothing waits.
+    let idle = Idle::Poll;
+    let (mut out, mut buf) = (vec![0u8; size], vec![0u8; size]);
+    let mut hist = histogram();
+    let start = Instant::now();
+    for seq in 0..n {
+        let t0 = Instant::now();
+        out[..8].copy_from_slice(&seq.to_le_bytes());
+        send_with(&mut ping_tx, size, idle, |f| f.copy_from_slice(&out)).map_err(|e| err(&e))?;
+        recv_with(&mut ping_rx, idle, |f| buf.copy_from_slice(f)).map_err(|e| err(&e))?;
+        send_with(&mut pong_tx, size, idle, |f| f.copy_from_slice(&buf)).map_err(|e| err(&e))?;
+        let back = recv_with(&mut pong_rx, idle, |f| {
+            u64::from_le_bytes(f[..8].try_into().unwrap())
+        })
+        .map_err(|e| err(&e))?;
+        if back != seq {
+            return Err(format!("round trip {seq}: got {back}"));
+        }
+        let _ = hist.record((t0.elapsed().as_nanos() as u64).max(1));
+    }
+    Ok(Rtt {
+        hist,
+        ns: start.elapsed().as_nanos() as u64,
+    })
 }
 
 /// Round trips over byte streams: `near` = [read, write] of this process,
