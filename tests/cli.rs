@@ -404,6 +404,81 @@ fn late_receiver_waits_for_a_new_producer() {
     assert_eq!((o.status.code(), o.stdout.len()), (Some(0), 0));
 }
 
+/// A sender started on a ring whose receivers have all left (cleanly, or
+/// killed) fills the ring and then waits, as a FIFO's writer waits for a
+/// reader, instead of giving up with "the consumer is gone": that consumer
+/// was never its receiver. The next receiver gets every line, in line and
+/// raw mode. (It gave up, dropping the lines it had read, and the next
+/// receiver waited for ever.)
+#[test]
+fn early_sender_on_a_used_ring_waits_for_the_next_receiver() {
+    let t = TempFile(temp_path("cli-early"));
+    let path = t.0.to_str().unwrap();
+    create(path, &["--capacity", "4K"]);
+    // A first session: a receiver and a sender come and go.
+    let recv = spawn_recv(path, &[]);
+    let first = numbered(0, 10);
+    assert!(
+        mmring_with_stdin(&["send", path], first.as_bytes())
+            .status
+            .success()
+    );
+    let o = recv.wait_with_output().unwrap();
+    assert_eq!(stdout(&o), first, "{}", stderr(&o));
+
+    // Past half full: the 20 KB of input cannot all fit, so the sender is
+    // about to wait for room (raw mode's 1 KiB chunks fill 3 KiB of 4).
+    let full = |path: &str| {
+        let json = stat_json(path);
+        json_u64(&json, "used") * 2 > json_u64(&json, "capacity")
+    };
+    for (mode, killed) in [("lines", false), ("raw", false), ("lines", true)] {
+        if killed {
+            // The last receiver is killed while it waits for data.
+            let recv = spawn_recv(path, &[]);
+            signal(&recv, libc::SIGKILL);
+            let _ = recv.wait_with_output();
+        }
+        let lines = numbered(0, 2000);
+        let args: &[&str] = if mode == "raw" {
+            &["send", path, "--raw"]
+        } else {
+            &["send", path]
+        };
+        let mut send = spawn(args);
+        let mut input = send.stdin.take().unwrap();
+        let writer = {
+            let lines = lines.clone();
+            std::thread::spawn(move || input.write_all(lines.as_bytes()))
+        };
+        wait_until("the ring full", || full(path));
+        std::thread::sleep(Duration::from_millis(300));
+        assert!(
+            send.try_wait().unwrap().is_none(),
+            "{mode}, killed {killed}: send gave up with no receiver of its own"
+        );
+        // The sender is attached, so this receiver ends when it detaches.
+        let recv_args: &[&str] = if mode == "raw" {
+            &["recv", path, "--raw"]
+        } else {
+            &["recv", path]
+        };
+        let o = mmring(recv_args);
+        assert_eq!(o.status.code(), Some(0), "{mode}: {}", stderr(&o));
+        assert!(stdout(&o) == lines, "{mode}, killed {killed}: lines lost");
+        writer.join().unwrap().unwrap();
+        let s = send.wait_with_output().unwrap();
+        assert_eq!(s.status.code(), Some(0), "{mode}: {}", stderr(&s));
+        if killed {
+            assert!(
+                stderr(&s).contains("died without detaching; waiting"),
+                "{}",
+                stderr(&s)
+            );
+        }
+    }
+}
+
 /// `--follow` keeps receiving across producers, a killed one included,
 /// until it is told to stop.
 #[test]

@@ -28,7 +28,7 @@ use std::process::ExitCode;
 use std::sync::atomic::{AtomicI32, AtomicU32, Ordering::Relaxed};
 use std::time::Duration;
 
-use mmring::{AnyProducer, PeerState, RecvError, SendError};
+use mmring::{AnyProducer, AnyRing, PeerState, RecvError, SendError};
 
 use crate::ops::{EXIT_PRODUCER_DIED, explain, open};
 
@@ -307,6 +307,51 @@ enum Stop {
     Failed(String),
 }
 
+/// Whether this sender has met a receiver: one was attached when it
+/// started, or one attached since (the consumer role's attach count
+/// moved). The library reports a full ring whose consumers have all left
+/// as `Disconnected`; a receiver that left before this sender started is
+/// not one this sender lost, so until it meets one it waits, as a FIFO's
+/// writer waits for a reader, and stops only when a receiver it met goes.
+struct Receiver<'r> {
+    ring: &'r AnyRing,
+    path: &'r Path,
+    attaches: u32,
+    met: bool,
+    told_dead: bool,
+}
+
+impl<'r> Receiver<'r> {
+    fn new(ring: &'r AnyRing, path: &'r Path, tx: &AnyProducer) -> Self {
+        Receiver {
+            ring,
+            path,
+            attaches: ring.stat().consumer.attaches,
+            met: tx.consumer_state() == PeerState::Alive,
+            told_dead: false,
+        }
+    }
+
+    /// After `Disconnected`: the stop, if the receiver this sender met is
+    /// gone; else `None`, having waited a moment for one to attach.
+    fn gone(&mut self) -> Option<Stop> {
+        let consumer = self.ring.stat().consumer;
+        self.met |= consumer.attaches != self.attaches;
+        if self.met {
+            return Some(Stop::Failed("the consumer is gone".into()));
+        }
+        if consumer.state == PeerState::Died && !self.told_dead {
+            self.told_dead = true;
+            eprintln!(
+                "mmring: {}: the last consumer died without detaching; waiting for a new one",
+                self.path.display()
+            );
+        }
+        std::thread::sleep(POLL);
+        None
+    }
+}
+
 pub fn send(path: &Path, o: SendOpts) -> Result<ExitCode, String> {
     if crate::bcast::is(path) {
         // Raw input goes out in frames of `--chunk` bytes (default 4 KiB).
@@ -315,6 +360,7 @@ pub fn send(path: &Path, o: SendOpts) -> Result<ExitCode, String> {
     }
     let ring = open(path, o.shared)?;
     let mut tx = ring.producer().map_err(|e| explain(path, &e))?;
+    let mut rx = Receiver::new(&ring, path, &tx);
     catch_signals();
     let stdin = std::io::stdin();
     let fd = stdin.as_fd();
@@ -340,9 +386,9 @@ pub fn send(path: &Path, o: SendOpts) -> Result<ExitCode, String> {
             ),
         };
         grow_pipe(fd);
-        send_raw(&mut tx, fd, chunk, exact, &mut sent)
+        send_raw(&mut tx, &mut rx, fd, chunk, exact, &mut sent)
     } else {
-        send_lines(&mut tx, fd, &mut sent)
+        send_lines(&mut tx, &mut rx, fd, &mut sent)
     };
     match stopped {
         None => {
@@ -397,6 +443,7 @@ fn ready(fd: BorrowedFd<'_>) -> usize {
 /// per burst of input rather than per read.
 fn send_raw(
     tx: &mut AnyProducer,
+    rx: &mut Receiver<'_>,
     fd: BorrowedFd<'_>,
     chunk: usize,
     exact: bool,
@@ -412,9 +459,10 @@ fn send_raw(
         let mut g = match batch.reserve_timeout(chunk, POLL) {
             Ok(g) => g,
             Err(SendError::Timeout) => continue,
-            Err(SendError::Disconnected) => {
-                return Some((Stop::Failed("the consumer is gone".into()), 0));
-            }
+            Err(SendError::Disconnected) => match rx.gone() {
+                Some(why) => return Some((why, 0)),
+                None => continue,
+            },
             Err(e) => return Some((Stop::Failed(e.to_string()), 0)),
         };
         let mut got = 0;
@@ -464,7 +512,12 @@ fn send_raw(
 /// Line mode: one frame per line, without its newline (a last line
 /// without one is sent too). Returns how it stopped early, with the count
 /// of lines read and not sent.
-fn send_lines(tx: &mut AnyProducer, fd: BorrowedFd<'_>, sent: &mut u64) -> Option<(Stop, u64)> {
+fn send_lines(
+    tx: &mut AnyProducer,
+    rx: &mut Receiver<'_>,
+    fd: BorrowedFd<'_>,
+    sent: &mut u64,
+) -> Option<(Stop, u64)> {
     let max = tx.max_frame();
     let mut buf = vec![0u8; 64 << 10];
     let (mut start, mut end) = (0usize, 0usize);
@@ -486,7 +539,7 @@ fn send_lines(tx: &mut AnyProducer, fd: BorrowedFd<'_>, sent: &mut u64) -> Optio
                 if i > max {
                     return Some((too_long(i), unsent(&buf[start..end])));
                 }
-                if let Err(why) = send_one(&mut batch, &buf[start..start + i]) {
+                if let Err(why) = send_one(&mut batch, rx, &buf[start..start + i]) {
                     return Some((why, unsent(&buf[start..end])));
                 }
                 start += i + 1;
@@ -497,7 +550,7 @@ fn send_lines(tx: &mut AnyProducer, fd: BorrowedFd<'_>, sent: &mut u64) -> Optio
                     if end - start > max {
                         return Some((too_long(end - start), 1));
                     }
-                    if let Err(why) = send_one(&mut batch, &buf[start..end]) {
+                    if let Err(why) = send_one(&mut batch, rx, &buf[start..end]) {
                         return Some((why, 1));
                     }
                     *sent += 1;
@@ -531,7 +584,11 @@ fn send_lines(tx: &mut AnyProducer, fd: BorrowedFd<'_>, sent: &mut u64) -> Optio
 
 /// Sends one line through `batch`, waiting for room while watching the
 /// signal flag (what the batch holds is published before it waits).
-fn send_one(batch: &mut mmring::WriteBatch<'_, mmring::AnyKind>, line: &[u8]) -> Result<(), Stop> {
+fn send_one(
+    batch: &mut mmring::WriteBatch<'_, mmring::AnyKind>,
+    rx: &mut Receiver<'_>,
+    line: &[u8],
+) -> Result<(), Stop> {
     // The common case: room now, no clock read for a deadline.
     match batch.try_reserve(line.len()) {
         Ok(mut g) => {
@@ -554,7 +611,9 @@ fn send_one(batch: &mut mmring::WriteBatch<'_, mmring::AnyKind>, line: &[u8]) ->
             }
             Err(SendError::Timeout) => {}
             Err(SendError::Disconnected) => {
-                return Err(Stop::Failed("the consumer is gone".into()));
+                if let Some(why) = rx.gone() {
+                    return Err(why);
+                }
             }
             Err(e) => return Err(Stop::Failed(e.to_string())),
         }
