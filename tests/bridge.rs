@@ -236,6 +236,48 @@ fn round_trip_in_order_none_lost_none_repeated() {
     );
 }
 
+/// The inbound bridge waits while ring B is full, as documented, also
+/// when B's consumer has come and gone before it started: the next
+/// consumer gets every frame, in order. (It stopped with "ring is full and
+/// its consumer is gone".)
+#[test]
+fn inbound_waits_for_a_consumer_that_left() {
+    let bin = need_server!();
+    let server = Server::start(bin, None);
+    let (a, fa) = ring("bridge-left-a");
+    let pb = temp_path("bridge-left-b");
+    let b = mmring::spsc::Ring::create(&pb, Config::new(16 << 10)).unwrap();
+    let fb = TempFile(pb);
+    let _sb = sidecar(&fb);
+    // B's consumer attaches and leaves before the bridges start.
+    drop(b.consumer().unwrap());
+    let url = server.url("mmring.left");
+    let mut inb = bridge(&url, &path_str(&fb), &[]);
+    let mut out = bridge(&path_str(&fa), &url, &[]);
+    let n = 2_000u64;
+    let producer = produce(&a, n);
+    // About 230 KB of frames: far more than B's 16 KiB.
+    let since = Instant::now();
+    while b.stat().tail - b.stat().head < (8 << 10) {
+        assert!(
+            since.elapsed() < Duration::from_secs(60),
+            "ring B never filled: {:?}",
+            b.stat()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(
+        inb.try_wait().unwrap().is_none(),
+        "the inbound bridge stopped while ring B had no consumer"
+    );
+    let mut rx = b.consumer().unwrap();
+    assert_eq!(receive(&mut rx, n, 0, Duration::from_secs(120), |_| {}), 0);
+    producer.join().unwrap();
+    assert!(sigterm(&mut out).success());
+    assert!(sigterm(&mut inb).success());
+}
+
 #[test]
 fn kill9_each_bridge_mid_stream() {
     let bin = need_server!();

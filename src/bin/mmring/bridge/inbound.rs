@@ -320,7 +320,9 @@ fn record(place: &Place, path: &Path, unrecorded: &mut usize) -> Result<(), Stri
 }
 
 /// Commits one frame, waiting while the ring is full (nothing more is
-/// pulled meanwhile). `Ok(false)`: stopped while waiting.
+/// pulled meanwhile), also while no consumer is attached: the ring keeps
+/// what it holds for the next one, and the stream the rest. `Ok(false)`:
+/// stopped while waiting.
 async fn commit(tx: &mut AnyProducer, payload: &[u8], stop: &AtomicBool) -> Result<bool, String> {
     loop {
         match tx.try_send(payload) {
@@ -333,10 +335,16 @@ async fn commit(tx: &mut AnyProducer, payload: &[u8], stop: &AtomicBool) -> Resu
         }
         tokio::select! {
             r = tx.send_async(payload) => {
-                return match r {
-                    Ok(()) => Ok(true),
-                    Err(e) => Err(format!("writing the ring: {e}")),
-                };
+                match r {
+                    Ok(()) => return Ok(true),
+                    // Full, and every consumer that attached has left
+                    // (the async send's answer at once): look again after
+                    // a moment, as for room.
+                    Err(SendError::Disconnected) => {
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                    }
+                    Err(e) => return Err(format!("writing the ring: {e}")),
+                }
             }
             _ = tokio::time::sleep(Duration::from_millis(50)) => {}
         }
