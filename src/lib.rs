@@ -105,7 +105,7 @@ pub use config::{Config, Trust};
 pub use error::{Corruption, Error, KindName, RecvError, SendError};
 pub use fault::poisoned_mappings;
 pub use flavour::any::{
-    AnyConsumer, AnyKind, AnyProducer, AnyReadGrant, AnyRing, AnyWriteGrant, kind_of,
+    AnyConsumer, AnyKind, AnyProducer, AnyReadGrant, AnyRing, AnyWriteGrant, kind_of, kind_of_with,
 };
 pub use flavour::{broadcast, mpmc, mpsc, spsc};
 pub use handle::{

@@ -345,6 +345,16 @@ impl<P: Base> Shared<P> {
             }
         };
         let sleeping = |p: WaitPoint<'_>| p.sleepers().members().count_ones();
+        // Bits of sleepers whose record no live handle holds: killed while
+        // asleep, not yet cleared by a waker's reconciliation.
+        let stale = |p: WaitPoint<'_>| {
+            let members = p.sleepers().members();
+            (0..layout::ATTACH_SLOTS as u32)
+                .filter(|&bit| {
+                    members & (1 << bit) != 0 && !held(layout::attach_record_offset(u64::from(bit)))
+                })
+                .count() as u32
+        };
         Stat {
             kind: geo.kind,
             capacity: geo.capacity,
@@ -356,6 +366,7 @@ impl<P: Base> Shared<P> {
             consumer: role(Role::Consumer),
             consumers_waiting: sleeping(self.data_point()),
             producers_waiting: sleeping(self.space_point()),
+            stale_sleepers: stale(self.data_point()) + stale(self.space_point()),
             claims,
             recoveries: self.region.role_block().recoveries.load(Relaxed),
             released_frames: match geo.kind {
@@ -422,10 +433,17 @@ pub struct Stat {
     pub producer: RoleStat,
     /// The consumer role(s).
     pub consumer: RoleStat,
-    /// Consumers asleep waiting for data.
+    /// Consumers asleep waiting for data: the bits set in the sleeper
+    /// bitmap, so also any killed while asleep whose bit no waker has
+    /// cleared yet (counted again in `stale_sleepers`).
     pub consumers_waiting: u32,
-    /// Producers asleep waiting for space.
+    /// Producers asleep waiting for space, counted as `consumers_waiting`.
     pub producers_waiting: u32,
+    /// Of `consumers_waiting` and `producers_waiting`, the sleepers whose
+    /// attachment record no live handle holds (the lock table's word): killed
+    /// while asleep. A waker clears their bits once its wake-ups find nobody
+    /// (every 64 such), or a handle attaching on their record does.
+    pub stale_sleepers: u32,
     /// Claims in flight (space or slots claimed and not yet published or
     /// released; for spsc, a publication whose `tail` is stored and whose
     /// first frame word is not), with their owners; a claim whose owner is

@@ -479,6 +479,58 @@ fn early_sender_on_a_used_ring_waits_for_the_next_receiver() {
     }
 }
 
+/// A ring others may write is refused without `--shared`, by `stat` and
+/// `rm` alike, with one line that names the path once and the option to
+/// pass (not the library's API); `rm --shared` removes it. `ls` lists it
+/// as such, and passes over a file others may write that is not a ring.
+#[test]
+fn shared_rings_need_shared_in_stat_rm_and_ls() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = std::env::temp_dir().join(format!("mmring-cli-shared-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir(&dir).unwrap();
+    let (ring, junk) = (dir.join("ring"), dir.join("junk"));
+    let pr = ring.to_str().unwrap();
+    create(pr, &[]);
+    std::fs::write(&junk, [7u8; 16]).unwrap();
+    for f in [&ring, &junk] {
+        std::fs::set_permissions(f, std::fs::Permissions::from_mode(0o666)).unwrap();
+    }
+
+    let o = mmring(&["ls", dir.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let text = stdout(&o);
+    assert!(
+        text.lines()
+            .any(|l| l.contains(pr) && l.contains("writable by others")),
+        "{text}"
+    );
+    assert!(
+        !text.contains("junk"),
+        "a file that is not a ring listed: {text}"
+    );
+
+    for args in [vec!["stat", pr], vec!["rm", pr]] {
+        let o = mmring(&args);
+        assert!(!o.status.success(), "{args:?}");
+        let err = stderr(&o);
+        assert_one_line_error(&o, "pass --shared");
+        assert!(!err.contains("Trust::"), "{args:?}: {err}");
+        assert_eq!(err.matches(pr).count(), 1, "{args:?}: {err}");
+    }
+    assert!(ring.exists(), "refused, yet removed");
+    let o = mmring(&["stat", pr, "--shared"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = mmring(&["rm", "--shared", pr]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(!ring.exists());
+    // `--shared` trusts the owner and mode, not the contents.
+    let o = mmring(&["rm", "--shared", junk.to_str().unwrap()]);
+    assert!(!o.status.success());
+    assert!(junk.exists());
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
 /// `--follow` keeps receiving across producers, a killed one included,
 /// until it is told to stop.
 #[test]
@@ -776,6 +828,7 @@ fn an_interrupted_sender_reports_what_it_read_and_did_not_send() {
     wait_until("the ring full", || {
         stat_json(path).contains("\"producers_waiting\":1")
     });
+    assert!(stat_json(path).contains("\"stale_sleepers\":0"));
     signal(&send, libc::SIGINT);
     let o = send.wait_with_output().unwrap();
     drop(input);
@@ -793,6 +846,34 @@ fn an_interrupted_sender_reports_what_it_read_and_did_not_send() {
     assert!(sent > 0 && unsent > 0, "{err}");
     assert_eq!(sent + unsent, N, "{err}");
     assert_eq!(left_in_ring(path), numbered(0, sent));
+}
+
+/// `stat` of a ring whose sender was killed while it slept on a full
+/// ring: still counted as sleeping (its bit is set until a waker clears
+/// it), and said to be killed while asleep, in text and JSON.
+#[test]
+fn stat_tells_a_sleeper_killed_while_asleep() {
+    let t = TempFile(temp_path("cli-stale"));
+    let path = t.0.to_str().unwrap();
+    create(path, &["--capacity", "4K"]);
+    let mut send = spawn(&["send", path]);
+    let mut input = send.stdin.take().unwrap();
+    input.write_all(numbered(0, 2_000).as_bytes()).unwrap();
+    input.flush().unwrap();
+    wait_until("the sender asleep", || {
+        stat_json(path).contains("\"producers_waiting\":1")
+    });
+    send.kill().unwrap();
+    send.wait().unwrap();
+    drop(input);
+    let json = stat_json(path);
+    assert_eq!(json_u64(&json, "stale_sleepers"), 1, "{json}");
+    let o = mmring(&["stat", path]);
+    assert!(
+        stdout(&o).contains("1 producer(s) (1 of them killed while asleep"),
+        "{}",
+        stdout(&o)
+    );
 }
 
 fn xorshift_bytes(n: usize, mut seed: u64) -> Vec<u8> {

@@ -755,8 +755,10 @@ fn kill_three_sleepers(ring: &mpmc::Ring, path: &std::path::Path) {
         s.kill9();
         expect_killed(s);
     }
-    // Nobody reconciled yet: the dead sleepers are still counted.
+    // Nobody reconciled yet: the dead sleepers are still counted, and
+    // `stat` tells them apart by the lock table.
     assert_eq!(ring.stat().consumers_waiting, 3);
+    assert_eq!(ring.stat().stale_sleepers, 3);
 }
 
 /// Issue 9, failure 5: three consumers killed while blocked in `recv`. The
@@ -785,6 +787,7 @@ fn sleepers_killed_while_blocked_are_reconciled() {
         0,
         "stale sleepers after 200 publishes"
     );
+    assert_eq!(ring.stat().stale_sleepers, 0);
     // Drain (with a consumer that attaches after the reconciliation).
     {
         let mut rx = ring.consumer().unwrap();

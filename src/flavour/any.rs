@@ -66,7 +66,18 @@ impl Flavour for AnyKind {}
 /// # Ok::<(), mmring::Error>(())
 /// ```
 pub fn kind_of(path: impl AsRef<Path>) -> Result<Kind, Error> {
-    Ok(Region::probe(path.as_ref(), &Trust::new())?.kind)
+    kind_of_with(path, Trust::new())
+}
+
+/// As [`kind_of`], with `trust`'s checks in place of the default ones: the
+/// kind of a ring of another user, or one others may write, when `trust`
+/// allows it (`Trust::allow_owner`, `Trust::allow_shared_mode`).
+///
+/// # Errors
+///
+/// As [`kind_of`].
+pub fn kind_of_with(path: impl AsRef<Path>, trust: Trust) -> Result<Kind, Error> {
+    Ok(Region::probe(path.as_ref(), &trust)?.kind)
 }
 
 impl Ring<AnyKind> {

@@ -131,6 +131,10 @@ enum Cmd {
         /// mapping; new ones cannot open it by name).
         #[arg(long)]
         force: bool,
+        /// Open a ring deliberately shared between users (another owner,
+        /// group- or world-writable) to check it before removing it.
+        #[arg(long)]
+        shared: bool,
     },
     /// Read stdin and send it: one frame per line (without its newline; a
     /// last line without one is sent too), or with --raw the bytes as they
@@ -251,7 +255,11 @@ fn main() -> ExitCode {
             shared,
         } => ops::stat(&path, watch, json, shared),
         Cmd::Ls { dir, json } => ops::ls(dir.as_deref(), json),
-        Cmd::Rm { paths, force } => ops::rm(&paths, force),
+        Cmd::Rm {
+            paths,
+            force,
+            shared,
+        } => ops::rm(&paths, force, shared),
         Cmd::Send {
             path,
             raw,

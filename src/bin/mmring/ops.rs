@@ -9,6 +9,20 @@ use mmring::{AnyRing, Config, Error, Kind, Stat, Trust};
 /// One line: what went wrong, with which file, and what to do about it.
 pub fn explain(path: &Path, e: &Error) -> String {
     let p = path.display();
+    // The library's text for these names its API (`Trust::...`) and the
+    // path again; the shell gets the option to pass instead.
+    match e {
+        Error::ForeignOwner { uid, mode, .. } => {
+            return format!(
+                "{p}: refused: owned by uid {uid} with mode {mode:04o}; only your own files (or root's) \
+                 that no one else can write are trusted (pass --shared if it is shared on purpose)"
+            );
+        }
+        Error::Symlink { .. } => {
+            return format!("{p}: refused: it is a symbolic link (open the file it points to)");
+        }
+        _ => {}
+    }
     let hint = match e {
         Error::Io { source, .. } if source.kind() == std::io::ErrorKind::NotFound => {
             format!(" (create it first: mmring create {p})")
@@ -23,11 +37,6 @@ pub fn explain(path: &Path, e: &Error) -> String {
             " (is this path an mmring ring?)".to_string()
         }
         Error::RoleTaken { .. } => " (stop the process holding it, or wait for it)".to_string(),
-        Error::ForeignOwner { .. } => {
-            " (not yours, or writable by others: pass --shared if it is shared on purpose)"
-                .to_string()
-        }
-        Error::Symlink { .. } => " (open the file it points to)".to_string(),
         Error::InvalidConfig(_) => " (see mmring create --help)".to_string(),
         _ => String::new(),
     };
@@ -38,6 +47,12 @@ pub fn explain(path: &Path, e: &Error) -> String {
 /// users, which may belong to another user and be writable by others (its
 /// current owner, as the path names it, is trusted).
 pub fn open(path: &Path, shared: bool) -> Result<AnyRing, String> {
+    AnyRing::open_with(path, trust_for(path, shared)).map_err(|e| explain(path, &e))
+}
+
+/// The trust `--shared` asks for: the file's current owner, and a mode
+/// others may write; without it, the library's default.
+fn trust_for(path: &Path, shared: bool) -> Trust {
     let mut trust = Trust::new();
     if shared {
         trust = trust.allow_shared_mode();
@@ -46,7 +61,7 @@ pub fn open(path: &Path, shared: bool) -> Result<AnyRing, String> {
             trust = trust.allow_owner(meta.uid());
         }
     }
-    AnyRing::open_with(path, trust).map_err(|e| explain(path, &e))
+    trust
 }
 
 /// The data area of `mmring create PATH` without `--capacity`.
@@ -192,8 +207,16 @@ fn print_stat(path: &Path, st: &Stat, rates: Option<(f64, f64, f64)>) {
             role.attaches
         );
     }
+    let stale = if st.stale_sleepers > 0 {
+        format!(
+            " ({} of them killed while asleep, cleared by the next wake-ups)",
+            st.stale_sleepers
+        )
+    } else {
+        String::new()
+    };
     println!(
-        "  sleeping  {} consumer(s), {} producer(s)",
+        "  sleeping  {} consumer(s), {} producer(s){stale}",
         st.consumers_waiting, st.producers_waiting
     );
     for c in &st.claims {
@@ -266,7 +289,7 @@ fn to_json(path: &Path, st: &Stat, rates: Option<(f64, f64, f64)>) -> String {
         "{{\"path\":{},\"kind\":\"{}\",\"capacity\":{},\"max_frame\":{},\"slot_count\":{},\
          \"head\":{},\"tail\":{},\"used\":{used},\"total\":{total},\"units\":\"{}\",\
          \"producer\":{},\"consumer\":{},\"consumers_waiting\":{},\"producers_waiting\":{},\
-         \"claims\":[{}],\"recoveries\":{},\"released_frames\":{}{rates}}}",
+         \"stale_sleepers\":{},\"claims\":[{}],\"recoveries\":{},\"released_frames\":{}{rates}}}",
         json_string(&path.display().to_string()),
         st.kind,
         st.capacity,
@@ -279,6 +302,7 @@ fn to_json(path: &Path, st: &Stat, rates: Option<(f64, f64, f64)>) -> String {
         role(&st.consumer),
         st.consumers_waiting,
         st.producers_waiting,
+        st.stale_sleepers,
         claims.join(","),
         st.recoveries,
         st.released_frames
@@ -378,7 +402,11 @@ pub fn ls(dir: Option<&Path>, json: bool) -> Result<ExitCode, String> {
         // Only files that start like a ring are listed.
         let kind = match mmring::kind_of(&path) {
             Ok(k) => k,
-            Err(Error::ForeignOwner { .. }) => {
+            // Listed only if it is a ring by its header, read as `--shared`
+            // would read it.
+            Err(Error::ForeignOwner { .. })
+                if mmring::kind_of_with(&path, trust_for(&path, true)).is_ok() =>
+            {
                 if !json {
                     println!(
                         "{:<32} (a ring of another user, or writable by others)",
@@ -432,11 +460,11 @@ pub fn ls(dir: Option<&Path>, json: bool) -> Result<ExitCode, String> {
 /// `mmring rm PATH...`: removes rings no live process holds (all of them
 /// with `force`); refuses files that are not rings. Fails if any was
 /// refused.
-pub fn rm(paths: &[std::path::PathBuf], force: bool) -> Result<ExitCode, String> {
+pub fn rm(paths: &[std::path::PathBuf], force: bool, shared: bool) -> Result<ExitCode, String> {
     let mut ok = true;
     for path in paths {
         let p = path.display();
-        let refusal = match AnyRing::open(path) {
+        let refusal = match AnyRing::open_with(path, trust_for(path, shared)) {
             Ok(ring) => {
                 let st = ring.stat();
                 (live(&st) && !force).then(|| {
