@@ -125,16 +125,26 @@ impl<P: Base> Shared<P> {
 
     /// Clears the bits of sleepers whose record's holder is dead.
     fn reconcile(&self, point: WaitPoint<'_>) {
-        let members = point.sleepers().members();
-        for bit in 0..layout::ATTACH_SLOTS as u32 {
-            let held = || {
-                roles::is_held(self.region.fd(), layout::attach_record_offset(bit.into()))
-                    .unwrap_or(true)
-            };
-            if members & (1 << bit) != 0 && !held() {
-                point.sleepers().remove(bit);
-            }
+        let mut dead = self.dead_sleepers(point);
+        while dead != 0 {
+            point.sleepers().remove(dead.trailing_zeros());
+            dead &= dead - 1;
         }
+    }
+
+    /// The sleeper bits of `point` whose attachment record no live handle
+    /// holds (the lock table's word; a failed look counts as held): killed
+    /// while asleep.
+    fn dead_sleepers(&self, point: WaitPoint<'_>) -> u128 {
+        let members = point.sleepers().members();
+        let dead = |bit: u32| {
+            members & (1 << bit) != 0
+                && !roles::is_held(self.region.fd(), layout::attach_record_offset(bit.into()))
+                    .unwrap_or(true)
+        };
+        (0..layout::ATTACH_SLOTS as u32)
+            .filter(|&bit| dead(bit))
+            .fold(0, |set, bit| set | 1 << bit)
     }
 
     /// Claims `role` (alone or as one of many, as the flavour says) and an
@@ -345,16 +355,8 @@ impl<P: Base> Shared<P> {
             }
         };
         let sleeping = |p: WaitPoint<'_>| p.sleepers().members().count_ones();
-        // Bits of sleepers whose record no live handle holds: killed while
-        // asleep, not yet cleared by a waker's reconciliation.
-        let stale = |p: WaitPoint<'_>| {
-            let members = p.sleepers().members();
-            (0..layout::ATTACH_SLOTS as u32)
-                .filter(|&bit| {
-                    members & (1 << bit) != 0 && !held(layout::attach_record_offset(u64::from(bit)))
-                })
-                .count() as u32
-        };
+        // Killed while asleep, not yet cleared by a waker's reconciliation.
+        let stale = |p: WaitPoint<'_>| self.dead_sleepers(p).count_ones();
         Stat {
             kind: geo.kind,
             capacity: geo.capacity,
