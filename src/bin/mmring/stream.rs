@@ -28,7 +28,7 @@ use std::process::ExitCode;
 use std::sync::atomic::{AtomicI32, AtomicU32, Ordering::Relaxed};
 use std::time::Duration;
 
-use mmring::{AnyProducer, AnyRing, PeerState, RecvError, SendError};
+use mmring::{AnyProducer, AnyRing, PeerState, RecvError, Role, SendError};
 
 use crate::ops::{EXIT_PRODUCER_DIED, explain, open};
 
@@ -184,11 +184,7 @@ pub fn recv(path: &Path, o: RecvOpts) -> Result<ExitCode, String> {
     let mut buf: Vec<u8> = Vec::with_capacity(OUT_BATCH + 4096);
     let mut ends: Vec<usize> = Vec::with_capacity(MAX_BATCH);
     let mut n = 0u64;
-    // A producer has fed this receiver: one was attached when it started,
-    // or one attached since (the role's attach count moved).
-    let mut attaches = ring.stat().producer.attaches;
-    let mut fed = rx.producer_state() == PeerState::Alive;
-    let mut told_dead = false;
+    let mut producer = Peer::new(&ring, path, Role::Producer);
     loop {
         if let Some(sig) = stop_signal() {
             eprintln!(
@@ -254,24 +250,16 @@ pub fn recv(path: &Path, o: RecvOpts) -> Result<ExitCode, String> {
             Err(RecvError::Timeout) => {}
             Err(RecvError::Disconnected) => {
                 // Empty, and no producer attached.
-                let now = ring.stat().producer.attaches;
-                fed |= now != attaches;
-                let state = rx.producer_state();
-                if fed && !o.follow {
-                    return Ok(end_status(path, state, n));
-                }
-                if fed {
-                    // --follow: wait for the next producer.
-                    fed = false;
-                    attaches = now;
-                    if state == PeerState::Died {
-                        eprintln!("mmring: {p}: the producer died; waiting for the next one");
+                match producer.left() {
+                    Some(state) if !o.follow => return Ok(end_status(path, state, n)),
+                    Some(state) => {
+                        // --follow: wait for the next producer.
+                        producer.forget();
+                        if state == PeerState::Died {
+                            eprintln!("mmring: {p}: the producer died; waiting for the next one");
+                        }
                     }
-                } else if state == PeerState::Died && !told_dead {
-                    told_dead = true;
-                    eprintln!(
-                        "mmring: {p}: the last producer died without detaching; waiting for a new one"
-                    );
+                    None => {}
                 }
                 std::thread::sleep(POLL);
             }
@@ -307,45 +295,77 @@ enum Stop {
     Failed(String),
 }
 
-/// Whether this sender has met a receiver: one was attached when it
-/// started, or one attached since (the consumer role's attach count
-/// moved). The library reports a full ring whose consumers have all left
-/// as `Disconnected`; a receiver that left before this sender started is
-/// not one this sender lost, so until it meets one it waits, as a FIFO's
-/// writer waits for a reader, and stops only when a receiver it met goes.
-struct Receiver<'r> {
+/// The other side one end of the stream has met: one attached when this
+/// end started, or one attached since (the role's attach count moved).
+/// The library reports a ring whose other side has all left as
+/// `Disconnected` (empty, to a receiver; full, to a sender), also when it
+/// left before this end started. Only one this end met is one it lost;
+/// until it meets one it waits, as a FIFO's two ends wait for each other.
+struct Peer<'r> {
     ring: &'r AnyRing,
     path: &'r Path,
+    role: Role,
+    /// The role's attach count when this end started, or last forgot.
     attaches: u32,
+    /// The count `left` read last.
+    seen: u32,
     met: bool,
     told_dead: bool,
 }
 
-impl<'r> Receiver<'r> {
-    fn new(ring: &'r AnyRing, path: &'r Path, tx: &AnyProducer) -> Self {
-        Receiver {
+impl<'r> Peer<'r> {
+    fn new(ring: &'r AnyRing, path: &'r Path, role: Role) -> Self {
+        let now = Peer::stat_of(ring, role);
+        Peer {
             ring,
             path,
-            attaches: ring.stat().consumer.attaches,
-            met: tx.consumer_state() == PeerState::Alive,
+            role,
+            attaches: now.attaches,
+            seen: now.attaches,
+            met: now.state == PeerState::Alive,
             told_dead: false,
         }
     }
 
-    /// After `Disconnected`: the stop, if the receiver this sender met is
-    /// gone; else `None`, having waited a moment for one to attach.
-    fn gone(&mut self) -> Option<Stop> {
-        let consumer = self.ring.stat().consumer;
-        self.met |= consumer.attaches != self.attaches;
-        if self.met {
-            return Some(Stop::Failed("the consumer is gone".into()));
+    fn stat_of(ring: &AnyRing, role: Role) -> mmring::RoleStat {
+        let st = ring.stat();
+        match role {
+            Role::Producer => st.producer,
+            Role::Consumer => st.consumer,
         }
-        if consumer.state == PeerState::Died && !self.told_dead {
+    }
+
+    /// After `Disconnected`: the role's state if a holder this end met has
+    /// left; else `None`, having said once that the last holder died.
+    fn left(&mut self) -> Option<PeerState> {
+        let now = Peer::stat_of(self.ring, self.role);
+        self.seen = now.attaches;
+        self.met |= now.attaches != self.attaches;
+        if self.met {
+            return Some(now.state);
+        }
+        if now.state == PeerState::Died && !self.told_dead {
             self.told_dead = true;
             eprintln!(
-                "mmring: {}: the last consumer died without detaching; waiting for a new one",
-                self.path.display()
+                "mmring: {}: the last {} died without detaching; waiting for a new one",
+                self.path.display(),
+                self.role
             );
+        }
+        None
+    }
+
+    /// Forgets the holder met (`recv --follow`): waits for the next one.
+    fn forget(&mut self) {
+        self.met = false;
+        self.attaches = self.seen;
+    }
+
+    /// A sender's answer to `Disconnected`: stop if the receiver it met is
+    /// gone; else `None`, having waited a moment for one to attach.
+    fn gone(&mut self) -> Option<Stop> {
+        if self.left().is_some() {
+            return Some(Stop::Failed("the consumer is gone".into()));
         }
         std::thread::sleep(POLL);
         None
@@ -360,7 +380,7 @@ pub fn send(path: &Path, o: SendOpts) -> Result<ExitCode, String> {
     }
     let ring = open(path, o.shared)?;
     let mut tx = ring.producer().map_err(|e| explain(path, &e))?;
-    let mut rx = Receiver::new(&ring, path, &tx);
+    let mut rx = Peer::new(&ring, path, Role::Consumer);
     catch_signals();
     let stdin = std::io::stdin();
     let fd = stdin.as_fd();
@@ -443,7 +463,7 @@ fn ready(fd: BorrowedFd<'_>) -> usize {
 /// per burst of input rather than per read.
 fn send_raw(
     tx: &mut AnyProducer,
-    rx: &mut Receiver<'_>,
+    rx: &mut Peer<'_>,
     fd: BorrowedFd<'_>,
     chunk: usize,
     exact: bool,
@@ -514,7 +534,7 @@ fn send_raw(
 /// of lines read and not sent.
 fn send_lines(
     tx: &mut AnyProducer,
-    rx: &mut Receiver<'_>,
+    rx: &mut Peer<'_>,
     fd: BorrowedFd<'_>,
     sent: &mut u64,
 ) -> Option<(Stop, u64)> {
@@ -586,7 +606,7 @@ fn send_lines(
 /// signal flag (what the batch holds is published before it waits).
 fn send_one(
     batch: &mut mmring::WriteBatch<'_, mmring::AnyKind>,
-    rx: &mut Receiver<'_>,
+    rx: &mut Peer<'_>,
     line: &[u8],
 ) -> Result<(), Stop> {
     // The common case: room now, no clock read for a deadline.
