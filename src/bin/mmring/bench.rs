@@ -620,8 +620,9 @@ pub(crate) fn histogram() -> Histogram<u64> {
 /// for a ring stream, `p50_ns N` for round trips).
 fn run_case(case: Case, shape: &Shape) -> Result<ExitCode, String> {
     let (n, size) = (shape.count, shape.size);
-    let ring_only = matches!(case, Case::RingRtt | Case::RingRttLocal | Case::RingThreads);
-    if ring_only && shape.kind == Kind::Broadcast {
+    // The cases that need a ring with a consumer, beside the stream.
+    let consumer_cases = matches!(case, Case::RingRtt | Case::RingRttLocal | Case::RingThreads);
+    if consumer_cases && shape.kind == Kind::Broadcast {
         let name = case.to_possible_value().map(|v| v.get_name().to_owned());
         return Err(format!(
             "--case {}: needs a ring with a consumer (--kind spsc, mpsc or mpmc); a broadcast ring has subscribers",
@@ -629,10 +630,7 @@ fn run_case(case: Case, shape: &Shape) -> Result<ExitCode, String> {
         ));
     }
     // The ring's shape rules apply where a ring carries the stream.
-    if matches!(
-        case,
-        Case::Ring | Case::RingRtt | Case::RingRttLocal | Case::RingThreads
-    ) {
+    if consumer_cases || case == Case::Ring {
         shape.check()?;
     } else {
         shape.check_counts()?;
