@@ -1210,6 +1210,14 @@ fn bench_capacity_sizes_the_ring_and_reports_it() {
     assert!(stderr(&o).contains("not a size"), "{}", stderr(&o));
 }
 
+/// The number on `bench --case`'s `KEY N` line of `out`.
+fn case_value(out: &str, key: &str) -> u64 {
+    out.lines()
+        .find_map(|l| l.strip_prefix(key)?.strip_prefix(' '))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no {key} in {out}"))
+}
+
 /// `bench --case` round trips print their median beside the total, with
 /// either wait strategy; an unknown strategy is refused by clap.
 #[test]
@@ -1227,16 +1235,7 @@ fn bench_round_trip_cases_print_the_median() {
         ]);
         assert!(o.status.success(), "{wait}: {}{}", stdout(&o), stderr(&o));
         let out = stdout(&o);
-        let p50: u64 = out
-            .lines()
-            .find_map(|l| l.strip_prefix("p50_ns "))
-            .and_then(|v| v.parse().ok())
-            .unwrap_or_else(|| panic!("{wait}: no p50_ns in {out}"));
-        let total: u64 = out
-            .lines()
-            .find_map(|l| l.strip_prefix("elapsed_ns "))
-            .and_then(|v| v.parse().ok())
-            .unwrap_or_else(|| panic!("{wait}: no elapsed_ns in {out}"));
+        let (p50, total) = (case_value(&out, "p50_ns"), case_value(&out, "elapsed_ns"));
         // The median of 2000 round trips cannot exceed their total.
         assert!(p50 > 0 && p50 <= total, "{wait}: {out}");
     }
@@ -1263,13 +1262,7 @@ fn bench_local_round_trip_case() {
         ]);
         assert!(o.status.success(), "{kind}: {}{}", stdout(&o), stderr(&o));
         let out = stdout(&o);
-        let value = |key: &str| -> u64 {
-            out.lines()
-                .find_map(|l| l.strip_prefix(key))
-                .and_then(|v| v.parse().ok())
-                .unwrap_or_else(|| panic!("{kind}: no {key}in {out}"))
-        };
-        let (p50, total) = (value("p50_ns "), value("elapsed_ns "));
+        let (p50, total) = (case_value(&out, "p50_ns"), case_value(&out, "elapsed_ns"));
         assert!(p50 > 0 && p50 <= total, "{kind}: {out}");
     }
     let o = mmring(&["bench", "--case", "ring-rtt-local", "--size", "8"]);
